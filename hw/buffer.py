@@ -1,0 +1,75 @@
+"""Stream buffers: a register slice (skid buffer) and a block-RAM FIFO, both for any payload.
+
+Both are plain :class:`amaranth.lib.stream` components with ports ``i`` (sink) and ``o``
+(source), so they drop between any two blocks of the datapath.
+"""
+
+from amaranth import *
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["SkidBuffer", "StreamFifo"]
+
+
+class SkidBuffer(wiring.Component):
+    """Register slice that breaks both the payload/valid path and the ready path.
+
+    Latency 1 cycle, throughput 1 beat per cycle with ``o.ready`` held high; ``i.ready`` is a
+    register (it depends on nothing combinational), so long ready chains are cut here. Holds up
+    to two beats: the output register and one skid register filled when the output stalls.
+    Reset empties both.
+    """
+
+    def __init__(self, shape):
+        self.shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        skid = Signal(self.shape)
+        skid_valid = Signal()
+        m.d.comb += self.i.ready.eq(~skid_valid)
+        with m.If(~self.o.valid | self.o.ready):
+            # Output register is free (or being taken): refill it, skid first.
+            with m.If(skid_valid):
+                m.d.sync += [self.o.payload.eq(skid), self.o.valid.eq(1), skid_valid.eq(0)]
+            with m.Else():
+                m.d.sync += [self.o.payload.eq(self.i.payload), self.o.valid.eq(self.i.valid)]
+        with m.Elif(self.i.valid & ~skid_valid):
+            m.d.sync += [skid.eq(self.i.payload), skid_valid.eq(1)]
+        return m
+
+
+class StreamFifo(wiring.Component):
+    """Synchronous FIFO of stream payloads, in block RAM when ``depth`` is large enough.
+
+    Latency 2 cycles from write to read on an empty FIFO (``SyncFIFOBuffered``), throughput 1
+    beat per cycle. ``i.ready`` is low only when ``depth`` entries are stored. ``level`` counts
+    entries, for callers that want to reserve room in advance.
+    """
+
+    def __init__(self, shape, depth):
+        if depth < 2:
+            raise ValueError(f"FIFO depth must be at least 2, not {depth}")
+        self.shape = shape
+        self.depth = depth
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        width = Shape.cast(self.shape).width
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
+        m.d.comb += [
+            q.w_data.eq(self.i.payload.as_value()),
+            q.w_en.eq(self.i.valid),
+            self.i.ready.eq(q.w_rdy),
+            self.o.payload.eq(q.r_data),
+            self.o.valid.eq(q.r_rdy),
+            q.r_en.eq(self.o.ready),
+            self.level.eq(q.level),
+        ]
+        return m

@@ -1,0 +1,1 @@
+"""Subcommands of the ``tunnelnic`` command line, one module each (see :mod:`tunnelnic.cli`)."""

@@ -1,0 +1,1 @@
+"""Running TunnelNIC gateware in simulation: Verilog generation, cocotb build/run, stream benches."""
