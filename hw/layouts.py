@@ -26,7 +26,8 @@ from amaranth.lib import data, enum, stream
 from .stream import packet_layout
 
 __all__ = ["OFFSET_BITS", "Kind", "Reason", "EthFields", "Ipv4Fields", "TcpFields",
-           "Offsets", "Errors", "Classification", "ParseRecord", "parsed_signature",
+           "Offsets", "Errors", "Classification", "ParseRecord", "TsoRequest", "parsed_layout",
+           "parsed_signature",
            "TCP_FIN", "TCP_SYN", "TCP_RST", "TCP_PSH", "TCP_ACK", "TCP_URG", "TCP_ECE",
            "TCP_CWR"]
 
@@ -154,6 +155,24 @@ def ParseRecord(opaque_bytes=64):
     })
 
 
-def parsed_signature(width, opaque_bytes=64):
-    """Packet stream whose ``meta`` is a :func:`ParseRecord`."""
-    return stream.Signature(packet_layout(width, ParseRecord(opaque_bytes)))
+class TsoRequest(data.Struct):
+    """TX per-packet request (the host's descriptor bits), carried as ``user`` to the TSO.
+
+    ``mss == 0`` means "use the default MSS register".
+    """
+    tso: 1
+    mss: 14
+
+
+def parsed_layout(width, opaque_bytes=64, user=None):
+    """Payload of the parser's output: packet beat, ``meta`` = :func:`ParseRecord`, and the
+    input stream's own ``meta`` passed through unchanged as ``user`` (when there is one)."""
+    layout = dict(packet_layout(width, ParseRecord(opaque_bytes)).members)
+    if user is not None:
+        layout["user"] = user
+    return data.StructLayout(layout)
+
+
+def parsed_signature(width, opaque_bytes=64, user=None):
+    """Packet stream whose ``meta`` is a :func:`ParseRecord` (see :func:`parsed_layout`)."""
+    return stream.Signature(parsed_layout(width, opaque_bytes, user))
