@@ -31,7 +31,7 @@ from scapy.utils import checksum
 from .presets import GENEVE_PORT, PRIVATE_UDP_PORT, VXLAN_PORT
 
 __all__ = ["ENCAPS", "build_packet", "dissect", "check_checksums", "geneve_option_bytes",
-           "PRIVATE_HEADER_LEN"]
+           "fix_ipv4_checksum", "PRIVATE_HEADER_LEN"]
 
 ENCAPS = ("plain", "gre-key", "gre-cks", "nvgre", "vxlan", "geneve", "private-udp")
 PRIVATE_HEADER_LEN = 12
@@ -174,6 +174,16 @@ def build_packet(encap, *, payload=b"", seq=1000, ack=1, flags="A", window=8192,
     return frame + bytes(max(0, min_size - len(frame)))
 
 
+def fix_ipv4_checksum(frame, offset):
+    """``frame`` with the IPv4 header checksum at ``offset`` recomputed (after a test edited
+    the header); the header length comes from its IHL."""
+    frame = bytearray(frame)
+    hlen = 4 * (frame[offset] & 0xF)
+    frame[offset + 10:offset + 12] = b"\0\0"
+    frame[offset + 10:offset + 12] = checksum(bytes(frame[offset:offset + hlen])).to_bytes(2, "big")
+    return bytes(frame)
+
+
 # --- Dissection and checks ----------------------------------------------------------------------
 
 def _offset(frame, layer):
@@ -202,22 +212,30 @@ def dissect(frame, encap):
         out["opaque_off"] = None
     else:
         out["opaque_off"] = out["l3"] + (layer.ihl * 4 if isinstance(layer, IP) else 40)
-        body = raw(layer.payload)
+        # Re-dissect the outer payload from the frame's own bytes (scapy stops at non-first
+        # fragments, and this way offsets are exact).
+        end = out["l3"] + (layer.len if isinstance(layer, IP) else 40 + layer.plen)
+        body = frame[out["opaque_off"]:end]
+        proto = layer.proto if isinstance(layer, IP) else layer.nh
+        if proto not in (17, 47) or len(body) < 8:
+            return out
         if encap == "private-udp":
             # scapy does not know the private header: the inner IPv4 follows its 12 bytes.
             start = 8 + PRIVATE_HEADER_LEN
+            if len(body) <= start:
+                return out
             inner = IP(body[start:]) if body[start] >> 4 == 4 else IPv6(body[start:])
-            inner_off = out["opaque_off"] + start
         else:
-            cand = layer.payload
+            cand = (GRE if proto == 47 else UDP)(body)
             while cand and not isinstance(cand, (IP, IPv6)):
                 cand = cand.payload
             if not cand:
                 return out
             inner = cand
-            inner_off = None
+            start = len(body) - len(inner.original)
+        inner_off = out["opaque_off"] + start
         out["inner"] = inner
-        out["inner_l3"] = inner_off if inner_off is not None else _offset(frame, inner)
+        out["inner_l3"] = inner_off
         out["opaque"] = frame[out["opaque_off"]:out["inner_l3"]]
     if encap == "plain":
         out["inner"], out["inner_l3"] = inner, out["l3"]
