@@ -25,7 +25,7 @@ Readings of the spec where the text leaves room (also listed in docs/parse-recor
 
 from hw.layouts import OFFSET_BITS, Kind, Reason
 
-__all__ = ["parse", "ETH_VLAN_TPIDS", "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "IPPROTO_TCP",
+__all__ = ["parse", "flow_key", "ETH_VLAN_TPIDS", "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "IPPROTO_TCP",
            "ones_sum", "empty_record"]
 
 ETH_VLAN_TPIDS = (0x8100, 0x88A8)
@@ -384,3 +384,17 @@ def parse(frame, profiles, *, header_window=256, opaque_bytes=64):
     cls["rsc_ok"] = int((kind == Kind.PLAIN or (kind == Kind.TUNNEL and bool(prof.get("rsc_en"))))
                         and bool(outer["csum_ok"]) and bool(inner["csum_ok"]))
     return rec
+
+
+def flow_key(rec):
+    """The classifier's 6-tuple flow key of a record (DESIGN.md section 5), as a tuple:
+    ``(profile, (outer src, outer dst), (inner src, inner dst), inner proto,
+    (tcp sport, tcp dport), flow)``; the profile is -1 for plain TCP. ``None`` for
+    ``Kind.OTHER`` (not offloadable: no key)."""
+    kind = Kind(rec["cls"]["kind"])
+    if kind == Kind.OTHER:
+        return None
+    outer, inner, tcp, cls = rec["outer"], rec["inner"], rec["tcp"], rec["cls"]
+    return (cls["profile"] if kind == Kind.TUNNEL else -1, (outer["src"], outer["dst"]),
+            (inner["src"], inner["dst"]), inner["proto"], (tcp["sport"], tcp["dport"]),
+            cls["flow"])
