@@ -383,3 +383,43 @@ def test_plain_inner_is_outer():
 def test_too_many_profiles():
     with pytest.raises(ValueError, match="at most 8"):
         parse(b"", [None] * 9)
+
+
+# --- Readings of the spec (see the tunnelnic/model/parse.py docstring) ------------------------
+
+def test_zero_extension_of_the_ethertype():
+    frame = build_packet("plain")
+    rec = parse(frame[:13], ALL)            # byte 13 (0x00) reads as zero: t is still 0x0800
+    assert rec["eth"]["ethertype"] == 0x0800 and reason(rec) == Reason.TRUNCATED
+    rec = parse(frame[:12], ALL)
+    assert rec["eth"]["ethertype"] == 0 and reason(rec) == Reason.NOT_IP
+    assert rec["err"]["truncated"] and rec["eth"]["dst"] == 0x020000000002
+
+
+def test_csum_ok_does_not_need_version_4():
+    frame = edit(build_packet("plain"), 14, b"\x55", fix=14)   # version 5, ihl 5, checksum right
+    rec = parse(frame, ALL)
+    assert rec["outer"]["csum_ok"] and rec["err"]["outer_bad_ihl"]
+    assert not rec["err"]["outer_bad_csum"]                        # only for a valid header
+    assert reason(rec) == Reason.BAD_IHL
+
+
+def test_field_outside_capture_is_never_a_window_error():
+    # Flow field at 60..63 of the capture while the frame ends (and the window) before it.
+    frame = build_packet("gre-key", payload=b"w" * 100)
+    prof = dict(PRESETS["gre-key"], flow_off=61, flow_len=4)     # 65 > 64: outside capture
+    rec = parse(frame, [prof], header_window=90)
+    assert reason(rec) == Reason.FIELD_OUTSIDE and not rec["err"]["window"]
+    prof = dict(PRESETS["gre-key"], flow_off=60, flow_len=4)     # inside capture, past H
+    rec = parse(frame, [prof], header_window=90)
+    assert reason(rec) == Reason.WINDOW and rec["err"]["window"] and rec["cls"]["flow"] == 0
+
+
+def test_flow_key():
+    from tunnelnic.model import flow_key
+    rec = parse(build_packet("vxlan", flow=0x55, sport=1, dport=2), ALL)
+    assert flow_key(rec) == (3, (0x0A000001, 0x0A000002), (0xC0A80101, 0xC0A80102), 6, (1, 2),
+                             0x55)
+    rec = parse(build_packet("plain", sport=1, dport=2), ALL)
+    assert flow_key(rec)[0] == -1 and flow_key(rec)[1] == flow_key(rec)[2]
+    assert flow_key(parse(b"", ALL)) is None
