@@ -59,6 +59,15 @@ def test_checker_catches_corruption(encap):
         assert any("UDP length" in p for p in check_checksums(bytes(bad), encap))
 
 
+def test_gre_checksum_check_optional():
+    frame = build_packet("gre-cks", payload=b"g" * 20)
+    d = dissect(frame, "gre-cks")
+    bad = bytearray(frame)
+    bad[d["opaque_off"] + 4] ^= 0xFF                 # the GRE checksum itself
+    assert check_checksums(bytes(bad), "gre-cks") == ["GRE checksum is wrong"]
+    assert check_checksums(bytes(bad), "gre-cks", gre_csum=False) == []
+
+
 def test_fields_land_where_asked():
     frame = build_packet("vxlan", flow=0xABCDEF, seq=11, ack=22, flags="PA", window=333,
                          inner_id=44, outer_id=55, outer_ttl=9, inner_tos=0x28,
