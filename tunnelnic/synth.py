@@ -151,12 +151,7 @@ def run_flow(workdir, name, *, device, package, speed, seed, clock_nets, targets
     times["yosys"] = run_tool("yosys", ["-q", "-l", f"{name}.yosys.log", "-s", f"{name}.ys"],
                               workdir, f"{name}.yosys.out")
     stat = json.loads((workdir / f"{name}.stat.json").read_text())
-    if keep_module:
-        cells = _module_cells(stat, keep_module)
-    else:
-        cells = {k.lstrip("$\\"): v for k, v in stat["design"].get("num_cells_by_type", {}).items()}
-        top_cells = _module_cells(stat, name)  # kept submodules counted too
-        cells = top_cells if sum(top_cells.values()) >= sum(cells.values()) else cells
+    cells = _module_cells(stat, keep_module or name)
 
     pnr_args = [DEVICE_OPTIONS[device], "--package", package.upper(), "--speed", str(speed),
                 "--json", f"{name}.json", "--lpf", f"{name}.lpf", "--textcfg", f"{name}.config",
