@@ -68,7 +68,7 @@ class Ecp5Pll(wiring.Component):
 
 
 class CoreClocking(Elaboratable):
-    """Creates the ``sync`` and ``tx90`` domains from the board oscillator.
+    """Drives the ``sync`` and ``tx90`` domains (declared by the top) from the board oscillator.
 
     ``clk_in`` is the oscillator (a 1-bit signal), ``rst_in`` the board reset (active high,
     asynchronous). ``locked`` is the PLL lock, for an LED.
@@ -83,12 +83,10 @@ class CoreClocking(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         m.submodules.pll = pll = self.pll
-        m.domains.sync = cd_sync = ClockDomain("sync")
-        m.domains.tx90 = cd_tx90 = ClockDomain("tx90")
         m.d.comb += [
             pll.clk_in.eq(self.clk_in),
-            cd_sync.clk.eq(pll.clk_op),
-            cd_tx90.clk.eq(pll.clk_os),
+            ClockSignal("sync").eq(pll.clk_op),
+            ClockSignal("tx90").eq(pll.clk_os),
             self.locked.eq(pll.locked),
         ]
         arst = ~pll.locked | self.rst_in

@@ -19,5 +19,6 @@ SPEC = BoardSpec(
     rst="rst",
     eth_ports=(0,),
     led_names=("rgb_led",),
+    loader_args=("-b", "ecpix5"),
     notes="one RGMII port: directions share it by configuration",
 )

@@ -34,7 +34,8 @@ def _sub(pins, *names):
 class StandInRgmii(Elaboratable):
     """RGMII pads of one PHY (resource requested with ``dir="-"``) as GMII-like byte signals.
 
-    ``rx_dv``/``rx_er``/``rx_data`` in domain ``rx_domain`` (created here from RXC),
+    ``rx_dv``/``rx_er``/``rx_data`` in domain ``rx_domain`` (declared by the top, clocked here
+    from RXC),
     ``tx_en``/``tx_data`` in ``sync``. PHY reset is held for ~16 ms after ``sync`` leaves reset.
     """
 
@@ -51,9 +52,8 @@ class StandInRgmii(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         pins, rxd = self.pins, self.rx_domain
-        m.domains += (cd_rx := ClockDomain(rxd))
         m.submodules.rxc = rxc = io.Buffer("i", pins.rx_clk)
-        m.d.comb += [cd_rx.clk.eq(rxc.i), self.rx_clk.eq(rxc.i)]
+        m.d.comb += [ClockSignal(rxd).eq(rxc.i), self.rx_clk.eq(rxc.i)]
         m.submodules.rx_rst = ResetSynchronizer(ResetSignal("sync"), domain=rxd)
         # The 125 MHz constraint of RXC is in constraints/<board>.lpf (by port name).
 

@@ -36,6 +36,7 @@ class BoardSpec:
     rst: str | None                 # board reset button resource (active high after request)
     eth_ports: tuple = (0,)         # eth_rgmii resource numbers, port 0 first
     led_names: tuple = ("led",)     # resources providing LEDs, in order of use
+    loader_args: tuple = ("-c", "ft2232")  # openFPGALoader cable/board selection
     platform_kwargs: dict = field(default_factory=dict)
     notes: str = ""
 
@@ -68,10 +69,13 @@ class BoardTop(Elaboratable):
         osc = platform.request(spec.osc, 0)
         rst = platform.request(spec.rst, 0).i if spec.rst else Const(0)
         m.submodules.clocking = clocking = CoreClocking(osc.i, rst, spec.osc_mhz)
+        m.domains.sync = ClockDomain("sync")
+        m.domains.tx90 = ClockDomain("tx90")
 
         ports = []
         for n, res in enumerate(spec.eth_ports):
             pins = platform.request("eth_rgmii", res, dir="-")
+            m.domains += ClockDomain(f"rx{n}")
             port = StandInRgmii(pins, rx_domain=f"rx{n}")
             m.submodules[f"eth{n}"] = port
             ports.append(port)

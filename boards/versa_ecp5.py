@@ -18,5 +18,6 @@ SPEC = BoardSpec(
     rst="rst",
     eth_ports=(0, 1),
     led_names=("led",),
+    loader_args=("-c", "ft2232"),   # the on-board FT2232H, channel A is JTAG
     notes="port 0 = host side, port 1 = network side",
 )
