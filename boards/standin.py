@@ -4,9 +4,6 @@ It proves what the board flow needs proven (PLL, clock domains, RGMII pins and D
 pins, LEDs, timing of every clock, the bitstream) with the least logic that still exercises
 those paths. It is NOT the NIC: no MAC, no parser, no offloads, no registers.
 
-:class:`StandInRgmii` is a minimal RGMII pad adapter (IDDRX1F/ODDRX1F through ``io.DDRBuffer``):
-per port a receive byte stream in its own ``rx<n>`` domain (from the PHY's RXC) and a transmit
-byte stream in ``sync``; TXC comes from the ``tx90`` domain (2 ns after the data edge).
 :class:`StandInRepeater` forwards received bytes (preamble to FCS, untouched) from one port's
 receive domain to another port's transmit side through an async FIFO: a bump-in-the-wire
 repeater. It waits for a few bytes before starting a frame to absorb the ppm difference between
@@ -14,82 +11,14 @@ the two clocks and drops (and counts) frames on overflow.
 """
 
 from amaranth import *
-from amaranth.lib import fifo, io, wiring
-from amaranth.lib.cdc import ResetSynchronizer
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import fifo
+from amaranth.lib.cdc import PulseSynchronizer
 
-__all__ = ["StandInRgmii", "StandInRepeater", "Stretch"]
-
-
-def _sub(pins, *names):
-    """The first subsignal of ``pins`` among ``names`` (``tx_ctl`` vs ``tx_ctrl`` on boards)."""
-    for name in names:
-        try:
-            return getattr(pins, name)
-        except AttributeError:
-            continue
-    raise AttributeError(f"RGMII resource has none of {names}")
-
-
-class StandInRgmii(Elaboratable):
-    """RGMII pads of one PHY (resource requested with ``dir="-"``) as GMII-like byte signals.
-
-    ``rx_dv``/``rx_er``/``rx_data`` in domain ``rx_domain`` (declared by the top, clocked here
-    from RXC),
-    ``tx_en``/``tx_data`` in ``sync``. PHY reset is held for ~16 ms after ``sync`` leaves reset.
-    """
-
-    def __init__(self, pins, rx_domain):
-        self.pins = pins
-        self.rx_domain = rx_domain
-        self.rx_dv = Signal()
-        self.rx_er = Signal()
-        self.rx_data = Signal(8)
-        self.tx_en = Signal()
-        self.tx_data = Signal(8)
-        self.rx_clk = Signal()
-
-    def elaborate(self, platform):
-        m = Module()
-        pins, rxd = self.pins, self.rx_domain
-        m.submodules.rxc = rxc = io.Buffer("i", pins.rx_clk)
-        m.d.comb += [ClockSignal(rxd).eq(rxc.i), self.rx_clk.eq(rxc.i)]
-        m.submodules.rx_rst = ResetSynchronizer(ResetSignal("sync"), domain=rxd)
-        # The 125 MHz constraint of RXC is in constraints/<board>.lpf (by port name).
-
-        m.submodules.rxd = rx_data = io.DDRBuffer("i", pins.rx_data, i_domain=rxd)
-        m.submodules.rxctl = rx_ctl = io.DDRBuffer("i", _sub(pins, "rx_ctl", "rx_ctrl"),
-                                                   i_domain=rxd)
-        m.d[rxd] += [
-            self.rx_data.eq(Cat(rx_data.i[0], rx_data.i[1])),
-            self.rx_dv.eq(rx_ctl.i[0]),
-            self.rx_er.eq(rx_ctl.i[0] ^ rx_ctl.i[1]),
-        ]
-
-        m.submodules.txd = tx_data = io.DDRBuffer("o", pins.tx_data, o_domain="sync")
-        m.submodules.txctl = tx_ctl = io.DDRBuffer("o", _sub(pins, "tx_ctl", "tx_ctrl"),
-                                                   o_domain="sync")
-        m.submodules.txc = txc = io.DDRBuffer("o", pins.tx_clk, o_domain="tx90")
-        m.d.comb += [
-            tx_data.o[0].eq(self.tx_data[:4]), tx_data.o[1].eq(self.tx_data[4:]),
-            tx_ctl.o[0].eq(self.tx_en), tx_ctl.o[1].eq(self.tx_en),
-            txc.o[0].eq(1), txc.o[1].eq(0),
-        ]
-
-        # PHY reset (active low on the pin; the port inverts) held ~16 ms; MDIO idle.
-        m.submodules.phy_rst = phy_rst = io.Buffer("o", pins.rst)
-        hold = Signal(21, init=(1 << 21) - 1)
-        with m.If(hold != 0):
-            m.d.sync += hold.eq(hold - 1)
-        m.d.comb += phy_rst.o.eq(hold != 0)
-        m.submodules.mdc = mdc = io.Buffer("o", pins.mdc)
-        m.submodules.mdio = io.Buffer("io", pins.mdio)
-        m.d.comb += mdc.o.eq(0)
-        return m
+__all__ = ["StandInRepeater", "Stretch"]
 
 
 class StandInRepeater(Elaboratable):
-    """Forward frames from ``src`` (a :class:`StandInRgmii`) receive side to ``dst`` transmit side.
+    """Forward frames from ``src`` (a :class:`~boards.rgmii_pads.RgmiiPads`) receive side to ``dst`` transmit side.
 
     An async FIFO of 64 bytes; a frame starts on the transmit side once 8 bytes are queued (or
     the frame ended), so ppm drift never underruns mid-frame. A frame that overflows the FIFO is
@@ -131,23 +60,10 @@ class StandInRepeater(Elaboratable):
             self.dst.tx_data.eq(q.r_data[:8]),
         ]
         m.d.comb += self.tx_activity.eq(self.dst.tx_en)
-        m.submodules.lost_sync = lost_sync = _PulseToSync(rxd)
+        m.submodules.lost_sync = lost_sync = PulseSynchronizer(i_domain=rxd, o_domain="sync")
         m.d.comb += lost_sync.i.eq(lost)
         with m.If(lost_sync.o):
             m.d.sync += self.overflows.eq(self.overflows + 1)
-        return m
-
-
-class _PulseToSync(Elaboratable):
-    def __init__(self, domain):
-        from amaranth.lib.cdc import PulseSynchronizer
-        self.ps = PulseSynchronizer(i_domain=domain, o_domain="sync")
-        self.i = self.ps.i
-        self.o = self.ps.o
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.ps = self.ps
         return m
 
 

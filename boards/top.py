@@ -8,21 +8,35 @@ the same design on any of them:
 * one or two RGMII ports, requested with ``dir="-"`` (subsignal names differ between boards);
   each received clock is its own domain ``rx<n>`` with a 125 MHz constraint.
 * the datapath. Two ports (Versa): port 0 faces the host, port 1 the network; frames from
-  port 0 leave on port 1 and frames from port 1 leave on port 0. One port (ECPIX-5, ButterStick):
-  received frames leave on the same port (the NIC's direction is chosen by configuration).
-  Until ``hw.mac`` and ``hw.core.NicCore`` are on main this is :mod:`boards.standin`'s repeater.
+  port 0 leave on port 1 and frames from port 1 leave on port 0. One port (ECPIX-5): received
+  frames leave on the same port (the NIC's direction is chosen by configuration).
+  ``datapath="mac"``: one ``hw.mac.EthMac`` per port (W-byte streams in ``sync``) with the
+  streams cross-connected (STAND-IN for ``hw.core.NicCore``, which goes between them).
+  ``datapath="standin"``: :mod:`boards.standin`'s byte repeater, no MAC. ``"auto"`` (default)
+  takes the MAC when ``hw.mac`` exists.
 * UART pins (stand-in: echo) and LEDs for PLL lock, heartbeat and per-port rx/tx activity.
 """
 
 from dataclasses import dataclass, field
 
 from amaranth import *
-from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib import wiring
+from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from .clocking import CoreClocking
-from .standin import StandInRepeater, StandInRgmii, Stretch
+from .rgmii_pads import RgmiiPads
+from .standin import StandInRepeater, Stretch
 
-__all__ = ["BoardSpec", "BoardTop"]
+__all__ = ["BoardSpec", "BoardTop", "mac_available"]
+
+
+def mac_available():
+    """Whether ``hw.mac.EthMac`` (the MAC branch) is present in this tree."""
+    try:
+        from hw.mac import EthMac  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -44,8 +58,14 @@ class BoardSpec:
 class BoardTop(Elaboratable):
     """The TunnelNIC design on ``spec``'s board (see module docstring)."""
 
-    def __init__(self, spec):
+    def __init__(self, spec, *, datapath="auto", width=8, max_frame=1518):
+        if datapath not in ("auto", "mac", "standin"):
+            raise ValueError(f"unknown datapath {datapath!r}: auto, mac or standin")
         self.spec = spec
+        self.datapath = datapath
+        self.width = width
+        self.max_frame = max_frame
+        self.chosen_datapath = None
 
     def _leds(self, platform):
         leds = []
@@ -72,21 +92,58 @@ class BoardTop(Elaboratable):
         m.domains.sync = ClockDomain("sync")
         m.domains.tx90 = ClockDomain("tx90")
 
+        datapath = self.datapath
+        if datapath == "auto":
+            datapath = "mac" if mac_available() else "standin"
+        self.chosen_datapath = datapath
+        tx_domain = "sync"
+        if datapath == "mac":
+            # The MAC wants its transmit domain apart from "sync": same clock, own reset.
+            tx_domain = "eth_tx"
+            m.domains.eth_tx = ClockDomain("eth_tx")
+            m.d.comb += ClockSignal("eth_tx").eq(ClockSignal("sync"))
+            m.submodules.eth_tx_rst = ResetSynchronizer(ResetSignal("sync"), domain="eth_tx")
+
         ports = []
         for n, res in enumerate(spec.eth_ports):
             pins = platform.request("eth_rgmii", res, dir="-")
             m.domains += ClockDomain(f"rx{n}")
-            port = StandInRgmii(pins, rx_domain=f"rx{n}")
+            port = RgmiiPads(pins, rx_domain=f"rx{n}", tx_domain=tx_domain)
             m.submodules[f"eth{n}"] = port
             ports.append(port)
 
-        # Datapath (stand-in): port 0 <-> port 1 on two-port boards, loopback on one-port boards.
-        paths = []
-        for n, port in enumerate(ports):
-            dst = ports[1 - n] if len(ports) == 2 else port
-            rep = StandInRepeater(port, dst)
-            m.submodules[f"path{n}"] = rep
-            paths.append(rep)
+        # Port n's received frames leave on port 1-n (two ports) or on the same port (one).
+        rx_act, tx_act = [], []
+        if datapath == "mac":
+            from hw.mac import EthMac
+            macs = []
+            for n, port in enumerate(ports):
+                mac = EthMac(self.width, self.max_frame, rx_domain=f"rx{n}", tx_domain="eth_tx")
+                m.submodules[f"mac{n}"] = mac
+                m.d.comb += [
+                    mac.gmii.rxd.eq(port.rx_data), mac.gmii.rx_dv.eq(port.rx_dv),
+                    mac.gmii.rx_er.eq(port.rx_er),
+                    port.tx_data.eq(mac.gmii.txd), port.tx_en.eq(mac.gmii.tx_en),
+                    port.tx_er.eq(mac.gmii.tx_er),
+                ]
+                macs.append(mac)
+            # STAND-IN core until hw.core.NicCore lands: the MACs' streams cross-connected.
+            for n, mac in enumerate(macs):
+                dst = macs[1 - n] if len(macs) == 2 else mac
+                wiring.connect(m, mac.rx, dst.tx)
+                rx_act.append(mac.stats.rx_good)
+                tx_act.append(mac.stats.tx_frame)
+        elif datapath == "standin":
+            for n, port in enumerate(ports):
+                dst = ports[1 - n] if len(ports) == 2 else port
+                rep = StandInRepeater(port, dst)
+                m.submodules[f"path{n}"] = rep
+                rx_seen = Signal(name=f"rx{n}_seen")
+                m.submodules[f"rx{n}_seen_sync"] = FFSynchronizer(rep.rx_activity, rx_seen)
+                rx_act.append(rx_seen)
+                tx_act.append(rep.tx_activity)
+        else:
+            raise ValueError(f"unknown datapath {datapath!r}: auto, mac or standin")
 
         # UART (stand-in: echo; the regmap branch's UART bridge goes here).
         try:
@@ -102,10 +159,8 @@ class BoardTop(Elaboratable):
         beat = Signal(27)
         m.d.sync += beat.eq(beat + 1)
         indicators = [clocking.locked, beat[-1]]
-        for n, rep in enumerate(paths):
-            rx_seen = Signal(name=f"rx{n}_seen")
-            m.submodules[f"rx{n}_seen_sync"] = FFSynchronizer(rep.rx_activity, rx_seen)
-            for kind, sig in (("rx", rx_seen), ("tx", rep.tx_activity)):
+        for n in range(len(ports)):
+            for kind, sig in (("rx", rx_act[n]), ("tx", tx_act[n])):
                 st = Stretch()
                 m.submodules[f"{kind}{n}_led"] = st
                 m.d.comb += st.i.eq(sig)

@@ -92,3 +92,16 @@ def test_bitstream_for_every_board(board, tmp_path, capsys):
     assert (tmp_path / board / "top.bit").stat().st_size > 100_000
     assert (tmp_path / board / "top.svf").exists()
     assert "timing met on every clock" in out
+
+
+def test_datapath_choice():
+    from boards.top import BoardTop, mac_available
+    spec = get_spec("versa")
+    top = BoardTop(spec, datapath="standin")
+    spec.platform().prepare(top)
+    assert top.chosen_datapath == "standin"
+    auto = BoardTop(spec)
+    spec.platform().prepare(auto)
+    assert auto.chosen_datapath == ("mac" if mac_available() else "standin")
+    with pytest.raises(ValueError, match="unknown datapath"):
+        BoardTop(spec, datapath="nope")

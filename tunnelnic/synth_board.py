@@ -53,10 +53,11 @@ def _check_clocks(result, expected):
     result["met"] = all(fmax.get(c, 0.0) >= t for c, t in target.items() if t is not None)
 
 
-def build_board(board="versa", out="build", *, seed=1, bitstream=True, log=None):
+def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath="auto", log=None):
     """Build ``board`` into ``out/<board>/``; return the report dict of :func:`run_flow`.
 
-    The dict also has ``board``, ``bitstream``/``svf`` paths and ``seconds`` (per tool and total).
+    ``datapath`` is ``auto``, ``mac`` or ``standin`` (see :class:`boards.top.BoardTop`). The dict
+    also has ``board``, ``datapath``, ``bitstream``/``svf`` paths and ``seconds`` (per tool, total).
     """
     spec = get_spec(board)
     say = log or (lambda msg: None)
@@ -69,7 +70,9 @@ def build_board(board="versa", out="build", *, seed=1, bitstream=True, log=None)
     if extra.exists():
         overrides["add_preferences"] = extra.read_text()
     say(f"elaborating {spec.title} -> {workdir}/")
-    plan = platform.prepare(BoardTop(spec), name="top", **overrides)
+    top = BoardTop(spec, datapath=datapath)
+    plan = platform.prepare(top, name="top", **overrides)
+    say(f"datapath: {top.chosen_datapath}")
     plan.extract(str(workdir))
     result = run_flow(workdir, "top", device=platform.device,
                       package=_PACKAGES.get(platform.package, platform.package),
@@ -78,5 +81,6 @@ def build_board(board="versa", out="build", *, seed=1, bitstream=True, log=None)
     _check_clocks(result, expected_clocks(spec))
     result["board"] = spec.name
     result["title"] = spec.title
+    result["datapath"] = top.chosen_datapath
     result["seconds"]["total"] = round(time.monotonic() - start, 1)
     return result

@@ -23,7 +23,7 @@ def run(args):
     log = lambda msg: print(f"tunnelnic build: {msg}", file=sys.stderr, flush=True)
     try:
         result = build_board(args.board, args.out, seed=args.seed,
-                             bitstream=not args.no_bitstream, log=log)
+                             bitstream=not args.no_bitstream, datapath=args.datapath, log=log)
     except FlowError as exc:
         print(f"tunnelnic build: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -33,7 +33,8 @@ def run(args):
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
-        print(format_report(result, title=f"{result['title']}: board {result['board']}"))
+        print(format_report(result, title=f"{result['title']}: board {result['board']}, "
+                                          f"datapath {result['datapath']}"))
         if result.get("bitstream"):
             print(f"  bitstream {result['bitstream']} (and {result['svf']})")
         secs = result["seconds"]
@@ -43,7 +44,9 @@ def run(args):
         failed = [f"{c} {result['fmax'].get(c, 0):.2f} < {t:.2f} MHz"
                   for c, t in result["target"].items() if result["fmax"].get(c, 0) < t]
         print("tunnelnic build: TIMING FAILED: " + "; ".join(failed), file=sys.stderr)
-        print("tunnelnic build: the bitstream was written but must not be trusted", file=sys.stderr)
+        if result.get("bitstream"):
+            print("tunnelnic build: the bitstream was written but must not be trusted",
+                  file=sys.stderr)
         return 1
     return 0
 
@@ -56,6 +59,8 @@ def register(subparsers):
                    help=f"target board (default {DEFAULT_BOARD})")
     p.add_argument("--out", default="build", help="output directory (default build/)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--datapath", default="auto", choices=("auto", "mac", "standin"),
+                   help="auto (default): the MAC when hw.mac exists, else the stand-in repeater")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
