@@ -20,7 +20,8 @@ the same design on any of them:
 from dataclasses import dataclass, field
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.build import ResourceError
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import FFSynchronizer, ResetSynchronizer
 
 from .clocking import CoreClocking
@@ -67,27 +68,32 @@ class BoardTop(Elaboratable):
         self.max_frame = max_frame
         self.chosen_datapath = None
 
-    def _leds(self, platform):
+    def _leds(self, m, platform):
+        """Output signals of every LED (RGB LEDs colour by colour), in resource order."""
         leds = []
         for name in self.spec.led_names:
             index = 0
             while True:
                 try:
-                    res = platform.request(name, index)
-                except Exception:
+                    res = platform.request(name, index, dir="-")
+                except ResourceError:
                     break
-                if hasattr(res, "o"):
-                    leds.append(res.o)
-                else:  # an RGB LED: use its colour pins one by one
-                    leds.extend(getattr(res, c).o for c in ("r", "g", "b") if hasattr(res, c))
+                pins = [getattr(res, c) for c in ("r", "g", "b") if hasattr(res, c)] or [res]
+                for k, pin in enumerate(pins):
+                    buf = io.Buffer("o", pin)
+                    m.submodules[f"{name}{index}_{k}"] = buf
+                    leds.append(buf.o)
                 index += 1
         return leds
 
     def elaborate(self, platform):
         m = Module()
         spec = self.spec
-        osc = platform.request(spec.osc, 0)
-        rst = platform.request(spec.rst, 0).i if spec.rst else Const(0)
+        m.submodules.osc = osc = io.Buffer("i", platform.request(spec.osc, 0, dir="-"))
+        rst = Const(0)
+        if spec.rst:
+            m.submodules.rst_pin = rst_pin = io.Buffer("i", platform.request(spec.rst, 0, dir="-"))
+            rst = rst_pin.i
         m.submodules.clocking = clocking = CoreClocking(osc.i, rst, spec.osc_mhz)
         m.domains.sync = ClockDomain("sync")
         m.domains.tx90 = ClockDomain("tx90")
@@ -146,14 +152,16 @@ class BoardTop(Elaboratable):
             raise ValueError(f"unknown datapath {datapath!r}: auto, mac or standin")
 
         # UART (stand-in: echo; the regmap branch's UART bridge goes here).
-        try:
-            uart = platform.request("uart", 0)
-        except Exception:
-            uart = None
         uart_act = Signal()
+        try:
+            uart = platform.request("uart", 0, dir="-")
+        except ResourceError:
+            uart = None
         if uart is not None:
-            m.d.comb += uart.tx.o.eq(uart.rx.i)
-            m.submodules.uart_sync = FFSynchronizer(~uart.rx.i, uart_act)
+            m.submodules.uart_rx = uart_rx = io.Buffer("i", uart.rx)
+            m.submodules.uart_tx = uart_tx = io.Buffer("o", uart.tx)
+            m.d.comb += uart_tx.o.eq(uart_rx.i)
+            m.submodules.uart_sync = FFSynchronizer(~uart_rx.i, uart_act)
 
         # LEDs: lock, heartbeat, per port rx and tx activity, UART activity.
         beat = Signal(27)
@@ -169,6 +177,6 @@ class BoardTop(Elaboratable):
         m.submodules.uart_led = st
         m.d.comb += st.i.eq(uart_act)
         indicators.append(st.o)
-        for led, value in zip(self._leds(platform), indicators):
+        for led, value in zip(self._leds(m, platform), indicators):
             m.d.comb += led.eq(value)
         return m
