@@ -70,6 +70,8 @@ def test_counter_resources_and_fmax(counter_report):
     assert r["target"] == {"sync": 125.0}
     assert r["fmax"]["sync"] > 200.0          # a 16-bit counter is far above 125 MHz on ECP5
     assert r["met"] is True
+    crit = r["critical"]["sync"]                 # the carry chain, inside the core
+    assert crit["ns"] < 8.0 and crit["from"].startswith("core.")
     assert r["part"] == "LFE5UM-45F-8CABGA381"
     # The harness keeps pins few: 1 serial input, 4 outputs, clock and reset.
     assert r["device"]["TRELLIS_IO"]["used"] <= 7

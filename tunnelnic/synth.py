@@ -172,8 +172,21 @@ def run_flow(workdir, name, *, device, package, speed, seed, clock_nets, targets
         elif "constraint" in entry:
             target[clock] = round(entry["constraint"], 2)
     met = all(fmax.get(c, 0.0) >= t for c, t in target.items())
+    critical = {}
+    for path in report.get("critical_paths", []):
+        if path["from"] != path["to"] or not path.get("path"):
+            continue  # cross-domain paths are not timed against a clock
+        clock = _match_clock(path["from"].split(" ", 1)[-1], clock_nets)
+        steps = path["path"]
+        critical[clock] = {
+            "from": steps[0]["from"]["cell"], "to": steps[-1]["to"]["cell"],
+            "ns": round(sum(st["delay"] for st in steps), 2),
+            "logic_levels": sum(1 for st in steps if st["type"] == "logic"),
+            "routing_ns": round(sum(st["delay"] for st in steps if st["type"] == "routing"), 2),
+        }
 
     result = {**_cell_counts(cells), "fmax": fmax, "target": target, "met": met,
+              "critical": critical,
               "device": {k: {"used": v["used"], "available": v["available"]}
                          for k, v in report.get("utilization", {}).items() if v["used"]},
               "part": f"{device}-{speed}{package}", "seed": seed, "workdir": str(workdir),
@@ -241,6 +254,9 @@ def format_report(result, title=None):
         verdict = "" if target is None else ("ok" if fmax >= target else "FAILED")
         tgt = "-" if target is None else f"{target:.2f}"
         lines.append(f"  {clock:<24} {fmax:>9.2f} {tgt:>8}  {verdict}")
+    for clock, c in sorted(result.get("critical", {}).items()):
+        lines.append(f"  critical {clock}: {c['ns']} ns, {c['logic_levels']} logic levels, "
+                     f"{c['routing_ns']} ns routing: {c['from']} -> {c['to']}")
     lines.append("  timing " + ("met on every clock" if result["met"] else "NOT MET"))
     if result.get("harness"):
         h = result["harness"]

@@ -50,6 +50,7 @@ def _check_clocks(result, expected):
         fmax[clock] = 0.0
         target[clock] = expected[clock]
     result["fmax"], result["target"], result["missing_clocks"] = fmax, target, missing
+    result["critical"] = {_display_clock(k): v for k, v in result.get("critical", {}).items()}
     result["met"] = all(fmax.get(c, 0.0) >= t for c, t in target.items() if t is not None)
 
 
