@@ -89,7 +89,8 @@ class Classifier(wiring.Component):
 
     Inputs describe the beat leaving the parser's outer stage: ``take`` (it leaves now),
     ``first``, ``beat`` (index in the packet), ``data`` (W lanes, zero past ``keep``),
-    ``opaque``/``opaque_known`` (start of the opaque region), ``outer_valid``/``outer_proto``.
+    ``opaque``/``opaque_known`` (start of the opaque region, at most 82: 8 bits keep every
+    offset adder short), ``outer_valid``/``outer_proto``.
     On ``trigger`` (with ``take``: all fields of every profile lie in beats already taken, or
     the packet ends here with ``ended``/``frame_len``) the decision starts; ``o_valid`` pulses
     :attr:`LATENCY` cycles later with ``o``. One decision per packet; the pipeline accepts a
@@ -108,7 +109,7 @@ class Classifier(wiring.Component):
         super().__init__({
             "table": In(data.ArrayLayout(Profile, profiles)),
             "take": In(1), "first": In(1), "beat": In(beat_bits), "data": In(8 * width),
-            "opaque": In(20), "opaque_known": In(1),
+            "opaque": In(8), "opaque_known": In(1),
             "outer_valid": In(1), "outer_proto": In(8),
             "trigger": In(1), "ended": In(1), "frame_len": In(16),
             "o_valid": Out(1), "o": Out(Decision),
@@ -120,7 +121,7 @@ class Classifier(wiring.Component):
         lanes = [self.data.word_select(i, 8) for i in range(W)]
 
         def cap(p, kind, off, count):
-            start = Signal(20, name=f"p{p}_{kind}_start")
+            start = Signal(9, name=f"p{p}_{kind}_start")
             m.d.comb += start.eq(self.opaque + off)
             _, nexts = capture_region(m, width=W, count=count, start=start, beat=self.beat,
                                       lanes=lanes, take=self.take, first=self.first,
@@ -142,7 +143,7 @@ class Classifier(wiring.Component):
                 regs[kind] = reg
             latched.append(regs)
         s0_valid = Signal()
-        s0_opaque = Signal(20)
+        s0_opaque = Signal(8)
         s0_outer = Signal()
         s0_proto = Signal(8)
         s0_ended = Signal()

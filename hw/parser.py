@@ -206,9 +206,12 @@ class HeaderParser(wiring.Component):
         sum_args = dict(width=W, beat=si.b.beat, data=si.b.data, take=take_i, first=first_i)
         _, osum_n = region_sum(m, start=si.l3, end=si.l3 + (Mux(o_ihl < 5, 5, o_ihl) << 2),
                                name="osum", **sum_args)
+        # The inner IPv4 header of a tunnel is captured here; plain TCP's is the outer one
+        # (substituted when the record is finalised), because a plain packet's decision may
+        # arrive after its IPv4 header has passed.
         inner_l3 = Signal(20)
-        m.d.comb += inner_l3.eq(Mux(dec.matched, si.opaque + dec.opaque_len, si.l3))
-        gate_in = dec_ok & Mux(dec.matched, si.known, 1)
+        m.d.comb += inner_l3.eq(si.opaque + dec.opaque_len)
+        gate_in = dec_ok & dec.matched & si.known
         inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
                                           name="innerI", **common)
         i_ihl_n = inner_n[0][:4]
@@ -219,10 +222,11 @@ class HeaderParser(wiring.Component):
         with m.If(take_i):
             m.d.sync += inner_seen.eq((inner_seen & ~first_i) |
                                       (gate_in & (bend_i >= inner_l3)))
+        # TCP: after the tunnel's inner header, or right after the outer one for plain TCP.
         l4 = Signal(20)
-        m.d.comb += l4.eq(inner_l3 + (inner_r[0][:4] << 2))
-        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_in & inner_seen & ~first_i,
-                                  name="tcpI", **common)
+        m.d.comb += l4.eq(Mux(dec.matched, inner_l3 + (inner_r[0][:4] << 2), si.opaque))
+        gate_tcp = dec_ok & si.known & ~first_i & (~dec.matched | inner_seen)
+        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
         # A decision must be here before stage I reaches the opaque region.
         with m.If(take_i & si.known & ~dec_ok & (bend_i >= si.opaque)):
             m.d.sync += self.error.eq(1)
@@ -247,8 +251,9 @@ class HeaderParser(wiring.Component):
         with m.If(compl):
             m.d.sync += [
                 fin["eth"].eq(Cat(*eth_n)), fin["outer"].eq(Cat(*outer_n)),
-                fin["opaque"].eq(Cat(*opq_n)), fin["inner"].eq(Cat(*inner_n)),
-                fin["tcp"].eq(Cat(*tcp_n)), fin["osum"].eq(osum_n), fin["isum"].eq(isum_n),
+                fin["opaque"].eq(Cat(*opq_n)), fin["inner"].eq(Mux(dec.matched, Cat(*inner_n), Cat(*outer_n))),
+                fin["tcp"].eq(Cat(*tcp_n)), fin["osum"].eq(osum_n),
+                fin["isum"].eq(Mux(dec.matched, isum_n, osum_n)),
                 fin["dec"].eq(Mux(dec_ok, decq.r_data, 0)), fin["ended"].eq(si.b.last),
                 fin["flen"].eq(frame_len(si.b.beat, si.b.keep)),
             ]

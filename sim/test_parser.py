@@ -84,7 +84,7 @@ def case_frames(case, rng):
                 for e in ("plain", "vxlan", "gre-key")}
         for encap, frame in base.items():
             # Truncated at every byte of the headers (and a little beyond).
-            for cut in range(0, min(len(frame), 140)):
+            for cut in range(1, min(len(frame), 140)):
                 frames.append(frame[:cut])
         f = base["vxlan"]
         l3 = 14 + 4 * (f[12:14] == b"\x81\x00")
