@@ -72,10 +72,13 @@ class PulseCrossing(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        outs = []
         for name, _ in self._layout:
             ps = cdc.PulseSynchronizer(i_domain=self.i_domain, o_domain=self.o_domain)
             m.submodules[f"ps_{name}"] = ps
-            m.d.comb += [ps.i.eq(self.i[name]), self.o[name].eq(ps.o)]
+            m.d.comb += ps.i.eq(self.i[name])
+            outs.append(ps.o)
+        m.d.comb += self.o.eq(Cat(*outs))
         return m
 
 

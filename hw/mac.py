@@ -126,7 +126,9 @@ class PacketFifo(wiring.Component):
             wr.data.eq(Cat(self.i.p.data, self.i.p.last)),
             wr.en.eq(store),
         ]
-        m.d.sync += [self.overflow.eq(0), self.too_long.eq(0)]
+        overflow = Signal()
+        drop_long = Signal()
+        m.d.sync += [self.overflow.eq(overflow), self.too_long.eq(drop_long)]
         with m.If(self.i.valid & self.i.ready):
             with m.If(store):
                 m.d.sync += [wptr.eq(wptr + 1), length.eq(length + 1)]
@@ -141,18 +143,16 @@ class PacketFifo(wiring.Component):
                     with m.If(~self.i.p.abort):
                         # Not the MAC's own verdict: count why the FIFO dropped it.
                         with m.If(too_long | (dropping & (length == self.max_len))):
-                            m.d.sync += self.too_long.eq(1)
+                            m.d.comb += drop_long.eq(1)
                         with m.Else():
-                            m.d.sync += self.overflow.eq(1)
+                            m.d.comb += overflow.eq(1)
 
         # Read side: the read port output is the stream payload; en=0 holds it.
         head = Signal()
         m.d.comb += [
             head.eq(rptr != wcommit_r),
             rd.addr.eq(rptr[:abits]),
-            self.o.p.data.eq(rd.data[:8]),
-            self.o.p.last.eq(rd.data[8]),
-            self.o.p.keep.eq(1),
+            self.o.payload.eq(Cat(rd.data[:8], C(1, 1), rd.data[8])),
         ]
         with m.If(~self.o.valid | self.o.ready):
             m.d.comb += rd.en.eq(1)
@@ -257,10 +257,7 @@ class EthMac(wiring.Component):
         wiring.connect(m, wiring.flipped(self.tx), tx_cdc.i)
         wiring.connect(m, tx_cdc.o, tx_narrow.i)
         m.d.comb += [
-            tx_fifo.i.p.data.eq(tx_narrow.o.p.data),
-            tx_fifo.i.p.keep.eq(1),
-            tx_fifo.i.p.last.eq(tx_narrow.o.p.last),
-            tx_fifo.i.p.abort.eq(0),
+            tx_fifo.i.payload.eq(Cat(tx_narrow.o.p.data, C(1, 1), tx_narrow.o.p.last, C(0, 1))),
             tx_fifo.i.valid.eq(tx_narrow.o.valid),
             tx_narrow.o.ready.eq(tx_fifo.i.ready),
         ]
@@ -280,23 +277,27 @@ class EthMac(wiring.Component):
         # A good frame the FIFO then overflowed on is reported once, as rx_fifo_drop.
         ev = mac_rx.events
         good_r = Signal()
-        m.d[rxd] += good_r.eq(0)
-        m.d.comb += [
-            rx_stats.i.rx_fcs_error.eq(ev.fcs_error),
-            rx_stats.i.rx_runt.eq(ev.runt),
-            rx_stats.i.rx_oversize.eq(ev.oversize),
-            rx_stats.i.rx_phy_error.eq(ev.phy_error),
-            rx_stats.i.rx_preamble_error.eq(ev.preamble_error),
-            # PacketFifo decides one cycle after MacRx's last beat/event.
-            rx_stats.i.rx_good.eq(good_r & ~rx_fifo.overflow & ~rx_fifo.too_long),
-            rx_stats.i.rx_fifo_drop.eq(rx_fifo.overflow | rx_fifo.too_long),
-            tx_stats.i.tx_frame.eq(mac_tx.events.frame),
-            tx_stats.i.tx_oversize.eq(tx_fifo.too_long),
-            tx_stats.i.tx_underrun.eq(mac_tx.events.underrun),
-        ]
         m.d[rxd] += good_r.eq(ev.good)
-        m.d.comb += [self.stats[name].eq(rx_stats.o[name]) for name in rx_ev]
-        m.d.comb += [self.stats[name].eq(tx_stats.o[name]) for name in tx_ev]
+        rx_in = {
+            "rx_good": good_r & ~rx_fifo.overflow & ~rx_fifo.too_long,  # FIFO decides 1 cycle later
+            "rx_fcs_error": ev.fcs_error,
+            "rx_runt": ev.runt,
+            "rx_oversize": ev.oversize,
+            "rx_phy_error": ev.phy_error,
+            "rx_preamble_error": ev.preamble_error,
+            "rx_fifo_drop": rx_fifo.overflow | rx_fifo.too_long,
+        }
+        tx_in = {
+            "tx_frame": mac_tx.events.frame,
+            "tx_oversize": tx_fifo.too_long,
+            "tx_underrun": mac_tx.events.underrun,
+        }
+        m.d.comb += [
+            rx_stats.i.eq(Cat(*(rx_in[name] for name in rx_ev))),
+            tx_stats.i.eq(Cat(*(tx_in[name] for name in tx_ev))),
+        ]
+        allv = {**{n: rx_stats.o[n] for n in rx_ev}, **{n: tx_stats.o[n] for n in tx_ev}}
+        m.d.comb += self.stats.eq(Cat(*(allv[name] for name in MAC_STATS.members)))
 
         m.submodules.link = link = LevelCrossing(LINK_STATUS, o_domain="sync")
         m.d.comb += [link.i.eq(mac_rx.status), self.status.eq(link.o)]

@@ -8,8 +8,10 @@ is good is known only at its end, so the final beat carries ``abort``: the packe
 """
 
 from amaranth import *
-from amaranth.lib import crc, data, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
+
+from .mac_tx import Crc32
 
 __all__ = ["RX_BYTE", "RX_EVENTS", "LINK_STATUS", "MacRx"]
 
@@ -78,7 +80,7 @@ class MacRx(wiring.Component):
         er = Signal()
         m.d.sync += [rxd.eq(self.rxd), dv.eq(self.rx_dv), er.eq(self.rx_er)]
 
-        m.submodules.crc = fcs = crc.catalog.CRC32_ETHERNET(8).create()
+        m.submodules.crc = fcs = Crc32()
         m.d.comb += fcs.data.eq(rxd)
 
         delay = Signal(32)                        # last 4 bytes received: FCS candidates
@@ -87,7 +89,17 @@ class MacRx(wiring.Component):
         count = Signal(range(self.max_frame + 2))  # bytes after SFD, saturating at max+1
         phy_err = Signal()
 
-        m.d.sync += [self.o.valid.eq(0), self.events.eq(0)]
+        # Next values of the registered outputs, as whole signals (Icarus loops on slice
+        # assignments under conditions, so no field of a struct is assigned on its own).
+        o_valid = Signal()
+        o_last = Signal()
+        o_abort = Signal()
+        ev = {name: Signal(name=f"ev_{name}") for name in RX_EVENTS.members}
+        m.d.sync += [
+            self.o.valid.eq(o_valid),
+            self.o.payload.eq(Cat(hold, C(1, 1), o_last, o_abort)),
+            self.events.eq(Cat(*(ev[name] for name in RX_EVENTS.members))),
+        ]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -97,7 +109,7 @@ class MacRx(wiring.Component):
                     with m.Elif(rxd == _PRE):
                         m.next = "PREAMBLE"
                     with m.Else():
-                        m.d.sync += self.events.preamble_error.eq(1)
+                        m.d.comb += ev['preamble_error'].eq(1)
                         m.next = "SKIP"
                 with m.Elif(~er):
                     m.d.sync += self.status.eq(rxd[:4])
@@ -107,12 +119,12 @@ class MacRx(wiring.Component):
             with m.State("PREAMBLE"):
                 m.d.comb += fcs.start.eq(1)
                 with m.If(~dv):
-                    m.d.sync += self.events.preamble_error.eq(1)
+                    m.d.comb += ev['preamble_error'].eq(1)
                     m.next = "IDLE"
                 with m.Elif(rxd == _SFD):
                     m.next = "DATA"
                 with m.Elif(rxd != _PRE):
-                    m.d.sync += self.events.preamble_error.eq(1)
+                    m.d.comb += ev['preamble_error'].eq(1)
                     m.next = "SKIP"
 
             with m.State("DATA"):
@@ -125,33 +137,28 @@ class MacRx(wiring.Component):
                         count.eq(count + 1),
                         phy_err.eq(phy_err | er),
                     ]
-                    with m.If(hold_valid):
-                        m.d.sync += [self.o.valid.eq(1), self.o.p.data.eq(hold),
-                                     self.o.p.keep.eq(1), self.o.p.last.eq(0),
-                                     self.o.p.abort.eq(0)]
+                    # The held byte leaves as the next byte arrives.
+                    m.d.comb += o_valid.eq(hold_valid)
                     with m.If(count == self.max_frame):
                         # This byte makes the frame oversize: close it now as aborted.
-                        m.d.sync += [self.o.valid.eq(hold_valid), self.o.p.last.eq(1),
-                                     self.o.p.abort.eq(1)]
+                        m.d.comb += [o_last.eq(1), o_abort.eq(1)]
                         with m.If(phy_err | er):
-                            m.d.sync += self.events.phy_error.eq(1)
+                            m.d.comb += ev["phy_error"].eq(1)
                         with m.Else():
-                            m.d.sync += self.events.oversize.eq(1)
+                            m.d.comb += ev["oversize"].eq(1)
                         m.next = "SKIP"
                 with m.Else():
                     runt = count < 64
-                    bad = phy_err | runt | ~fcs.match_detected
-                    m.d.sync += [self.o.valid.eq(hold_valid), self.o.p.data.eq(hold),
-                                 self.o.p.keep.eq(1), self.o.p.last.eq(1),
-                                 self.o.p.abort.eq(bad)]
+                    m.d.comb += [o_valid.eq(hold_valid), o_last.eq(1),
+                                 o_abort.eq(phy_err | runt | ~fcs.match_detected)]
                     with m.If(phy_err):
-                        m.d.sync += self.events.phy_error.eq(1)
+                        m.d.comb += ev["phy_error"].eq(1)
                     with m.Elif(runt):
-                        m.d.sync += self.events.runt.eq(1)
+                        m.d.comb += ev["runt"].eq(1)
                     with m.Elif(~fcs.match_detected):
-                        m.d.sync += self.events.fcs_error.eq(1)
+                        m.d.comb += ev["fcs_error"].eq(1)
                     with m.Else():
-                        m.d.sync += self.events.good.eq(1)
+                        m.d.comb += ev["good"].eq(1)
                     m.next = "IDLE"
 
             with m.State("SKIP"):

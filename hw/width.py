@@ -51,40 +51,34 @@ class StreamWidener(wiring.Component):
         })
 
     def elaborate(self, platform):
+        # Whole-signal assignments only (no field/slice targets under conditions): Icarus
+        # loops forever on always_comb blocks that assign slices of a signal.
         m = Module()
         w = self.width
         acc = Signal(8 * (w - 1))          # lanes 0..w-2 gathered so far
         cnt = Signal(range(w))              # next lane to fill
+        byte = self.i.p.data
 
         out_free = ~self.o.valid | self.o.ready
         m.d.comb += self.i.ready.eq(out_free)
         with m.If(self.o.valid & self.o.ready):
             m.d.sync += self.o.valid.eq(0)
 
+        old = [acc.word_select(k, 8) for k in range(w - 1)]
+        gathered = Cat(*(Mux(cnt == k, byte, old[k]) for k in range(w - 1)))
+        lanes = [Mux(cnt > k, old[k], Mux(cnt == k, byte, 0)) for k in range(w - 1)]
+        lanes.append(Mux(cnt == w - 1, byte, 0))
+        keep = Cat(*(cnt >= k for k in range(w)))
+        fields = [Cat(*lanes), keep, self.i.p.last]
+        if self.meta is not None:
+            fields.append(self.i.p.meta)
+        beat = Cat(*fields)
+
         with m.If(self.i.valid & self.i.ready):
-            lanes = Array(acc.word_select(k, 8) for k in range(w - 1))
-            complete = self.i.p.last | (cnt == w - 1)
-            with m.If(complete):
-                # Assemble the output beat: gathered lanes, this byte at lane cnt, zeros above.
-                data = Signal(8 * w)
-                for k in range(w):
-                    byte = self.i.p.data if k == w - 1 else Mux(cnt == k, self.i.p.data,
-                                                                  acc.word_select(k, 8))
-                    m.d.comb += data.word_select(k, 8).eq(Mux(cnt >= k, byte, 0))
-                keep = Signal(w)
-                for k in range(w):
-                    m.d.comb += keep[k].eq(cnt >= k)
-                m.d.sync += [
-                    self.o.valid.eq(1),
-                    self.o.p.data.eq(data),
-                    self.o.p.keep.eq(keep),
-                    self.o.p.last.eq(self.i.p.last),
-                    cnt.eq(0),
-                ]
-                if self.meta is not None:
-                    m.d.sync += self.o.p.meta.eq(self.i.p.meta)
+            with m.If(self.i.p.last | (cnt == w - 1)):
+                m.d.sync += [self.o.valid.eq(1), self.o.payload.eq(beat), cnt.eq(0)]
             with m.Else():
-                m.d.sync += [lanes[cnt].eq(self.i.p.data), cnt.eq(cnt + 1)]
+                m.d.sync += [acc.eq(gathered), cnt.eq(cnt + 1)]
         return m
 
 
@@ -121,11 +115,13 @@ class StreamNarrower(wiring.Component):
         m.d.comb += next_kept.eq(Mux(idx == w - 1, 0, (keep >> (idx + 1))[0]))
         final = ~next_kept
 
+        meta = Signal(self.meta) if self.meta is not None else None
+        fields = [data.word_select(idx, 8), C(1, 1), last & final]
+        if meta is not None:
+            fields.append(meta)
         m.d.comb += [
             self.o.valid.eq(full),
-            self.o.p.data.eq(data.word_select(idx, 8)),
-            self.o.p.keep.eq(1),
-            self.o.p.last.eq(last & final),
+            self.o.payload.eq(Cat(*fields)),
             self.i.ready.eq(~full | (self.o.ready & final)),
         ]
         with m.If(self.o.valid & self.o.ready):
@@ -136,6 +132,6 @@ class StreamNarrower(wiring.Component):
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [full.eq(1), idx.eq(0), data.eq(self.i.p.data), keep.eq(self.i.p.keep),
                          last.eq(self.i.p.last)]
-            if self.meta is not None:
-                m.d.sync += self.o.p.meta.eq(self.i.p.meta)
+            if meta is not None:
+                m.d.sync += meta.eq(self.i.p.meta)
         return m
