@@ -4,10 +4,10 @@
 
     RX  GMII (eth_rx) -> MacRx -> PacketFifo (drop-at-end) -> StreamWidener -> AsyncStreamFifo
         -> rx (W bytes, sync)
-    TX  tx (W bytes, sync) -> AsyncStreamFifo -> StreamNarrower -> PacketFifo (store and
-        forward) -> MacTx -> GMII (eth_tx)
+    TX  tx (W bytes, sync) -> AsyncStreamFifo -> PacketFifo (W bytes, store and forward)
+        -> StreamNarrower -> MacTx -> GMII (eth_tx)
 
-:class:`PacketFifo` is the 1-byte frame FIFO with commit on a frame's last beat: the RX side
+:class:`PacketFifo` is the frame FIFO with commit on a frame's last beat: the RX side
 never shows a bad or overflowed frame downstream, the TX side never starts a frame it cannot
 finish at line rate.
 """
@@ -19,10 +19,10 @@ from amaranth.lib.wiring import In, Out
 from .cdc import AsyncStreamFifo, LevelCrossing, PulseCrossing
 from .mac_rx import LINK_STATUS, RX_BYTE, MacRx
 from .mac_tx import MacTx
-from .stream import PacketSignature, check_width, packet_layout
+from .stream import PacketSignature, check_width, keep_count, packet_layout
 from .width import ByteSignature, StreamNarrower, StreamWidener
 
-__all__ = ["PacketFifo", "EthMac", "MAC_STATS", "GmiiSignature"]
+__all__ = ["PacketFifo", "frame_layout", "EthMac", "MAC_STATS", "GmiiSignature"]
 
 
 #: Per-cycle increments in the core (``sync``) domain, one pulse per frame and outcome.
@@ -52,8 +52,13 @@ def _pow2_at_least(n):
     return 1 << max(n - 1, 1).bit_length()
 
 
+def frame_layout(width):
+    """Input of :class:`PacketFifo`: a packet beat plus ``abort`` (on the last beat: discard)."""
+    return data.StructLayout({"data": 8 * width, "keep": width, "last": 1, "abort": 1})
+
+
 class PacketFifo(wiring.Component):
-    """Frame FIFO of 1-byte beats in block RAM that commits a frame at its last beat.
+    """Frame FIFO in block RAM that commits a frame at its last beat.
 
     Frames become visible on ``o`` only once their last beat is stored. A frame is discarded
     whole (write pointer rewound) when its last beat carries ``abort``, when it is longer than
@@ -62,41 +67,51 @@ class PacketFifo(wiring.Component):
     Parameters
     ----------
     depth : int
-        Entries (bytes), a power of two.
+        Entries (beats of ``width`` bytes), a power of two.
     max_len : int
-        Longest frame stored, at most ``depth``; longer frames are discarded (``too_long``).
+        Longest frame stored, in bytes, at most ``depth * width``; longer frames are
+        discarded (``too_long``).
     backpressure : bool
         ``False`` (receive side): ``i.ready`` is always high and a frame that does not fit is
         discarded (``overflow``). ``True`` (transmit side): ``i.ready`` falls while the FIFO
         is full of other frames; only a frame too long for the FIFO is discarded.
+    width : int
+        Bytes per beat: 1 (``i`` is :data:`hw.mac_rx.RX_BYTE`, ``o`` a byte stream) or a core
+        width (``i`` is :func:`frame_layout`, ``o`` a :func:`hw.stream.PacketSignature`).
 
-    Ports: ``i`` (:data:`hw.mac_rx.RX_BYTE`), ``o`` (1-byte packet stream), ``overflow`` and
-    ``too_long`` (one pulse per discarded frame, at its last beat).
+    Ports: ``i``, ``o``, ``overflow`` and ``too_long`` (one pulse per discarded frame, the
+    cycle after its last beat; a frame discarded for ``abort`` is the writer's to count).
 
-    Latency: a frame's first byte can leave 3 cycles after its last byte was written (store
-    and forward). Throughput 1 byte per cycle on each side. Reset: empties the FIFO.
+    Latency: a frame's first beat can leave 3 cycles after its last beat was written (store
+    and forward). Throughput 1 beat per cycle on each side. Reset: empties the FIFO.
     """
 
-    def __init__(self, depth, max_len=None, *, backpressure):
+    def __init__(self, depth, max_len=None, *, backpressure, width=1):
         if depth < 4 or depth & (depth - 1):
             raise ValueError(f"PacketFifo depth must be a power of two >= 4, not {depth}")
-        max_len = depth if max_len is None else max_len
-        if not 1 <= max_len <= depth:
-            raise ValueError(f"max_len must be from 1 to depth={depth}, not {max_len}")
+        if width != 1:
+            check_width(width)
+        max_len = depth * width if max_len is None else max_len
+        if not 1 <= max_len <= depth * width:
+            raise ValueError(f"max_len must be from 1 to {depth * width} bytes, not {max_len}")
         self.depth = depth
         self.max_len = max_len
         self.backpressure = backpressure
+        self.width = width
         super().__init__({
-            "i": In(stream.Signature(RX_BYTE)),
-            "o": Out(ByteSignature()),
+            "i": In(stream.Signature(RX_BYTE if width == 1 else frame_layout(width))),
+            "o": Out(ByteSignature() if width == 1 else PacketSignature(width)),
             "overflow": Out(1),
             "too_long": Out(1),
         })
 
     def elaborate(self, platform):
+        # Whole-signal assignments only (see hw/width.py).
         m = Module()
+        w = self.width
         abits = (self.depth - 1).bit_length()
-        m.submodules.mem = mem = memory.Memory(shape=9, depth=self.depth, init=[])
+        entry = 9 if w == 1 else 9 * w + 1
+        m.submodules.mem = mem = memory.Memory(shape=entry, depth=self.depth, init=[])
         wr = mem.write_port()
         rd = mem.read_port()
 
@@ -104,7 +119,7 @@ class PacketFifo(wiring.Component):
         wcommit = Signal(abits + 1)    # end of the last committed frame
         wcommit_r = Signal(abits + 1)  # delayed: committed entries are 2 cycles old when read
         rptr = Signal(abits + 1)       # next entry to fetch
-        length = Signal(range(self.max_len + 1))
+        length = Signal(range(self.max_len + 1))   # bytes stored of the current frame
         dropping = Signal()            # the current frame is being discarded
 
         full = Signal()
@@ -118,31 +133,36 @@ class PacketFifo(wiring.Component):
             m.d.comb += self.i.ready.eq(~full | dropping | whole)
         else:
             m.d.comb += self.i.ready.eq(1)
-        too_long = length == self.max_len
+        nbytes = 1 if w == 1 else keep_count(self.i.p.keep, w)
+        new_length = length + nbytes
+        too_long = Signal()
+        m.d.comb += too_long.eq(new_length > self.max_len)
         store = Signal()
         m.d.comb += [
             store.eq(self.i.valid & self.i.ready & ~dropping & ~full & ~too_long),
             wr.addr.eq(wptr[:abits]),
-            wr.data.eq(Cat(self.i.p.data, self.i.p.last)),
+            wr.data.eq(Cat(self.i.p.data, self.i.p.last) if w == 1
+                       else Cat(self.i.p.data, self.i.p.keep, self.i.p.last)),
             wr.en.eq(store),
         ]
         overflow = Signal()
         drop_long = Signal()
+        long_seen = Signal()   # the current frame was refused for its length
         m.d.sync += [self.overflow.eq(overflow), self.too_long.eq(drop_long)]
         with m.If(self.i.valid & self.i.ready):
             with m.If(store):
-                m.d.sync += [wptr.eq(wptr + 1), length.eq(length + 1)]
+                m.d.sync += [wptr.eq(wptr + 1), length.eq(new_length)]
             with m.Else():
-                m.d.sync += dropping.eq(1)
+                m.d.sync += [dropping.eq(1), long_seen.eq(long_seen | (too_long & ~dropping))]
             with m.If(self.i.p.last):
-                m.d.sync += [length.eq(0), dropping.eq(0)]
+                m.d.sync += [length.eq(0), dropping.eq(0), long_seen.eq(0)]
                 with m.If(store & ~self.i.p.abort):
                     m.d.sync += wcommit.eq(wptr + 1)
                 with m.Else():
                     m.d.sync += wptr.eq(wcommit)
                     with m.If(~self.i.p.abort):
-                        # Not the MAC's own verdict: count why the FIFO dropped it.
-                        with m.If(too_long | (dropping & (length == self.max_len))):
+                        # Not the writer's own verdict: count why the FIFO dropped it.
+                        with m.If(long_seen | (too_long & ~dropping)):
                             m.d.comb += drop_long.eq(1)
                         with m.Else():
                             m.d.comb += overflow.eq(1)
@@ -152,7 +172,7 @@ class PacketFifo(wiring.Component):
         m.d.comb += [
             head.eq(rptr != wcommit_r),
             rd.addr.eq(rptr[:abits]),
-            self.o.payload.eq(Cat(rd.data[:8], C(1, 1), rd.data[8])),
+            self.o.payload.eq(Cat(rd.data[:8], C(1, 1), rd.data[8]) if w == 1 else rd.data),
         ]
         with m.If(~self.o.valid | self.o.ready):
             m.d.comb += rd.en.eq(1)
@@ -171,8 +191,9 @@ class EthMac(wiring.Component):
         Core datapath width W in bytes (4, 8 or 16).
     max_frame : int
         Largest frame from destination address to FCS inclusive, both directions
-        (1518 standard, 9600 jumbo at most). RX/TX frame FIFOs hold the next power of two
-        of bytes (2048 for 1518, 16384 for 9600): 1 and 8 DP16KD per direction.
+        (1518 standard, 9600 jumbo at most). The RX frame FIFO holds the next power of two
+        of bytes (2048 for 1518, 16384 for 9600); the TX frame FIFO two maximal frames of
+        W-byte beats, rounded up to a power of two (512 x 73 bits at W=8 for 1518).
     rx_domain, tx_domain : str
         Clock domains of the GMII receive and transmit sides (125 MHz at 1 Gb/s).
     cdc_depth : int
@@ -213,7 +234,9 @@ class EthMac(wiring.Component):
         self.rx_domain = rx_domain
         self.tx_domain = tx_domain
         self.cdc_depth = cdc_depth
+        # RX: one maximal frame of bytes. TX: two maximal frames of W-byte beats.
         self.fifo_depth = _pow2_at_least(max_frame)
+        self.tx_fifo_depth = _pow2_at_least(2 * -(-(max_frame - 4) // width))
         super().__init__({
             "gmii": Out(GmiiSignature()),
             "rx": Out(PacketSignature(width)),
@@ -247,21 +270,22 @@ class EthMac(wiring.Component):
         wiring.connect(m, rx_widen.o, rx_cdc.i)
         wiring.connect(m, rx_cdc.o, wiring.flipped(self.rx))
 
-        # Transmit.
+        # Transmit: store and forward at W bytes per beat, so a frame is loaded much faster
+        # than it is sent and the next one is ready when the inter-frame gap ends.
         m.submodules.tx_cdc = tx_cdc = AsyncStreamFifo(
             packet_layout(w), self.cdc_depth, w_domain="sync", r_domain=txd)
-        m.submodules.tx_narrow = tx_narrow = to_tx(StreamNarrower(w))
         m.submodules.tx_fifo = tx_fifo = to_tx(
-            PacketFifo(self.fifo_depth, self.max_frame - 4, backpressure=True))
+            PacketFifo(self.tx_fifo_depth, self.max_frame - 4, backpressure=True, width=w))
+        m.submodules.tx_narrow = tx_narrow = to_tx(StreamNarrower(w))
         m.submodules.mac_tx = mac_tx = to_tx(MacTx())
         wiring.connect(m, wiring.flipped(self.tx), tx_cdc.i)
-        wiring.connect(m, tx_cdc.o, tx_narrow.i)
         m.d.comb += [
-            tx_fifo.i.payload.eq(Cat(tx_narrow.o.p.data, C(1, 1), tx_narrow.o.p.last, C(0, 1))),
-            tx_fifo.i.valid.eq(tx_narrow.o.valid),
-            tx_narrow.o.ready.eq(tx_fifo.i.ready),
+            tx_fifo.i.payload.eq(Cat(tx_cdc.o.payload.as_value(), C(0, 1))),
+            tx_fifo.i.valid.eq(tx_cdc.o.valid),
+            tx_cdc.o.ready.eq(tx_fifo.i.ready),
         ]
-        wiring.connect(m, tx_fifo.o, mac_tx.i)
+        wiring.connect(m, tx_fifo.o, tx_narrow.i)
+        wiring.connect(m, tx_narrow.o, mac_tx.i)
         m.d.comb += [
             self.gmii.txd.eq(mac_tx.txd),
             self.gmii.tx_en.eq(mac_tx.tx_en),

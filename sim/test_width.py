@@ -82,6 +82,7 @@ async def loop_random_packets(dut):
 @pytest.mark.parametrize("width", [8, 4])
 def test_width_cdc_loop(width):
     # The narrow side's clock is unrelated to sync's 8 ns (and slower per byte than W bytes).
-    run(lambda: make_dut(width),
+    from sim.test_mac import run_icarus_safe
+    run_icarus_safe(lambda: make_dut(width),
         {"width": width, "seed": width + 1, "other_ns": 5.3, "src": _SRC},
         "sim.test_width", name=f"width-loop-{width}")
