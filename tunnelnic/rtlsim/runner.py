@@ -100,7 +100,7 @@ def run(make_dut, params, test_module, *, name=None, testcase=None, extra_env=No
         top_v = build_dir / "top.v"
         if not (build_dir / ".built").exists():
             top_v.write_text(to_verilog(make_dut()))
-            build_args = ["-Wno-fatal", "-Wno-WIDTH"] if sim == "verilator" else []
+            build_args = (["-Wno-fatal", "-Wno-WIDTH", "--no-timing"] if sim == "verilator" else [])
             runner.build(sources=[top_v], hdl_toplevel="top", build_dir=build_dir,
                          timescale=("1ns", "1ps"), build_args=build_args,
                          waves=bool(os.environ.get("WAVES")))

@@ -74,9 +74,10 @@ class AxisTop(Elaboratable):
             # ready flows against the stream.
             self._conns.append((wiring.Out if flow == wiring.In else wiring.In, ready, value.ready))
             return
+        # An In(...) member's signature is already the flipped one: its members carry the
+        # flows as seen from outside the component.
         for name, sub in sig_obj.members.items():
-            sub_flow = sub if member.flow == wiring.Out else sub.flip()
-            self._add(f"{path}__{name}", sub_flow, getattr(value, name))
+            self._add(f"{path}__{name}", sub, getattr(value, name))
 
     def ports(self):
         return list(self._ports)
