@@ -18,7 +18,7 @@ __all__ = ["RDL_PATH", "DEFAULTS", "Field", "Register", "RegisterMap", "compile_
 
 RDL_PATH = Path(__file__).resolve().parents[1] / "regmap" / "tunnelnic.rdl"
 #: Top-level parameters of the RDL and their defaults (the docs and C header use these).
-DEFAULTS = {"W": 8, "P": 8, "N": 32, "POOL": 64, "WINDOW": 128, "OPAQUE": 64}
+DEFAULTS = {"W": 8, "P": 8, "N": 32, "POOL": 64, "WINDOW": 256, "OPAQUE": 64}
 
 
 class RegmapError(Exception):
