@@ -57,3 +57,18 @@ def test_counters_are_clear_on_read_saturating():
     counters = [r for r in rm if r.fields[0].counter]
     assert len(counters) > 40
     assert all(r.fields[0].rclr and r.fields[0].width == 32 and not r.writable for r in counters)
+
+
+def test_checked_in_docs_and_header_are_in_step():
+    from tunnelnic.commands.regs import check
+    assert check() == [], "run `python -m tunnelnic regs` and commit docs/regs and include/"
+
+
+def test_cli_commands_are_registered():
+    from tunnelnic.cli import build_parser
+    p = build_parser()
+    a = p.parse_args(["profile", "load", "vxlan", "--slot", "0", "--port", "/dev/null",
+                      "--set", "port=7100"])
+    assert (a.action, a.preset, a.slot, a.set) == ("load", "vxlan", 0, ["port=7100"])
+    assert p.parse_args(["status", "--port", "/dev/ttyUSB1"]).baud == 115200
+    assert p.parse_args(["regs", "--check"]).check
