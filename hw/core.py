@@ -23,10 +23,10 @@ passes through. Reset: synchronous, whole core.
 """
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .csr import CsrBlock
+from .csr import CsrBlock, struct_value
 from .layouts import TsoRequest
 from .profile import FIELDS
 from .stream import PacketSignature, check_width, keep_count
@@ -109,9 +109,11 @@ class NicCore(wiring.Component):
             wiring.connect(m, self.bridge.bus, csr.bus)
             m.d.comb += [self.bridge.rx.eq(self.uart_rx), self.uart_tx.eq(self.bridge.tx)]
 
-        cfg, ev, sts = csr.cfg, csr.events, csr.sts
-        m.d.comb += [sts.id.caps2.has_tso.eq(int(self.tso_enabled)),
-                     sts.id.caps2.has_rsc.eq(int(self.rsc_enabled))]
+        cfg = csr.cfg
+        # Struct ports are assigned as whole vectors (see hw.csr.struct_value).
+        sts = {("id", "caps2", "has_tso"): C(int(self.tso_enabled), 1),
+               ("id", "caps2", "has_rsc"): C(int(self.rsc_enabled), 1)}
+        events = {}
         # No RSC: the flow-table view reads 0.
 
         for name, parser, src, dst in (("tx", self.tx_parser, self.tx_i, self.tx_o),
@@ -124,13 +126,20 @@ class NicCore(wiring.Component):
                 m.submodules[f"{name}_parser"] = parser
                 m.d.comb += [parser.i.valid.eq(src.valid), src.ready.eq(parser.i.ready),
                              parser.i.p.eq(src.p)]
-                for slot in range(self.profiles):
-                    for field, word, _lsb, _width in FIELDS:
-                        m.d.comb += parser.table[slot][field].eq(
-                            cfg.profile[slot][f"word{word}"][field])
-                group = ev[f"{name}_parser_stats"]
+                table = {(slot, field): cfg.profile[slot][f"word{word}"][field]
+                         for slot in range(self.profiles) for field, word, _l, _w in FIELDS}
+                m.d.comb += parser.table.as_value().eq(
+                    struct_value(parser.table.shape(), table))
+                group = f"{name}_parser_stats"
+                group_layout = csr.events.shape()[group].shape
                 for field in parser.signature.members["stats"].shape.members:
-                    m.d.comb += group[field].eq(parser.stats[field])
+                    stat = Value.cast(parser.stats[field])
+                    target = group_layout[field].shape
+                    if isinstance(target, data.ArrayLayout):   # a bit per profile
+                        for i in range(target.length):
+                            events[(group, field, i)] = stat[i]
+                    else:
+                        events[(group, field)] = stat
                 # TSO / RSC not built in: pass the parsed packet through.
                 m.d.comb += [dst.valid.eq(parser.o.valid), parser.o.ready.eq(dst.ready),
                              dst.p.data.eq(parser.o.p.data), dst.p.keep.eq(parser.o.p.keep),
@@ -138,7 +147,9 @@ class NicCore(wiring.Component):
             # Edge counters of the core.
             for port, suffix in ((src, "in"), (dst, "out")):
                 beat = port.valid & port.ready
-                m.d.comb += [ev.core_stats[f"{name}_pkts_{suffix}"].eq(beat & port.p.last),
-                             ev.core_stats[f"{name}_bytes_{suffix}"].eq(
-                                 Mux(beat, keep_count(port.p.keep, self.width), 0))]
+                events[("core_stats", f"{name}_pkts_{suffix}")] = beat & port.p.last
+                events[("core_stats", f"{name}_bytes_{suffix}")] = Mux(
+                    beat, keep_count(port.p.keep, self.width), 0)
+        m.d.comb += [csr.sts.as_value().eq(struct_value(csr.sts.shape(), sts)),
+                     csr.events.as_value().eq(struct_value(csr.events.shape(), events))]
         return m

@@ -32,7 +32,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axil import AxiLiteSignature, AxiLiteSlave
 
-__all__ = ["CsrBlock", "map_layout"]
+__all__ = ["CsrBlock", "map_layout", "struct_value"]
 
 LAYOUT_HASH_PATH = ("id", "layout")
 
@@ -75,6 +75,31 @@ def _leaves(regmap, kind):
                 if len(reg.fields) != 1 or f.width != 32:
                     raise ValueError(f"counter register {reg.dotted} must hold one 32-bit field")
                 yield reg, f
+
+
+def struct_value(layout, values, path=()):
+    """One whole-vector value of ``layout`` from ``values`` ({path tuple: Value}, missing
+    leaves 0). Assign struct ports with this, not member by member: Amaranth turns member
+    assignments into slice writes, on which Icarus' always_comb re-triggers itself forever."""
+    if isinstance(layout, data.StructLayout):
+        parts, pos = [], 0
+        for name, f in sorted(layout, key=lambda item: item[1].offset):
+            if f.offset > pos:
+                parts.append(C(0, f.offset - pos))
+            parts.append(struct_value(f.shape, values, path + (name,)))
+            pos = f.offset + Shape.cast(f.shape).width
+        if layout.size > pos:
+            parts.append(C(0, layout.size - pos))
+        return Cat(*parts)
+    if isinstance(layout, data.ArrayLayout):
+        return Cat(*(struct_value(layout.elem_shape, values, path + (i,))
+                     for i in range(layout.length)))
+    width = Shape.cast(layout).width
+    v = values.get(path)
+    if v is None:
+        return C(0, width)
+    v = Value.cast(v)
+    return v[:width] if len(v) >= width else v.as_unsigned()
 
 
 def _or_tree(terms):
