@@ -120,8 +120,7 @@ class NicCore(wiring.Component):
                                        ("rx", self.rx_parser, self.rx_i, self.rx_o)):
             if parser is None:
                 m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready),
-                             dst.p.data.eq(src.p.data), dst.p.keep.eq(src.p.keep),
-                             dst.p.last.eq(src.p.last)]
+                             dst.p.as_value().eq(Cat(src.p.data, src.p.keep, src.p.last))]
             else:
                 m.submodules[f"{name}_parser"] = parser
                 m.d.comb += [parser.i.valid.eq(src.valid), src.ready.eq(parser.i.ready),
@@ -141,9 +140,9 @@ class NicCore(wiring.Component):
                     else:
                         events[(group, field)] = stat
                 # TSO / RSC not built in: pass the parsed packet through.
+                o = parser.o.p
                 m.d.comb += [dst.valid.eq(parser.o.valid), parser.o.ready.eq(dst.ready),
-                             dst.p.data.eq(parser.o.p.data), dst.p.keep.eq(parser.o.p.keep),
-                             dst.p.last.eq(parser.o.p.last)]
+                             dst.p.as_value().eq(Cat(o.data, o.keep, o.last))]
             # Edge counters of the core.
             for port, suffix in ((src, "in"), (dst, "out")):
                 beat = port.valid & port.ready

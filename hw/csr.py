@@ -81,6 +81,8 @@ def struct_value(layout, values, path=()):
     """One whole-vector value of ``layout`` from ``values`` ({path tuple: Value}, missing
     leaves 0). Assign struct ports with this, not member by member: Amaranth turns member
     assignments into slice writes, on which Icarus' always_comb re-triggers itself forever."""
+    if isinstance(layout, type) and issubclass(layout, (data.Struct, data.Union)):
+        layout = data.Layout.cast(layout)
     if isinstance(layout, data.StructLayout):
         parts, pos = [], 0
         for name, f in sorted(layout, key=lambda item: item[1].offset):

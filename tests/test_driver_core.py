@@ -15,7 +15,7 @@ from tunnelnic.rtlsim.runner import params, run
 
 CLK = 125_000_000
 DIVISOR = 8
-PROFILES = 2
+PROFILES = 8
 
 
 def make_dut(control):
