@@ -164,12 +164,13 @@ class Nic:
         await self.write_reg("rsc.ctrl", flush_all=1)
 
     # ------------------------------------------------------------------ counters, flow table
-    async def counters(self):
-        """Every counter, read once (reads clear them): ``{group: {name: events since the
-        previous call}}``; running totals accumulate in :attr:`totals`."""
+    async def counters(self, groups=None):
+        """Every counter (or those of ``groups``), read once (reads clear them):
+        ``{group: {name: events since the previous call}}``; running totals accumulate in
+        :attr:`totals`."""
         snap = {}
         for reg in self._need():
-            if not reg.fields[0].counter:
+            if not reg.fields[0].counter or (groups is not None and reg.path[0] not in groups):
                 continue
             group, name = reg.path[0], reg.dotted.split(".", 1)[1]
             value = await self.t.read(reg.address)
