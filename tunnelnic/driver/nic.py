@@ -1,0 +1,191 @@
+"""The high-level TunnelNIC driver: identity check, profiles, TSO/RSC settings, counters,
+flow table. Runs unchanged over every transport (:mod:`.transport`)::
+
+    nic = Nic(SerialTransport("/dev/ttyUSB1", 115200))
+    await nic.connect()                      # refuses a bitstream of another map
+    await nic.load_profile(0, "vxlan")       # a preset, validated against the device
+    await nic.set_tso(enable=True, mss_default=1448)
+    print(await nic.counters())              # every counter, one pass
+
+All register knowledge comes from :func:`tunnelnic.regmap.compile_map` for the parameters the
+device reports, so the driver and the bitstream must agree on the layout hash.
+"""
+
+from hw.profile import FIELDS, WORDS, pack_words, unpack_words
+
+from ..regmap import compile_map
+
+__all__ = ["Nic", "IdentityError", "MAGIC", "VERSION_MAJOR"]
+
+MAGIC = 0x544E4943
+VERSION_MAJOR = 1
+# Identity registers sit at fixed addresses in every version of the map.
+_MAGIC_ADDR, _VERSION_ADDR, _LAYOUT_ADDR, _CAPS0, _CAPS1, _CAPS2 = 0x00, 0x04, 0x08, 0x0C, 0x10, 0x14
+
+
+class IdentityError(Exception):
+    """The device is not a TunnelNIC, or its register map is not the one this driver knows."""
+
+
+class Nic:
+    def __init__(self, transport):
+        self.t = transport
+        self.map = None
+        self.identity = None
+        self.totals = {}
+
+    # ------------------------------------------------------------------ identity
+    async def connect(self):
+        """Read identity and capabilities; raise :class:`IdentityError` on any mismatch."""
+        magic = await self.t.read(_MAGIC_ADDR)
+        if magic != MAGIC:
+            raise IdentityError(f"no TunnelNIC here: magic 0x{magic:08x}, expected 0x{MAGIC:08x}")
+        version = await self.t.read(_VERSION_ADDR)
+        major, minor = version >> 16, version & 0xFFFF
+        if major != VERSION_MAJOR:
+            raise IdentityError(f"register map version {major}.{minor} is not supported by this "
+                                f"driver (major {VERSION_MAJOR}): update the driver or bitstream")
+        caps0, caps1, caps2 = [await self.t.read(a) for a in (_CAPS0, _CAPS1, _CAPS2)]
+        params = {"W": caps0 & 0xFF, "P": (caps0 >> 8) & 0xFF, "N": caps0 >> 16,
+                  "POOL": caps1 & 0xFFFF, "WINDOW": (caps1 >> 16) & 0x3FF, "OPAQUE": caps2 & 0xFF}
+        rm = compile_map(params)
+        layout = await self.t.read(_LAYOUT_ADDR)
+        if layout != rm.layout_hash:
+            raise IdentityError(f"register layout hash 0x{layout:08x} differs from this driver's "
+                                f"0x{rm.layout_hash:08x} for {params}: the bitstream was built "
+                                f"from another regmap/tunnelnic.rdl")
+        self.map = rm
+        self.identity = {"version": f"{major}.{minor}", "layout": layout,
+                         "has_tso": bool(caps2 >> 8 & 1), "has_rsc": bool(caps2 >> 9 & 1),
+                         **params}
+        return self.identity
+
+    def _need(self):
+        if self.map is None:
+            raise RuntimeError("call connect() first")
+        return self.map
+
+    # ------------------------------------------------------------------ raw registers
+    async def read_reg(self, path):
+        reg = self._need()[path]
+        return reg.decode(await self.t.read(reg.address))
+
+    async def write_reg(self, path, **fields):
+        """Write fields of one register; fields not named keep their value (read-modify-write
+        unless every writable field is given)."""
+        reg = self._need()[path]
+        writable = {f.name for f in reg.fields if f.sw_writable}
+        unknown = set(fields) - writable
+        if unknown:
+            raise ValueError(f"{path} has no writable field(s) {sorted(unknown)} "
+                             f"(writable: {sorted(writable)})")
+        base = 0
+        if set(fields) != writable and reg.readable:
+            base = await self.t.read(reg.address)
+            for f in reg.fields:   # never write back a pulse
+                if f.singlepulse:
+                    base &= ~f.mask
+        await self.t.write(reg.address, reg.encode(fields, base))
+
+    # ------------------------------------------------------------------ profiles
+    def _check_slot(self, slot):
+        p = self._need().params["P"]
+        if not isinstance(slot, int) or not 0 <= slot < p:
+            raise ValueError(f"profile slot {slot!r} out of range: this device has {p} (0..{p - 1})")
+
+    def profile_fields(self, preset=None, **fields):
+        """The validated field dict for a preset (with overrides) or explicit fields."""
+        from .. import presets
+        opaque = self._need().params["OPAQUE"]
+        if preset is not None:
+            return presets.preset(preset, opaque_bytes=opaque, **fields)
+        full = {name: 0 for name, *_ in FIELDS}
+        unknown = set(fields) - set(full)
+        if unknown:
+            raise ValueError(f"unknown profile field(s) {sorted(unknown)}")
+        full.update(fields)
+        presets.validate(full, opaque_bytes=opaque)
+        return full
+
+    async def load_profile(self, slot, preset=None, **fields):
+        """Load ``slot`` from a preset name (plus overrides) or explicit fields. The profile is
+        disabled while its words change and enabled (if asked) by the last write."""
+        self._check_slot(slot)
+        profile = self.profile_fields(preset, **fields)
+        words = pack_words(profile)
+        base = self.map[f"profile[{slot}].word0"].address
+        await self.t.write(base, words[0] & ~1)
+        for i in range(1, WORDS):
+            await self.t.write(base + 4 * i, words[i])
+        await self.t.write(base, words[0])
+        return profile
+
+    async def read_profile(self, slot):
+        self._check_slot(slot)
+        base = self.map[f"profile[{slot}].word0"].address
+        return unpack_words([await self.t.read(base + 4 * i) for i in range(WORDS)])
+
+    async def enable_profile(self, slot, enable=True):
+        self._check_slot(slot)
+        await self.write_reg(f"profile[{slot}].word0", enable=int(enable))
+
+    # ------------------------------------------------------------------ TSO / RSC
+    async def set_tso(self, enable=None, mss_default=None):
+        fields = {}
+        if mss_default is not None:
+            if not 1 <= mss_default < (1 << 14):
+                raise ValueError(f"mss_default={mss_default} must be 1..16383")
+            fields["mss_default"] = mss_default
+        if enable is not None:
+            fields["enable"] = int(enable)
+        await self.write_reg("tso.ctrl", **fields)
+
+    async def set_rsc(self, enable=None, timeout_us=None, size_cap=None, seg_cap=None):
+        if timeout_us is not None:
+            if not 1 <= timeout_us < (1 << 16):
+                raise ValueError(f"timeout_us={timeout_us} must be 1..65535")
+            await self.write_reg("rsc.timeout", timeout_us=timeout_us)
+        caps = {}
+        if size_cap is not None:
+            if not 1 <= size_cap <= 65535 - 40:
+                raise ValueError(f"size_cap={size_cap} must be 1..65495 so no IP total length "
+                                 f"exceeds 65535")
+            caps["size_cap"] = size_cap
+        if seg_cap is not None:
+            if not 1 <= seg_cap < 128:
+                raise ValueError(f"seg_cap={seg_cap} must be 1..127")
+            caps["seg_cap"] = seg_cap
+        if caps:
+            await self.write_reg("rsc.caps", **caps)
+        if enable is not None:
+            await self.write_reg("rsc.ctrl", enable=int(enable))
+
+    async def flush_all(self):
+        await self.write_reg("rsc.ctrl", flush_all=1)
+
+    # ------------------------------------------------------------------ counters, flow table
+    async def counters(self, groups=None):
+        """Every counter (or those of ``groups``), read once (reads clear them):
+        ``{group: {name: events since the previous call}}``; running totals accumulate in
+        :attr:`totals`."""
+        snap = {}
+        for reg in self._need():
+            if not reg.fields[0].counter or (groups is not None and reg.path[0] not in groups):
+                continue
+            group, name = reg.path[0], reg.dotted.split(".", 1)[1]
+            value = await self.t.read(reg.address)
+            snap.setdefault(group, {})[name] = value
+            tot = self.totals.setdefault(group, {})
+            tot[name] = tot.get(name, 0) + value
+        return snap
+
+    async def flow_table(self, contexts=None):
+        """Raw words of each flow context (``flow.word[0..7]``), selected one by one."""
+        rm = self._need()
+        n = rm.params["N"] if contexts is None else contexts
+        words = [r for r in rm.group("flow") if r.path[1] == "word"]
+        table = []
+        for i in range(n):
+            await self.write_reg("flow.select", index=i)
+            table.append([await self.t.read(r.address) for r in words])
+        return table
