@@ -51,7 +51,9 @@ class StandInRepeater(Elaboratable):
         sending = Signal()
         eof = q.r_data[8]
         m.d.comb += q.r_en.eq(sending | (q.r_rdy & eof))
-        with m.If(~sending & q.r_rdy & ~eof & (q.r_level >= 8)):
+        primed = Signal()  # registered: the gray-decoded level is a deep path at 125 MHz
+        m.d.sync += primed.eq(q.r_level >= 8)
+        with m.If(~sending & q.r_rdy & ~eof & primed):
             m.d.sync += sending.eq(1)
         with m.If(sending & (~q.r_rdy | eof)):
             m.d.sync += sending.eq(0)

@@ -109,7 +109,8 @@ def run(args):
     log = None if args.json else (lambda msg: print(msg, file=sys.stderr))
     try:
         result = synthesize(block, device=args.device, package=args.package, speed=args.speed,
-                            clocks=clocks, workdir=args.workdir, seed=args.seed, log=log)
+                            clocks=clocks, workdir=args.workdir, seed=args.seed,
+                            nextpnr_args=args.nextpnr_arg or (), log=log)
     except FlowError as exc:
         print(f"tunnelnic synth: {exc}", file=sys.stderr)
         return 1
@@ -137,6 +138,9 @@ def register(subparsers):
     p.add_argument("--package", default="CABGA381")
     p.add_argument("--speed", type=int, default=8)
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
+    p.add_argument("--nextpnr-arg", action="append", metavar="ARG",
+                   help="extra nextpnr-ecp5 argument, repeatable (e.g. --nextpnr-arg=--router "
+                        "--nextpnr-arg=router2)")
     p.add_argument("--workdir", help="keep inputs, logs and reports here (default: a temp dir)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=run)
