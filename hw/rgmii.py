@@ -18,7 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .mac import GmiiSignature
 
-__all__ = ["RgmiiAdapter", "delay_taps"]
+__all__ = ["RgmiiAdapter", "RgmiiModelAdapter", "delay_taps"]
 
 #: ECP5 DELAYG step, nominal (Lattice TN1265: about 25 ps per tap, 127 taps).
 DELAY_STEP_NS = 0.025
@@ -139,4 +139,62 @@ class RgmiiAdapter(wiring.Component):
             "ODDRX1F", i_D0=1, i_D1=0, i_SCLK=ClockSignal(tx), i_RST=0, o_Q=clk_q)
         m.submodules.tx_clk_buf = tx_clk_buf = io.Buffer("o", pins.tx_clk)
         m.d.comb += tx_clk_buf.o.eq(_delay(m, "tx_clk", clk_q, self.tx_taps))
+        return m
+
+
+class RgmiiModelAdapter(wiring.Component):
+    """Behavioural twin of :class:`RgmiiAdapter` for simulation (no vendor primitives).
+
+    Same nibble and control encoding, with plain ports instead of pads: ``rx_clk``,
+    ``rx_ctl``, ``rxd`` (4) in; ``tx_clk``, ``tx_ctl``, ``txd`` (4) out. The receive halves
+    are captured by a rising-edge and a falling-edge register (the IDDRX1F), the transmit
+    halves are registered on the rising edge and multiplexed by the clock level (the ODDRX1F);
+    ``tx_clk`` is the unshifted ``tx_domain`` clock: the bench delays it like the DELAYG would.
+    Creates ``rx_domain`` from ``rx_clk`` like the real adapter.
+
+    This checks the RGMII encoding against cocotbext-eth's ``RgmiiPhy``; it does not check the
+    ECP5 primitives, their polarity or the board skews (that is for the hardware).
+    """
+
+    def __init__(self, *, rx_domain="eth_rx", tx_domain="eth_tx"):
+        self.rx_domain = rx_domain
+        self.tx_domain = tx_domain
+        super().__init__({
+            "gmii": In(GmiiSignature()),
+            "rx_clk": In(1), "rx_ctl": In(1), "rxd": In(4),
+            "tx_clk": Out(1), "tx_ctl": Out(1), "txd": Out(4),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        rx, tx = self.rx_domain, self.tx_domain
+        fall = f"{rx}_fall"
+        m.domains += ClockDomain(rx)
+        m.domains += ClockDomain(fall, clk_edge="neg", reset_less=True, local=True)
+        m.d.comb += [ClockSignal(rx).eq(self.rx_clk), ClockSignal(fall).eq(self.rx_clk)]
+        m.submodules.rx_rst = ResetSynchronizer(ResetSignal(tx), domain=rx)
+
+        rise_half = Signal(5)
+        fall_half = Signal(5)
+        m.d[rx] += rise_half.eq(Cat(self.rxd, self.rx_ctl))
+        m.d[fall] += fall_half.eq(Cat(self.rxd, self.rx_ctl))
+        m.d[rx] += [
+            self.gmii.rxd.eq(Cat(rise_half[:4], fall_half[:4])),
+            self.gmii.rx_dv.eq(rise_half[4]),
+            self.gmii.rx_er.eq(rise_half[4] ^ fall_half[4]),
+        ]
+
+        first = Signal(5)
+        second = Signal(5)
+        m.d[tx] += [
+            first.eq(Cat(self.gmii.txd[:4], self.gmii.tx_en)),
+            second.eq(Cat(self.gmii.txd[4:], self.gmii.tx_en ^ self.gmii.tx_er)),
+        ]
+        out = Signal(5)
+        m.d.comb += [
+            out.eq(Mux(ClockSignal(tx), first, second)),
+            self.txd.eq(out[:4]),
+            self.tx_ctl.eq(out[4]),
+            self.tx_clk.eq(ClockSignal(tx)),
+        ]
         return m
