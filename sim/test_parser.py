@@ -167,7 +167,8 @@ async def run_case(dut):
         want = parse(frame, profiles, header_window=HEADER_WINDOW, opaque_bytes=OPAQUE)
         got = decode_record(frame_meta(out), OPAQUE)
         diffs = diff_records(want, got)
-        assert not diffs, f"frame {n} ({frame[:64].hex()}...): " + "; ".join(diffs[:12])
+        assert not diffs, (f"frame {n} ({frame[:64].hex()}...), error flag "
+                           f"{dut.error.value}: " + "; ".join(diffs[:12]))
         expected_other += want["cls"]["kind"] == 0
     await tb.cycles(10)
     assert stats["packets"] == len(frames)

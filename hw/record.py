@@ -1,0 +1,246 @@
+"""Record builder: turns a packet's captured header bytes into its parse record.
+
+:class:`RecordBuilder` computes, from the bytes the parser captured and the classifier's
+decision, every field of :class:`hw.layouts.ParseRecord` exactly as docs/parse-record.md says.
+It is a three-stage pipeline (Ethernet and outer header -> inner header, TCP, lengths, errors
+-> reason and classification) so no cycle holds more than a few adders; stages are registered
+and never read the record back (Icarus turns such read-backs into zero-time loops).
+
+Latency 3 cycles from ``i_valid`` to ``o_valid``. The inputs must hold their values until the
+cycle before ``o_valid``; the caller may load new inputs when ``busy`` is low, so a new record
+can start every 3 cycles: line rate for packets of 3 beats or more (60-byte frames at W=16).
+"""
+
+from amaranth import *
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from .byteorder import be_value
+from .checksum import fold
+from .classifier import Decision
+from .layouts import Ipv4Fields, Kind, ParseRecord, Reason, TcpFields
+
+__all__ = ["RecordBuilder", "ETH_BYTES", "eth_fields"]
+
+ETH_BYTES = 22   # two VLAN tags + ethertype
+
+
+def eth_fields(m, b, tag):
+    """(l3, is_ipv4, is_ipv6, vlans, tci0, tci1, ethertype) from the 22 Ethernet bytes."""
+    def tpid(v):
+        return (v == 0x8100) | (v == 0x88A8)
+    t0, t1, t2 = be_value(b[12:14]), be_value(b[16:18]), be_value(b[20:22])
+    v0 = tpid(t0)
+    v1 = v0 & tpid(t1)
+    et = Signal(16, name=f"ethertype{tag}")
+    m.d.comb += et.eq(Mux(v1, t2, Mux(v0, t1, t0)))
+    vlans = Signal(2, name=f"vlans{tag}")
+    m.d.comb += vlans.eq(v0 + v1)
+    l3 = Signal(5, name=f"l3{tag}")
+    m.d.comb += l3.eq(14 + (vlans << 2))
+    return (l3, et == 0x0800, et == 0x86DD, vlans, Mux(v0, be_value(b[14:16]), 0),
+            Mux(v1, be_value(b[18:20]), 0), et)
+
+
+def _bytes(sig, n):
+    return [sig.word_select(i, 8) for i in range(n)]
+
+
+def _ipv4(b, present):
+    """Ipv4Fields value (without csum_ok) of 20 captured bytes, all zero unless ``present``."""
+    raw = Ipv4Fields.const({}).as_value()
+    fields = Cat(
+        Const(1, 1), b[0][4:8], b[0][:4], b[1], be_value(b[2:4]), be_value(b[4:6]),
+        b[6][5:8], Cat(b[7], b[6][:5]), b[8], b[9], be_value(b[10:12]), be_value(b[12:16]),
+        be_value(b[16:20]), Const(0, 1))
+    return Mux(present, fields, raw)
+
+
+def _tcp(b, present):
+    fields = Cat(
+        Const(1, 1), be_value(b[0:2]), be_value(b[2:4]), be_value(b[4:8]), be_value(b[8:12]),
+        b[12][4:8], b[12][:4], b[13], be_value(b[14:16]), be_value(b[16:18]),
+        be_value(b[18:20]))
+    return Mux(present, fields, 0)
+
+
+class RecordBuilder(wiring.Component):
+    """See the module docstring. ``header_window`` is H, ``opaque_bytes`` is C."""
+
+    def __init__(self, *, header_window=256, opaque_bytes=64):
+        self.header_window = header_window
+        self.opaque_bytes = opaque_bytes
+        super().__init__({
+            "i_valid": In(1),
+            "eth": In(8 * ETH_BYTES), "outer": In(160), "inner": In(160), "tcp": In(160),
+            "opaque": In(8 * opaque_bytes), "osum": In(21), "isum": In(21),
+            "dec": In(Decision), "ended": In(1), "flen": In(16),
+            "busy": Out(1), "o_valid": Out(1), "o": Out(ParseRecord(opaque_bytes)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        H = self.header_window
+        dec = self.dec
+        va, vb = Signal(), Signal()
+        m.d.sync += [va.eq(self.i_valid), vb.eq(va), self.o_valid.eq(vb)]
+        # A new input may be captured in the cycle stage C runs, not while A or B still read it.
+        m.d.comb += self.busy.eq(self.i_valid | va)
+
+        # ---- stage A: Ethernet, outer IPv4, where the inner header is -----------------------
+        E = _bytes(self.eth, ETH_BYTES)
+        l3, is4, is6, vlans, tci0, tci1, et = eth_fields(m, E, "R")
+        short = self.ended & (self.flen <= H)
+        limit = Mux(short, self.flen, H)
+        outer_b = _bytes(self.outer, 20)
+        o_present = is4 & (l3 + 20 <= limit)
+        o_ver, o_ihl = outer_b[0][4:8], outer_b[0][:4]
+        o_valid = o_present & (o_ver == 4) & (o_ihl >= 5)
+        opaque_off = Mux(o_valid, l3 + (o_ihl << 2), 0)
+        a = {name: Signal(shape, name=f"a_{name}") for name, shape in {
+            "l3": 5, "is4": 1, "is6": 1, "vlans": 2, "tci0": 16, "tci1": 16, "et": 16,
+            "limit": 16, "short": 1, "o_present": 1, "o_valid": 1, "o_hlen": 8,
+            "opaque_off": 8, "inner_l3": 20, "inner_def": 1, "osum_ok": 1, "isum_ok": 1,
+            "outer": Ipv4Fields}.items()}
+        with m.If(self.i_valid):
+            m.d.sync += [
+                a["l3"].eq(l3), a["is4"].eq(is4), a["is6"].eq(is6), a["vlans"].eq(vlans),
+                a["tci0"].eq(tci0), a["tci1"].eq(tci1), a["et"].eq(et),
+                a["limit"].eq(limit), a["short"].eq(short), a["o_present"].eq(o_present),
+                a["o_valid"].eq(o_valid), a["o_hlen"].eq(o_ihl << 2),
+                a["opaque_off"].eq(opaque_off),
+                a["inner_l3"].eq(Mux(dec.matched, opaque_off + dec.opaque_len, l3)),
+                a["inner_def"].eq(o_valid & Mux(dec.matched, ~dec.len_outside,
+                                                outer_b[9] == 6)),
+                a["osum_ok"].eq(fold(self.osum) == 0xFFFF),
+                a["isum_ok"].eq(fold(self.isum) == 0xFFFF),
+                a["outer"].eq(_ipv4(outer_b, o_present)),
+            ]
+
+        # ---- stage B: inner IPv4, TCP, lengths, errors ---------------------------------------
+        outer = a["outer"]
+        matched = dec.matched
+        lim = a["limit"]
+        trunc, window = [], []
+
+        def need(cond, end):
+            bad = cond & (end > lim)
+            trunc.append(bad & a["short"])
+            window.append(bad & ~a["short"])
+
+        def avail(end):
+            return end <= lim
+
+        need(1, a["l3"])
+        need(a["is4"], a["l3"] + 20)
+        need(a["o_valid"], a["l3"] + a["o_hlen"])
+        o_csum_ok = a["o_valid"] & avail(a["l3"] + a["o_hlen"]) & a["osum_ok"]
+        inner_l3 = a["inner_l3"]
+        i_present = a["inner_def"] & avail(inner_l3 + 20)
+        need(a["inner_def"], inner_l3 + 20)
+        inner_b = _bytes(self.inner, 20)
+        i_ver, i_ihl, i_proto = inner_b[0][4:8], inner_b[0][:4], inner_b[9]
+        i_valid = i_present & (i_ver == 4) & (i_ihl >= 5)
+        i_hlen = i_ihl << 2
+        need(i_valid, inner_l3 + i_hlen)
+        i_csum_ok = i_valid & avail(inner_l3 + i_hlen) & a["isum_ok"]
+        l4_def = i_valid & (i_proto == 6)
+        l4 = Signal(20)
+        m.d.comb += l4.eq(inner_l3 + i_hlen)
+        t_present = l4_def & avail(l4 + 20)
+        need(l4_def, l4 + 20)
+        T = _bytes(self.tcp, 20)
+        doff = T[12][4:8]
+        tcp_ok = t_present & (doff >= 5)
+        payload_off = Signal(20)
+        m.d.comb += payload_off.eq(l4 + (doff << 2))
+        need(tcp_ok, payload_off)
+        trunc.append(matched & dec.field_trunc)
+        window.append(matched & dec.field_window)
+        i_total = be_value(inner_b[2:4])
+        hdrs = i_hlen + (doff << 2)
+        o_frag = outer.flags[0] | (outer.frag_off != 0)
+        i_frag = inner_b[6][5] | (Cat(inner_b[7], inner_b[6][:5]) != 0)
+        b = {name: Signal(shape, name=f"b_{name}") for name, shape in {
+            "inner": Ipv4Fields, "tcp": TcpFields, "o_csum_ok": 1, "i_csum_ok": 1,
+            "inner_l3": 10, "l4": 10, "payload": 10, "payload_len": 16,
+            "truncated": 1, "window": 1, "short_frame": 1, "outer_bad_ihl": 1,
+            "inner_bad_ihl": 1, "outer_bad_csum": 1, "inner_bad_csum": 1,
+            "outer_bad_len": 1, "inner_bad_len": 1,
+            "c_ipv6": 1, "c_frag": 1, "c_opts": 1, "c_not_tcp": 1, "c_field": 1,
+            "c_doff": 1}.items()}
+        with m.If(va):
+            m.d.sync += [
+                b["inner"].eq(_ipv4(inner_b, i_present)),
+                b["tcp"].eq(_tcp(T, t_present)),
+                b["o_csum_ok"].eq(o_csum_ok), b["i_csum_ok"].eq(i_csum_ok),
+                b["inner_l3"].eq(Mux(a["inner_def"], inner_l3, 0)),
+                b["l4"].eq(Mux(l4_def, l4, 0)),
+                b["payload"].eq(Mux(tcp_ok, payload_off, 0)),
+                b["payload_len"].eq(Mux(tcp_ok & (i_total >= hdrs), i_total - hdrs, 0)),
+                b["truncated"].eq(Cat(*trunc).any()),
+                b["window"].eq(Cat(*window).any()),
+                b["short_frame"].eq(a["o_valid"] & a["short"] &
+                                    (lim < a["l3"] + outer.total_len)),
+                b["outer_bad_ihl"].eq(a["o_present"] & ((outer.version != 4) |
+                                                         (outer.ihl < 5))),
+                b["inner_bad_ihl"].eq(i_present & matched & (i_ver != 6) &
+                                      ((i_ver != 4) | (i_ihl < 5))),
+                b["outer_bad_csum"].eq(a["o_valid"] & ~o_csum_ok),
+                b["inner_bad_csum"].eq(i_valid & ~i_csum_ok),
+                b["outer_bad_len"].eq(a["o_valid"] & (outer.total_len < a["o_hlen"])),
+                b["inner_bad_len"].eq((tcp_ok & (i_total < hdrs)) |
+                                      (matched & i_valid &
+                                       (inner_l3 + i_total > a["l3"] + outer.total_len))),
+                b["c_ipv6"].eq(a["is6"] | (matched & i_present & (i_ver == 6))),
+                b["c_frag"].eq((a["o_valid"] & o_frag) | (i_valid & i_frag)),
+                b["c_opts"].eq((a["o_valid"] & (outer.ihl > 5)) | (i_valid & (i_ihl > 5))),
+                b["c_not_tcp"].eq((~matched & (outer.proto != 6)) |
+                                  (matched & i_valid & (i_proto != 6))),
+                b["c_field"].eq(matched & (dec.len_outside | dec.flow_outside)),
+                b["c_doff"].eq(t_present & (doff < 5)),
+            ]
+
+        # ---- stage C: reason, classification, the record ---------------------------------------
+        conds = [
+            (Reason.NOT_IP, ~a["is4"] & ~a["is6"]),
+            (Reason.IPV6, b["c_ipv6"]),
+            (Reason.TRUNCATED, b["truncated"] | b["short_frame"]),
+            (Reason.BAD_IHL, b["outer_bad_ihl"] | b["inner_bad_ihl"]),
+            (Reason.WINDOW, b["window"]),
+            (Reason.FRAGMENT, b["c_frag"]),
+            (Reason.IP_OPTIONS, b["c_opts"]),
+            (Reason.NOT_TCP, b["c_not_tcp"]),
+            (Reason.FIELD_OUTSIDE, b["c_field"]),
+            (Reason.BAD_LENGTH, b["outer_bad_len"] | b["inner_bad_len"]),
+            (Reason.TCP_DOFF, b["c_doff"]),
+        ]
+        reason = Reason.NONE
+        for r, c in reversed(conds):
+            reason = Mux(c, r, reason)
+        ok = Signal()
+        m.d.comb += ok.eq(Cat(*(c for _, c in conds)) == 0)
+        E_dst, E_src = be_value(E[0:6]), be_value(E[6:12])
+        rec = self.o
+        with m.If(vb):
+            m.d.sync += [
+                rec.eth.eq(Cat(E_dst, E_src, a["vlans"], a["tci0"], a["tci1"], a["et"])),
+                rec.outer.eq(Cat(a["outer"].as_value()[:-1], b["o_csum_ok"])),
+                rec.inner.eq(Cat(b["inner"].as_value()[:-1], b["i_csum_ok"])),
+                rec.tcp.eq(b["tcp"]),
+                rec.off.eq(Cat(Const(0, 10) | a["l3"], Const(0, 10) | a["opaque_off"],
+                               b["inner_l3"], b["l4"], b["payload"])),
+                rec.payload_len.eq(b["payload_len"]),
+                rec.err.eq(Cat(b["truncated"], b["short_frame"], b["outer_bad_ihl"],
+                               b["inner_bad_ihl"], b["outer_bad_csum"], b["inner_bad_csum"],
+                               b["outer_bad_len"], b["inner_bad_len"], b["window"])),
+                rec.cls.eq(Cat(
+                    Mux(ok, Mux(matched, Kind.TUNNEL, Kind.PLAIN), Kind.OTHER), reason,
+                    Mux(matched, dec.profile, 0), Mux(matched, dec.opaque_len[:10], 0),
+                    Mux(matched, dec.flow, 0),
+                    ok & (~matched | dec.tso_en),
+                    ok & (~matched | dec.rsc_en) & b["o_csum_ok"] & b["i_csum_ok"],
+                    matched & dec.udp, matched & dec.udp_csum, matched & dec.ipid_fixed)),
+                rec.opaque.eq(Mux(a["o_valid"], self.opaque, 0)),
+            ]
+        return m
