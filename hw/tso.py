@@ -178,61 +178,74 @@ class TsoEngine(wiring.Component):
         m.d.comb += [hdr_r.addr.eq(Cat(b[:(hb - 1).bit_length()], seg_bank)),
                      ring_r.addr.eq(rptr[:-1])]
 
-        with m.FSM():
+        # Combinational outputs as plain expressions of registered state (see TsoWriter).
+        st_idle = Signal(); st_seg = Signal(); st_pass = Signal()
+        take = Signal(); take_seg = Signal(); take_pass = Signal(); take_drop = Signal()
+        issue = Signal(); is_last = Signal(); rd_ring = Signal(); pass_beat = Signal()
+        m.d.comb += [
+            take.eq(st_idle & calc.next_valid),
+            take_seg.eq(take & (calc.next_kind == DescKind.SEGMENT)),
+            take_pass.eq(take & (calc.next_kind == DescKind.PASS)),
+            take_drop.eq(take & (calc.next_kind == DescKind.DROP)),
+            issue.eq(st_seg & credit),
+            is_last.eq(b + 1 == nb),
+            rd_ring.eq((b >= hbeat) & (ring_left != 0)),
+            pass_beat.eq(st_pass & credit & self.i.valid),
+            pass_ready.eq(st_pass & credit),
+            calc.next_take.eq(take),
+            self.stats.segments.eq(take_seg),
+            release.eq(take_drop | (issue & is_last & seg_last)),
+            release_bank.eq(Mux(take_drop, calc.next_bank, seg_bank)),
+            i_valid.eq(issue | pass_beat),
+            i_pass.eq(pass_beat),
+            i_last.eq(Mux(st_pass, self.i.payload.last, is_last)),
+            i_tog.eq(tog),
+            i_data.eq(self.i.payload.data),
+            hdr_r.en.eq(issue),
+            ring_r.en.eq(issue & rd_ring),
+            i_keep.eq(Mux(st_pass, self.i.payload.keep,
+                          Mux(is_last & (end_bytes != 0), (1 << end_bytes) - 1, (1 << W) - 1))),
+            wr.pass_done.eq(pass_beat & self.i.payload.last),
+        ]
+        for x in range(W):
+            m.d.comb += i_hmask[x].eq((b < hbeat) | ((b == hbeat) & (x < s)))
+        for k in range(PATCH_BYTES):
+            off = seg_ctx.patch_off[k]
+            hit = seg_ctx.patch_en[k] & (off[lw:] == b)
+            for x in range(W):
+                m.d.comb += i_sel[x * PATCH_BYTES + k].eq(hit & (off[:lw] == x))
+
+        with m.FSM() as fsm:
+            m.d.comb += [st_idle.eq(fsm.ongoing("IDLE")), st_seg.eq(fsm.ongoing("SEG")),
+                         st_pass.eq(fsm.ongoing("PASS"))]
             with m.State("IDLE"):
-                with m.If(calc.next_valid):
-                    m.d.comb += calc.next_take.eq(1)
-                    with m.Switch(calc.next_kind):
-                        with m.Case(DescKind.SEGMENT):
-                            cx = next_ctx
-                            total = cx.hl + calc.next_n
-                            m.d.sync += [
-                                seg_ctx.eq(cx), seg_bank.eq(calc.next_bank),
-                                seg_last.eq(calc.next_last),
-                                b.eq(0), nb.eq((total + W - 1) >> lw),
-                                end_bytes.eq(total[:lw]),
-                                ring_left.eq(Mux(calc.next_n == 0, 0,
-                                                 ((cx.hl[:lw] + calc.next_n - 1) >> lw) + 1)),
-                                tog.eq(~tog),
-                                vals[0].eq(Mux(tog, calc.next_vals, vals[0])),
-                                vals[1].eq(Mux(tog, vals[1], calc.next_vals)),
-                            ]
-                            m.d.comb += self.stats.segments.eq(1)
-                            m.next = "SEG"
-                        with m.Case(DescKind.PASS):
-                            m.next = "PASS"
-                        with m.Case(DescKind.DROP):
-                            m.d.comb += [release.eq(1), release_bank.eq(calc.next_bank)]
+                with m.If(take_seg):
+                    cx = next_ctx
+                    total = cx.hl + calc.next_n
+                    m.d.sync += [
+                        seg_ctx.eq(cx), seg_bank.eq(calc.next_bank),
+                        seg_last.eq(calc.next_last),
+                        b.eq(0), nb.eq((total + W - 1) >> lw),
+                        end_bytes.eq(total[:lw]),
+                        ring_left.eq(Mux(calc.next_n == 0, 0,
+                                         ((cx.hl[:lw] + calc.next_n - 1) >> lw) + 1)),
+                        tog.eq(~tog),
+                        vals[0].eq(Mux(tog, calc.next_vals, vals[0])),
+                        vals[1].eq(Mux(tog, vals[1], calc.next_vals)),
+                    ]
+                    m.next = "SEG"
+                with m.If(take_pass):
+                    m.next = "PASS"
             with m.State("SEG"):
-                with m.If(credit):
-                    is_last = b + 1 == nb
-                    rd_ring = (b >= hbeat) & (ring_left != 0)
-                    m.d.comb += [i_valid.eq(1), i_last.eq(is_last), i_tog.eq(tog),
-                                 hdr_r.en.eq(1), ring_r.en.eq(rd_ring),
-                                 i_keep.eq(Mux(is_last & (end_bytes != 0),
-                                               (1 << end_bytes) - 1, (1 << W) - 1))]
-                    for x in range(W):
-                        m.d.comb += i_hmask[x].eq((b < hbeat) | ((b == hbeat) & (x < s)))
-                    for k in range(PATCH_BYTES):
-                        off = seg_ctx.patch_off[k]
-                        hit = seg_ctx.patch_en[k] & (off[lw:] == b)
-                        for x in range(W):
-                            m.d.comb += i_sel[x * PATCH_BYTES + k].eq(hit & (off[:lw] == x))
+                with m.If(issue):
                     with m.If(rd_ring):
                         m.d.sync += [rptr.eq(rptr + 1), ring_left.eq(ring_left - 1)]
                     m.d.sync += b.eq(b + 1)
                     with m.If(is_last):
-                        with m.If(seg_last):
-                            m.d.comb += [release.eq(1), release_bank.eq(seg_bank)]
                         m.next = "IDLE"
             with m.State("PASS"):
-                m.d.comb += pass_ready.eq(credit)
-                with m.If(credit & self.i.valid):
-                    m.d.comb += [i_valid.eq(1), i_pass.eq(1), i_last.eq(self.i.payload.last),
-                                 i_keep.eq(self.i.payload.keep), i_data.eq(self.i.payload.data)]
-                    with m.If(self.i.payload.last):
-                        m.d.comb += wr.pass_done.eq(1)
-                        m.next = "IDLE"
+                with m.If(pass_beat & self.i.payload.last):
+                    m.next = "IDLE"
 
         # R1: memory data appears; carry the control.
         r1_pass = Signal(); r1_last = Signal(); r1_keep = Signal(W); r1_hmask = Signal(W)

@@ -140,11 +140,12 @@ class TsoCalc(Elaboratable):
                                        len(prog))
                             m.d.sync += step.eq(nxt)
 
-        m.d.comb += self.d_ready.eq(0)
-        with m.FSM():
+        idle = Signal()
+        m.d.comb += self.d_ready.eq(idle & self.d_valid & ~self.next_valid)
+        with m.FSM() as fsm:
+            m.d.comb += idle.eq(fsm.ongoing("IDLE"))
             with m.State("IDLE"):
-                with m.If(self.d_valid & ~self.next_valid):
-                    m.d.comb += self.d_ready.eq(1)
+                with m.If(self.d_ready):
                     m.d.sync += d.eq(self.d)
                     with m.If(self.d.kind == DescKind.SEGMENT):
                         m.next = "PREP"

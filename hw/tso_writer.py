@@ -94,19 +94,13 @@ class TsoWriter(Elaboratable):
         reason = Signal(TsoReason)
         tunnel = cls.kind == Kind.TUNNEL
         len_mismatch = (off.l3 + rec.outer.total_len) != (off.inner_l3 + rec.inner.total_len)
-        with m.If(~self.enable | ~req.tso):
-            m.d.comb += reason.eq(TsoReason.NO_REQUEST)
-        with m.Elif(~cls.tso_ok | (cls.kind == Kind.OTHER) |
-                    (off.payload > self.header_window)):
-            m.d.comb += reason.eq(TsoReason.NOT_OFFLOADABLE)
-        with m.Elif(eff_mss == 0):
-            m.d.comb += reason.eq(TsoReason.MSS_ZERO)
-        with m.Elif(off.payload + eff_mss > self.max_frame):
-            m.d.comb += reason.eq(TsoReason.MSS_TOO_LARGE)
-        with m.Elif(tunnel & len_mismatch):
-            m.d.comb += reason.eq(TsoReason.LENGTH)
-        with m.Else():
-            m.d.comb += reason.eq(TsoReason.SEGMENTED)
+        m.d.comb += reason.eq(
+            Mux(~self.enable | ~req.tso, TsoReason.NO_REQUEST,
+            Mux(~cls.tso_ok | (cls.kind == Kind.OTHER) | (off.payload > self.header_window),
+                TsoReason.NOT_OFFLOADABLE,
+            Mux(eff_mss == 0, TsoReason.MSS_ZERO,
+            Mux(off.payload + eff_mss > self.max_frame, TsoReason.MSS_TOO_LARGE,
+            Mux(tunnel & len_mismatch, TsoReason.LENGTH, TsoReason.SEGMENTED))))))
         m.d.comb += self.reason.eq(reason)
 
         # ---- Context of the superframe (written into the bank on claim) ------------------
@@ -172,20 +166,99 @@ class TsoWriter(Elaboratable):
             return [n_cur.eq(n_bytes), rem.eq(remaining), j.eq(0), p.eq(s), r.eq(rotation),
                     part.eq(0), first.eq(is_first), seg_wptr.eq(wp)]
 
-        def end_segment():
-            # Push the descriptor, then start the next segment or finish the payload.
-            stmts = [e_end.eq(1), e_kind.eq(DescKind.SEGMENT), e_first.eq(first),
-                     e_last.eq(rem == 0), e_n.eq(n_cur), e_valid.eq(1)]
-            return stmts
-
         vl = Signal(range(W + 1))
         m.d.comb += vl.eq(keep_count(self.i_p.keep, W))
         in_lanes = lanes(self.i_p.data, W)
-        rot = [Signal(8, name=f"rot{x}") for x in range(W)]
-        for x in range(W):
-            m.d.comb += rot[x].eq(Array(in_lanes)[(x + r)[:lw]])
+        rot_all = Signal(8 * W)
+        m.d.comb += rot_all.eq(Cat(self.i_p.data, self.i_p.data) >> (r * 8))
+        rot = [rot_all.word_select(x, 8) for x in range(W)]
 
-        with m.FSM():
+        # PAY datapath, unconditional (plain assigns; see docs/tso.md on Icarus).
+        need = Signal(14)
+        c = Signal(range(W + 1))
+        avail = Signal(range(W + 1))
+        m.d.comb += [need.eq(n_cur - j), avail.eq(vl - a),
+                     c.eq(Mux(need < avail, need, avail))]
+        fill = Signal(range(2 * W + 1))
+        m.d.comb += fill.eq(p + c)
+        full = Signal()
+        m.d.comb += full.eq(fill >= W)
+        merged = Signal(8 * W)
+        wrapped = Signal(8 * W)
+        for x in range(W):
+            m.d.comb += [
+                merged.word_select(x, 8).eq(
+                    Mux((x >= p) & (x < fill), rot[x], part.word_select(x, 8))),
+                wrapped.word_select(x, 8).eq(Mux(x + W < fill, rot[x], 0)),
+            ]
+        leftover = Signal()
+        seg_end = Signal()
+        wrote = Signal()
+        m.d.comb += [leftover.eq(full & (fill != W)), seg_end.eq(c == need),
+                     wrote.eq(full | seg_end)]
+        next_n = Mux(rem < mss, rem, mss)
+        next_rem = Mux(rem < mss, 0, rem - mss)
+        next_r = (r + mss_mod)[:lw]
+        wp_after = Signal.like(wptr)
+        m.d.comb += wp_after.eq(Mux(wrote, wptr + 1, wptr))
+        consumed = Signal()
+        m.d.comb += consumed.eq(a + c == vl)
+
+        # State flags are plain signals and every combinational output below is a plain
+        # expression of them (no comb assignment inside the FSM): Icarus evaluates chains of
+        # conditionally assigned always_comb blocks with exponential glitch events.
+        st = {name: Signal(name=f"st_{name.lower()}") for name in
+              ("IDLE", "DECIDE", "WAIT_PASS", "HDR", "PAY", "FLUSH", "DRAIN", "TRUNC")}
+        seg_ok = Signal()
+        bank_free = Signal()
+        full_hdr = Signal()
+        m.d.comb += [seg_ok.eq(reason == TsoReason.SEGMENTED),
+                     bank_free.eq(~self.bank_busy.bit_select(~self.bank, 1)),
+                     full_hdr.eq(b_in < hbeat)]
+        decide_claim = Signal()
+        decide_pass = Signal()
+        hdr_act = Signal()
+        pay_ok = Signal()
+        pay_zero = Signal()
+        pay_trunc = Signal()
+        pay_chunk = Signal()
+        pay_end = Signal()
+        flush_act = Signal()
+        drain_take = Signal()
+        trunc_act = Signal()
+        seg_desc = Signal()
+        m.d.comb += [
+            decide_claim.eq(st["DECIDE"] & seg_ok & bank_free & self.desc_room),
+            decide_pass.eq(st["DECIDE"] & ~seg_ok & self.desc_room),
+            hdr_act.eq(st["HDR"] & self.i_valid),
+            pay_ok.eq(st["PAY"] & room & self.desc_room),
+            pay_zero.eq(pay_ok & (need == 0)),
+            pay_trunc.eq(pay_ok & (need != 0) & ended),
+            pay_chunk.eq(pay_ok & (need != 0) & ~ended & self.i_valid),
+            pay_end.eq(pay_chunk & seg_end & ~leftover),
+            flush_act.eq(st["FLUSH"] & room & self.desc_room),
+            drain_take.eq(st["DRAIN"] & ~ended),
+            trunc_act.eq(st["TRUNC"] & self.desc_room),
+            seg_desc.eq(pay_zero | pay_end | flush_act),
+            self.claim.eq(decide_claim),
+            self.decided.eq(decide_claim | decide_pass),
+            self.truncated.eq(trunc_act),
+            self.hdr_we.eq(hdr_act),
+            self.i_ready.eq((hdr_act & full_hdr) | (pay_chunk & consumed) | drain_take),
+            e_sf.eq(decide_claim),
+            e_hdr.eq(hdr_act),
+            e_end.eq(decide_pass | seg_desc | trunc_act),
+            e_kind.eq(Mux(decide_pass, DescKind.PASS,
+                          Mux(trunc_act, DescKind.DROP, DescKind.SEGMENT))),
+            e_first.eq(first), e_last.eq(rem == 0), e_n.eq(n_cur),
+            e_valid.eq(decide_claim | decide_pass | hdr_act | pay_zero | pay_chunk |
+                       flush_act | trunc_act),
+            e_wr.eq((pay_chunk & wrote) | flush_act),
+        ]
+
+        with m.FSM() as fsm:
+            for name, sig in st.items():
+                m.d.comb += sig.eq(fsm.ongoing(name))
             with m.State("IDLE"):
                 m.d.sync += ended.eq(0)
                 with m.If(self.i_valid):
@@ -195,15 +268,10 @@ class TsoWriter(Elaboratable):
             with m.State("DECIDE"):
                 m.d.sync += [hl.eq(off.payload), pl.eq(rec.payload_len), mss.eq(eff_mss),
                              mss_mod.eq(eff_mss[:lw]), b_in.eq(0)]
-                with m.If(reason == TsoReason.SEGMENTED):
-                    with m.If(~self.bank_busy.bit_select(~self.bank, 1) & self.desc_room):
-                        m.d.comb += [self.claim.eq(1), self.decided.eq(1),
-                                     e_valid.eq(1), e_sf.eq(1)]
-                        m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr)]
-                        m.next = "HDR"
-                with m.Elif(self.desc_room):
-                    m.d.comb += [self.decided.eq(1), e_valid.eq(1), e_end.eq(1),
-                                 e_kind.eq(DescKind.PASS)]
+                with m.If(decide_claim):
+                    m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr)]
+                    m.next = "HDR"
+                with m.If(decide_pass):
                     m.next = "WAIT_PASS"
 
             with m.State("WAIT_PASS"):
@@ -211,116 +279,68 @@ class TsoWriter(Elaboratable):
                     m.next = "IDLE"
 
             with m.State("HDR"):
-                m.d.comb += [self.hdr_we.eq(self.i_valid), e_hdr.eq(self.i_valid),
-                             e_valid.eq(self.i_valid)]
-                full_hdr = b_in < hbeat
-                with m.If(self.i_valid):
+                first_n = Mux(pl < mss, pl, mss)
+                first_rem = Mux(pl < mss, 0, pl - mss)
+                with m.If(hdr_act):
                     m.d.sync += b_in.eq(b_in + 1)
                     with m.If(full_hdr):
-                        m.d.comb += self.i_ready.eq(1)
                         m.d.sync += ended.eq(self.i_p.last)
                         with m.If((b_in + 1 == hbeat) & (s == 0)):
-                            m.d.sync += [a.eq(0), *start_segment(
-                                Mux(pl < mss, pl, mss), Mux(pl < mss, 0, pl - mss), 0, 1, wptr)]
+                            m.d.sync += [a.eq(0),
+                                         *start_segment(first_n, first_rem, 0, 1, wptr)]
                             m.next = "PAY"
                         with m.Elif(self.i_p.last):
                             m.next = "TRUNC"
                     with m.Else():
-                        m.d.sync += [a.eq(s), *start_segment(
-                            Mux(pl < mss, pl, mss), Mux(pl < mss, 0, pl - mss), 0, 1, wptr)]
+                        m.d.sync += [a.eq(s), *start_segment(first_n, first_rem, 0, 1, wptr)]
                         m.next = "PAY"
 
             with m.State("PAY"):
-                need = Signal(14)
-                c = Signal(range(W + 1))
-                avail = Signal(range(W + 1))
-                m.d.comb += [need.eq(n_cur - j), avail.eq(vl - a),
-                             c.eq(Mux(need < avail, need, avail))]
-                fill = Signal(range(2 * W + 1))
-                m.d.comb += fill.eq(p + c)
-                full = fill >= W
-                merged = Signal(8 * W)
-                wrapped = Signal(8 * W)
-                for x in range(W):
-                    m.d.comb += [
-                        merged.word_select(x, 8).eq(
-                            Mux((x >= p) & (x < fill), rot[x], part.word_select(x, 8))),
-                        wrapped.word_select(x, 8).eq(Mux(x + W < fill, rot[x], 0)),
-                    ]
-                leftover = full & (fill != W)
-                seg_end = c == need
-                next_n = Mux(rem < mss, rem, mss)
-                next_rem = Mux(rem < mss, 0, rem - mss)
-                next_r = (r + mss_mod)[:lw]
-                with m.If(~room | ~self.desc_room):
-                    pass
-                with m.Elif(need == 0):
-                    # Zero-length segment (no payload at all).
-                    m.d.comb += end_segment()
+                with m.If(pay_zero):
                     m.next = "DRAIN"
-                with m.Elif(ended):
+                with m.If(pay_trunc):
                     m.next = "TRUNC"
-                with m.Elif(self.i_valid):
-                    m.d.sync += j.eq(j + c)
-                    wrote = Signal()
+                with m.If(pay_chunk):
+                    m.d.sync += [j.eq(j + c), wptr.eq(wp_after)]
                     with m.If(full):
-                        m.d.comb += [e_wr.eq(1), e_data.eq(merged), wrote.eq(1)]
                         m.d.sync += [part.eq(wrapped), p.eq(fill - W)]
                     with m.Else():
                         m.d.sync += [part.eq(merged), p.eq(fill)]
-                        with m.If(seg_end):
-                            m.d.comb += [e_wr.eq(1), e_data.eq(merged), wrote.eq(1)]
-                    m.d.comb += e_valid.eq(1)
-                    wp_after = Mux(wrote, wptr + 1, wptr)
-                    m.d.sync += wptr.eq(wp_after)
-                    consumed = a + c == vl
                     with m.If(consumed):
-                        m.d.comb += self.i_ready.eq(1)
                         m.d.sync += [a.eq(0), ended.eq(self.i_p.last)]
                     with m.Else():
                         m.d.sync += a.eq(a + c)
                     with m.If(seg_end):
                         with m.If(leftover):
                             m.next = "FLUSH"
+                        with m.Elif(rem == 0):
+                            m.next = "DRAIN"
                         with m.Else():
-                            m.d.comb += end_segment()
-                            with m.If(rem == 0):
-                                m.next = "DRAIN"
-                            with m.Else():
-                                m.d.sync += start_segment(next_n, next_rem, next_r, 0,
-                                                          wp_after)
+                            m.d.sync += start_segment(next_n, next_rem, next_r, 0, wp_after)
 
             with m.State("FLUSH"):
-                with m.If(room & self.desc_room):
-                    m.d.comb += [e_wr.eq(1), e_data.eq(part)]
+                with m.If(flush_act):
                     m.d.sync += wptr.eq(wptr + 1)
-                    m.d.comb += end_segment()
                     with m.If(rem == 0):
                         m.next = "DRAIN"
                     with m.Else():
-                        m.d.sync += start_segment(Mux(rem < mss, rem, mss),
-                                                  Mux(rem < mss, 0, rem - mss),
-                                                  (r + mss_mod)[:lw], 0, wptr + 1)
+                        m.d.sync += start_segment(next_n, next_rem, next_r, 0, wptr + 1)
                         m.next = "PAY"
 
             with m.State("DRAIN"):
                 # Bytes after the IP datagram (padding): consumed, not sent.
-                with m.If(ended):
+                with m.If(ended | (self.i_valid & self.i_p.last)):
                     m.next = "IDLE"
-                with m.Else():
-                    m.d.comb += self.i_ready.eq(1)
-                    with m.If(self.i_valid & self.i_p.last):
-                        m.next = "IDLE"
 
             with m.State("TRUNC"):
-                with m.If(self.desc_room):
-                    m.d.comb += [self.truncated.eq(1), e_valid.eq(1), e_end.eq(1),
-                                 e_kind.eq(DescKind.DROP)]
+                with m.If(trunc_act):
                     m.d.sync += wptr.eq(seg_wptr)
                     with m.If(ended):
                         m.next = "IDLE"
                     with m.Else():
                         m.next = "DRAIN"
+
+        m.d.comb += e_data.eq(Mux(fsm.ongoing("FLUSH"), part, merged))
 
         # ---- Sum pipeline: A (word sums) -> B (accumulate) -> C (descriptor push) ---------
         o_hdr = Signal(OFFSET_BITS + 1)
