@@ -250,6 +250,8 @@ class TsoEngine(wiring.Component):
         # R1: memory data appears; carry the control.
         r1_pass = Signal(); r1_last = Signal(); r1_keep = Signal(W); r1_hmask = Signal(W)
         r1_tog = Signal(); r1_sel = Signal(W * PATCH_BYTES); r1_data = Signal(8 * W)
+        r1_ring = Signal()
+        m.d.sync += r1_ring.eq(ring_r.en)
         m.d.sync += [r1.eq(i_valid), r1_pass.eq(i_pass), r1_last.eq(i_last), r1_keep.eq(i_keep),
                      r1_hmask.eq(i_hmask), r1_tog.eq(i_tog), r1_sel.eq(i_sel),
                      r1_data.eq(i_data)]
@@ -257,7 +259,8 @@ class TsoEngine(wiring.Component):
         r2_last = Signal(); r2_keep = Signal(W); r2_tog = Signal()
         r2_sel = Signal(W * PATCH_BYTES); r2_data = Signal(8 * W)
         merged = Cat(*[Mux(r1_pass, lanes(r1_data, W)[x],
-                           Mux(r1_hmask[x], lanes(hdr_r.data, W)[x], lanes(ring_r.data, W)[x]))
+                           Mux(r1_hmask[x], lanes(hdr_r.data, W)[x],
+                               Mux(r1_ring, lanes(ring_r.data, W)[x], 0)))
                        for x in range(W)])
         m.d.sync += [r2.eq(r1), r2_last.eq(r1_last), r2_keep.eq(r1_keep), r2_tog.eq(r1_tog),
                      r2_sel.eq(Mux(r1_pass, 0, r1_sel)), r2_data.eq(merged)]
