@@ -1,0 +1,406 @@
+"""TSO input side: decide per packet, store headers, cut the payload into segments in a ring.
+
+Internal to :class:`hw.tso.TsoEngine`; see its docstring for the whole picture.
+"""
+
+from amaranth import *
+from amaranth.lib import data
+
+from .byteorder import be_value, lanes
+from .checksum import beat_words, wide_sum
+from .layouts import OFFSET_BITS, Kind, TsoRequest, parsed_layout
+from .stream import keep_count
+from .tso_defs import TsoReason
+from .tso_layouts import PATCHES, PATCH_BYTES, DescKind, context_layout, descriptor_layout
+
+__all__ = ["TsoWriter"]
+
+
+class TsoWriter(Elaboratable):
+    """Per packet: register the record, decide (2 cycles), then either hand the packet to the
+    segment side for cut-through (``PASS`` descriptor) or store its header beats in header bank
+    ``bank`` and its payload, segment by segment, realigned so that each segment's first payload
+    byte sits on the lane it will have in the output frame (``hl mod W``), in the ring.
+
+    Per input beat 1 cycle, plus 1 cycle per segment boundary inside a beat and 1 per segment
+    whose last ring beat spills over. Sums (payload per segment, UDP and TCP header regions)
+    are accumulated in a 3-stage pipeline whose last stage pushes the descriptor.
+    """
+
+    def __init__(self, width, header_window, ring_depth, max_frame, opaque_bytes):
+        self.width = width
+        self.lw = (width - 1).bit_length()
+        self.hb = header_window // width
+        self.header_window = header_window
+        self.ring_depth = ring_depth
+        self.max_frame = max_frame
+        self.ptr_bits = (ring_depth - 1).bit_length() + 1
+        self.layout = parsed_layout(width, opaque_bytes, TsoRequest)
+
+        self.i_valid = Signal()
+        self.i_ready = Signal()
+        self.i_p = Signal(self.layout)
+        self.enable = Signal()
+        self.mss_default = Signal(14)
+
+        self.bank_busy = Signal(2)
+        self.claim = Signal()            # pulse: header bank `bank` now in use
+        self.bank = Signal()
+        self.ctx = Signal(context_layout())
+
+        self.ring_rptr = Signal(self.ptr_bits)
+        self.ring_we = Signal()
+        self.ring_waddr = Signal(self.ptr_bits - 1)
+        self.ring_wdata = Signal(8 * width)
+        self.hdr_we = Signal()
+        self.hdr_waddr = Signal(range(2 * self.hb))
+        self.hdr_wdata = Signal(8 * width)
+
+        self.desc_room = Signal()        # the descriptor FIFO can take 3 more
+        self.desc_valid = Signal()
+        self.desc = Signal(descriptor_layout())
+        self.pass_done = Signal()        # pulse: the segment side finished a pass-through
+
+        self.reason = Signal(TsoReason)  # with decided: the decision (stats)
+        self.decided = Signal()
+        self.truncated = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        W, lw = self.width, self.lw
+
+        # ---- Packet registers, filled from the first beat --------------------------------
+        rec = Signal(self.layout.members["meta"])
+        req = Signal(TsoRequest)
+        hl = Signal(OFFSET_BITS)
+        s = Signal(lw)                     # hl mod W: lane of the first payload byte
+        hbeat = Signal(OFFSET_BITS - lw)   # hl div W
+        pl = Signal(16)                    # payload bytes
+        mss = Signal(14)
+        mss_mod = Signal(lw)
+        m.d.comb += [s.eq(hl[:lw]), hbeat.eq(hl[lw:])]
+
+        wptr = Signal(self.ptr_bits)
+        seg_wptr = Signal(self.ptr_bits)
+        room = Signal()
+        m.d.comb += [room.eq((wptr - self.ring_rptr)[:self.ptr_bits] < self.ring_depth),
+                     self.ring_waddr.eq(wptr[:-1]),
+                     ]
+
+        # ---- Decision (from registered record) -------------------------------------------
+        cls, off = rec.cls, rec.off
+        eff_mss = Signal(14)
+        m.d.comb += eff_mss.eq(Mux(req.mss != 0, req.mss, self.mss_default))
+        reason = Signal(TsoReason)
+        tunnel = cls.kind == Kind.TUNNEL
+        len_mismatch = (off.l3 + rec.outer.total_len) != (off.inner_l3 + rec.inner.total_len)
+        m.d.comb += reason.eq(
+            Mux(~self.enable | ~req.tso, TsoReason.NO_REQUEST,
+            Mux(~cls.tso_ok | (cls.kind == Kind.OTHER) | (off.payload > self.header_window),
+                TsoReason.NOT_OFFLOADABLE,
+            Mux(eff_mss == 0, TsoReason.MSS_ZERO,
+            Mux(off.payload + eff_mss > self.max_frame, TsoReason.MSS_TOO_LARGE,
+            Mux(tunnel & len_mismatch, TsoReason.LENGTH, TsoReason.SEGMENTED))))))
+        m.d.comb += self.reason.eq(reason)
+
+        # ---- Context of the superframe (written into the bank on claim) ------------------
+        ctx = self.ctx
+        bases = {"l3": off.l3, "opaque": off.opaque, "inner_l3": off.inner_l3, "l4": off.l4}
+        index = 0
+        for name, base, delta, size in PATCHES:
+            enabled = {"outer_len": tunnel, "outer_id": tunnel, "outer_csum": tunnel,
+                       "udp_len": tunnel & cls.udp, "udp_csum": tunnel & cls.udp}.get(name, 1)
+            for b in range(size):
+                m.d.comb += [ctx.patch_off[index].eq(bases[base] + delta + b),
+                             ctx.patch_en[index].eq(enabled)]
+                index += 1
+        assert index == PATCH_BYTES
+
+        def ipv4_ctx(dst, src):
+            return [dst.ident.eq(src.ident),
+                    dst.w0.eq(Cat(src.tos, src.ihl, src.version)),
+                    dst.w3.eq(Cat(src.frag_off, src.flags)),
+                    dst.w4.eq(Cat(src.proto, src.ttl)),
+                    dst.src.eq(src.src), dst.dst.eq(src.dst)]
+        opq = lanes(rec.opaque, 8)
+        m.d.comb += [
+            ctx.tunnel.eq(tunnel), ctx.udp.eq(tunnel & cls.udp),
+            ctx.udp_csum.eq(tunnel & cls.udp & cls.udp_csum), ctx.ipid_fixed.eq(cls.ipid_fixed),
+            ctx.l4_odd.eq(off.l4[0]), ctx.hl.eq(off.payload),
+            ctx.outer_hdr.eq(rec.outer.total_len - rec.payload_len),
+            ctx.inner_hdr.eq(rec.inner.total_len - rec.payload_len),
+            *ipv4_ctx(ctx.outer, rec.outer), *ipv4_ctx(ctx.inner, rec.inner),
+            ctx.seq.eq(rec.tcp.seq),
+            ctx.flag_word.eq(Cat(rec.tcp.flags, rec.tcp.rsv, rec.tcp.doff)),
+            ctx.tcp_csum.eq(rec.tcp.csum), ctx.flags.eq(rec.tcp.flags),
+            ctx.udp_len.eq(be_value(opq[4:6])), ctx.udp_csum_in.eq(be_value(opq[6:8])),
+        ]
+
+        # ---- Segment state ---------------------------------------------------------------
+        b_in = Signal(OFFSET_BITS - lw + 1)     # input beat index while in the header
+        a = Signal(lw)                          # next unconsumed lane of the input beat
+        n_cur = Signal(14)                      # current segment's payload bytes
+        j = Signal(14)                          # ... of which stored
+        rem = Signal(16)                        # payload after the current segment
+        p = Signal(lw)                          # fill lane of the partial ring beat
+        r = Signal(lw)                          # rotation: (k * mss) mod W
+        part = Signal(8 * W)                    # partial ring beat (zeros where unfilled)
+        first = Signal()
+        ended = Signal()                        # the packet's last beat has been consumed
+
+        # Pipeline entry (stage A input), driven by the FSM below.
+        e_valid = Signal()
+        e_wr = Signal()
+        e_data = Signal(8 * W)
+        e_hdr = Signal()
+        e_sf = Signal()
+        e_end = Signal()
+        e_kind = Signal(DescKind)
+        e_first = Signal()
+        e_last = Signal()
+        e_n = Signal(14)
+        m.d.comb += [self.ring_wdata.eq(e_data), self.ring_we.eq(e_wr),
+                     self.hdr_wdata.eq(self.i_p.data)]
+
+        def start_segment(n_bytes, remaining, rotation, is_first, wp):
+            return [n_cur.eq(n_bytes), rem.eq(remaining), j.eq(0), p.eq(s), r.eq(rotation),
+                    part.eq(0), first.eq(is_first), seg_wptr.eq(wp)]
+
+        vl = Signal(range(W + 1))
+        m.d.comb += vl.eq(keep_count(self.i_p.keep, W))
+        in_lanes = lanes(self.i_p.data, W)
+        rot_all = Signal(8 * W)
+        m.d.comb += rot_all.eq(Cat(self.i_p.data, self.i_p.data) >> (r * 8))
+        rot = [rot_all.word_select(x, 8) for x in range(W)]
+
+        # PAY datapath, unconditional (plain assigns; see docs/tso.md on Icarus).
+        need = Signal(14)
+        c = Signal(range(W + 1))
+        avail = Signal(range(W + 1))
+        m.d.comb += [need.eq(n_cur - j), avail.eq(vl - a),
+                     c.eq(Mux(need < avail, need, avail))]
+        fill = Signal(range(2 * W + 1))
+        m.d.comb += fill.eq(p + c)
+        full = Signal()
+        m.d.comb += full.eq(fill >= W)
+        merged = Signal(8 * W)
+        wrapped = Signal(8 * W)
+        for x in range(W):
+            m.d.comb += [
+                merged.word_select(x, 8).eq(
+                    Mux((x >= p) & (x < fill), rot[x], part.word_select(x, 8))),
+                wrapped.word_select(x, 8).eq(Mux(x + W < fill, rot[x], 0)),
+            ]
+        leftover = Signal()
+        seg_end = Signal()
+        wrote = Signal()
+        m.d.comb += [leftover.eq(full & (fill != W)), seg_end.eq(c == need),
+                     wrote.eq(full | seg_end)]
+        next_n = Mux(rem < mss, rem, mss)
+        next_rem = Mux(rem < mss, 0, rem - mss)
+        next_r = (r + mss_mod)[:lw]
+        wp_after = Signal.like(wptr)
+        m.d.comb += wp_after.eq(Mux(wrote, wptr + 1, wptr))
+        consumed = Signal()
+        m.d.comb += consumed.eq(a + c == vl)
+
+        # State flags are plain signals and every combinational output below is a plain
+        # expression of them (no comb assignment inside the FSM): Icarus evaluates chains of
+        # conditionally assigned always_comb blocks with exponential glitch events.
+        st = {name: Signal(name=f"st_{name.lower()}") for name in
+              ("IDLE", "DECIDE", "WAIT_PASS", "HDR", "PAY", "FLUSH", "DRAIN", "TRUNC")}
+        seg_ok = Signal()
+        bank_free = Signal()
+        full_hdr = Signal()
+        m.d.comb += [seg_ok.eq(reason == TsoReason.SEGMENTED),
+                     bank_free.eq(~self.bank_busy.bit_select(~self.bank, 1)),
+                     full_hdr.eq(b_in < hbeat)]
+        decide_claim = Signal()
+        decide_pass = Signal()
+        hdr_act = Signal()
+        pay_ok = Signal()
+        pay_zero = Signal()
+        pay_trunc = Signal()
+        pay_chunk = Signal()
+        pay_end = Signal()
+        flush_act = Signal()
+        drain_take = Signal()
+        trunc_act = Signal()
+        seg_desc = Signal()
+        m.d.comb += [
+            decide_claim.eq(st["DECIDE"] & seg_ok & bank_free & self.desc_room),
+            decide_pass.eq(st["DECIDE"] & ~seg_ok & self.desc_room),
+            hdr_act.eq(st["HDR"] & self.i_valid),
+            pay_ok.eq(st["PAY"] & room & self.desc_room),
+            pay_zero.eq(pay_ok & (need == 0)),
+            pay_trunc.eq(pay_ok & (need != 0) & ended),
+            pay_chunk.eq(pay_ok & (need != 0) & ~ended & self.i_valid),
+            pay_end.eq(pay_chunk & seg_end & ~leftover),
+            flush_act.eq(st["FLUSH"] & room & self.desc_room),
+            drain_take.eq(st["DRAIN"] & ~ended),
+            trunc_act.eq(st["TRUNC"] & self.desc_room),
+            seg_desc.eq(pay_zero | pay_end | flush_act),
+            self.claim.eq(decide_claim),
+            self.decided.eq(decide_claim | decide_pass),
+            self.truncated.eq(trunc_act),
+            self.hdr_we.eq(hdr_act),
+            self.i_ready.eq((hdr_act & full_hdr) | (pay_chunk & consumed) | drain_take),
+            e_sf.eq(decide_claim),
+            e_hdr.eq(hdr_act),
+            e_end.eq(decide_pass | seg_desc | trunc_act),
+            e_kind.eq(Mux(decide_pass, DescKind.PASS,
+                          Mux(trunc_act, DescKind.DROP, DescKind.SEGMENT))),
+            e_first.eq(first), e_last.eq(rem == 0), e_n.eq(n_cur),
+            e_valid.eq(decide_claim | decide_pass | hdr_act | pay_zero | pay_chunk |
+                       flush_act | trunc_act),
+            e_wr.eq((pay_chunk & wrote) | flush_act),
+        ]
+
+        with m.FSM() as fsm:
+            for name, sig in st.items():
+                m.d.comb += sig.eq(fsm.ongoing(name))
+            with m.State("IDLE"):
+                m.d.sync += ended.eq(0)
+                with m.If(self.i_valid):
+                    m.d.sync += [rec.eq(self.i_p.meta), req.eq(self.i_p.user)]
+                    m.next = "DECIDE"
+
+            with m.State("DECIDE"):
+                m.d.sync += [hl.eq(off.payload), pl.eq(rec.payload_len), mss.eq(eff_mss),
+                             mss_mod.eq(eff_mss[:lw]), b_in.eq(0)]
+                with m.If(decide_claim):
+                    m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr)]
+                    m.next = "HDR"
+                with m.If(decide_pass):
+                    m.next = "WAIT_PASS"
+
+            with m.State("WAIT_PASS"):
+                with m.If(self.pass_done):
+                    m.next = "IDLE"
+
+            with m.State("HDR"):
+                first_n = Mux(pl < mss, pl, mss)
+                first_rem = Mux(pl < mss, 0, pl - mss)
+                with m.If(hdr_act):
+                    m.d.sync += b_in.eq(b_in + 1)
+                    with m.If(full_hdr):
+                        m.d.sync += ended.eq(self.i_p.last)
+                        with m.If((b_in + 1 == hbeat) & (s == 0)):
+                            m.d.sync += [a.eq(0),
+                                         *start_segment(first_n, first_rem, 0, 1, wptr)]
+                            m.next = "PAY"
+                        with m.Elif(self.i_p.last):
+                            m.next = "TRUNC"
+                    with m.Else():
+                        m.d.sync += [a.eq(s), *start_segment(first_n, first_rem, 0, 1, wptr)]
+                        m.next = "PAY"
+
+            with m.State("PAY"):
+                with m.If(pay_zero):
+                    m.next = "DRAIN"
+                with m.If(pay_trunc):
+                    m.next = "TRUNC"
+                with m.If(pay_chunk):
+                    m.d.sync += [j.eq(j + c), wptr.eq(wp_after)]
+                    with m.If(full):
+                        m.d.sync += [part.eq(wrapped), p.eq(fill - W)]
+                    with m.Else():
+                        m.d.sync += [part.eq(merged), p.eq(fill)]
+                    with m.If(consumed):
+                        m.d.sync += [a.eq(0), ended.eq(self.i_p.last)]
+                    with m.Else():
+                        m.d.sync += a.eq(a + c)
+                    with m.If(seg_end):
+                        with m.If(leftover):
+                            m.next = "FLUSH"
+                        with m.Elif(rem == 0):
+                            m.next = "DRAIN"
+                        with m.Else():
+                            m.d.sync += start_segment(next_n, next_rem, next_r, 0, wp_after)
+
+            with m.State("FLUSH"):
+                with m.If(flush_act):
+                    m.d.sync += wptr.eq(wptr + 1)
+                    with m.If(rem == 0):
+                        m.next = "DRAIN"
+                    with m.Else():
+                        m.d.sync += start_segment(next_n, next_rem, next_r, 0, wptr + 1)
+                        m.next = "PAY"
+
+            with m.State("DRAIN"):
+                # Bytes after the IP datagram (padding): consumed, not sent.
+                with m.If(ended | (self.i_valid & self.i_p.last)):
+                    m.next = "IDLE"
+
+            with m.State("TRUNC"):
+                with m.If(trunc_act):
+                    m.d.sync += wptr.eq(seg_wptr)
+                    with m.If(ended):
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.next = "DRAIN"
+
+        m.d.comb += e_data.eq(Mux(fsm.ongoing("FLUSH"), part, merged))
+
+        # ---- Sum pipeline: A (word sums) -> B (accumulate) -> C (descriptor push) ---------
+        o_hdr = Signal(OFFSET_BITS + 1)
+        m.d.comb += o_hdr.eq(b_in << lw)
+        m_opq = Signal(W)
+        m_tcph = Signal(W)
+        for x in range(W):
+            o = o_hdr + x
+            m.d.comb += [
+                m_opq[x].eq((o >= off.opaque) & (o < off.inner_l3)),
+                m_tcph[x].eq((o >= off.l4) & (o < off.payload)),
+            ]
+        a_valid = Signal()
+        a_wr = Signal()
+        a_data = Signal(8 * W)
+        a_hdr = Signal()
+        a_hdata = Signal(8 * W)
+        a_mopq = Signal(W)
+        a_mtcph = Signal(W)
+        a_sf = Signal()
+        a_desc = Signal(descriptor_layout())
+        a_end = Signal()
+        m.d.sync += [a_valid.eq(e_valid), a_wr.eq(e_wr), a_data.eq(e_data), a_hdr.eq(e_hdr),
+                     a_hdata.eq(self.i_p.data), a_mopq.eq(m_opq), a_mtcph.eq(m_tcph),
+                     a_sf.eq(e_sf), a_end.eq(e_end),
+                     a_desc.kind.eq(e_kind), a_desc.bank.eq(self.bank),
+                     a_desc.first.eq(e_first), a_desc.last.eq(e_last), a_desc.n.eq(e_n)]
+        ones = Const(-1, W)
+        zeros = Const(0, W)
+        ws_pay = Signal(16 + lw)
+        ws_opq = Signal(16 + lw)
+        ws_tcph = Signal(16 + lw)
+        b_valid = Signal()
+        b_sf = Signal()
+        b_end = Signal()
+        b_desc = Signal(descriptor_layout())
+        m.d.sync += [
+            ws_pay.eq(wide_sum(beat_words(a_data, Mux(a_wr, ones, zeros), W))),
+            ws_opq.eq(wide_sum(beat_words(a_hdata, Mux(a_hdr, a_mopq, zeros), W))),
+            ws_tcph.eq(wide_sum(beat_words(a_hdata, Mux(a_hdr, a_mtcph, zeros), W))),
+            b_valid.eq(a_valid), b_sf.eq(a_sf), b_end.eq(a_end), b_desc.eq(a_desc),
+        ]
+        acc_pay = Signal(32)
+        acc_opq = Signal(24)
+        acc_tcph = Signal(24)
+        clr_pay = Signal(init=1)
+        c_end = Signal()
+        c_desc = Signal(descriptor_layout())
+        with m.If(b_valid):
+            m.d.sync += [acc_pay.eq(Mux(clr_pay, 0, acc_pay) + ws_pay), clr_pay.eq(b_end)]
+            with m.If(b_sf):
+                m.d.sync += [acc_opq.eq(0), acc_tcph.eq(0)]
+            with m.Else():
+                m.d.sync += [acc_opq.eq(acc_opq + ws_opq), acc_tcph.eq(acc_tcph + ws_tcph)]
+        m.d.sync += [c_end.eq(b_valid & b_end), c_desc.eq(b_desc)]
+        m.d.comb += [
+            self.desc_valid.eq(c_end),
+            self.desc.eq(c_desc),
+            self.desc.psum.eq(acc_pay), self.desc.opq_sum.eq(acc_opq),
+            self.desc.tcph_sum.eq(acc_tcph),
+        ]
+        m.d.comb += self.hdr_waddr.eq(Cat(b_in[:len(self.hdr_waddr) - 1], self.bank))
+        return m
