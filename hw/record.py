@@ -174,7 +174,8 @@ class RecordBuilder(wiring.Component):
                 b["inner"].eq(_ipv4(inner_b, i_present)),
                 b["tcp"].eq(_tcp(T, t_present)),
                 b["o_csum_ok"].eq(o_csum_ok), b["i_csum_ok"].eq(i_csum_ok),
-                b["inner_l3"].eq(Mux(a["inner_def"], inner_l3, 0)),
+                # A matched profile sets it even when its length field is outside (n = 0).
+                b["inner_l3"].eq(Mux(a["inner_def"] | matched, inner_l3, 0)),
                 b["l4"].eq(Mux(l4_def, l4, 0)),
                 b["payload"].eq(Mux(tcp_ok, payload_off, 0)),
                 b["payload_len"].eq(Mux(tcp_ok & (i_total >= hdrs), i_total - hdrs, 0)),

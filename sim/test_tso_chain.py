@@ -85,8 +85,6 @@ async def chain(dut):
             assert got == w
 
 
-@pytest.mark.skip(reason="hangs Icarus at 2 us (a delta-cycle loop in the parser+TSO netlist, "
-                         "not found yet); the engine alone passes sim/test_tso.py")
 @pytest.mark.parametrize("width", [8])
 def test_tso_chain(width):
     run(lambda: make_chain(width), {"width": width, "seed": 2}, "sim.test_tso_chain",
