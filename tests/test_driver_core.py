@@ -4,8 +4,8 @@ counters and classification that follow the configuration (a profile disabled by
 stops matching).
 
 TSO and RSC are not built into the core yet (parser pass-through): the MSS and timeout
-behaviour tests will join when they land. Profile matching through the driver is tested in
-amaranth.sim (tests/test_core_pysim.py) because the parser's tunnel path hangs Icarus here."""
+behaviour tests will join when they land. Profile matching through the driver is tested here
+and in amaranth.sim (tests/test_core_pysim.py)."""
 
 import cocotb
 import pytest
@@ -103,8 +103,7 @@ async def control_path_counters_and_settings(dut):
 
 @cocotb.test(skip=not params().get("matching"))
 async def enabled_profile_matches_and_disable_stops_it(dut):
-    """Hangs Icarus (zero-time loop) at the first matching packet, though the same core
-    passes in amaranth.sim (tests/test_core_pysim.py): opt-in with `pytest -m long`."""
+    """A preset loaded through the driver makes its packets match; disabling it stops that."""
     from tunnelnic.packets import build_packet
     tb, nic = await open_nic(dut)
     await nic.connect()
@@ -121,7 +120,6 @@ async def enabled_profile_matches_and_disable_stops_it(dut):
     assert (rx["tunnel"], rx["other"], rx["profile_hits[0]"]) == (0, 2, 0), rx
 
 
-@pytest.mark.long
 def test_driver_core_matching():
     run(lambda: make_dut("axil"), {"control": "axil", "profiles": PROFILES, "matching": True},
         "tests.test_driver_core", name="driver-core-axil")
