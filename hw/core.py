@@ -9,7 +9,7 @@
 
 ``tx_i`` carries a :class:`hw.layouts.TsoRequest` as ``meta`` (the host's per-packet request);
 ``tx_o`` and ``rx_o`` carry plain packets. Blocks not built in (``tso=False``, ``rsc=False``:
-the engines have not landed yet) are replaced by a pass-through of the parser's output, and the
+RSC is not wired in yet) are replaced by a pass-through of the parser's output, and the
 CSR block reports it in ``id.caps2.has_tso``/``has_rsc``; with ``parser=False`` the datapaths
 are plain wires (for control-path tests). Every counter of the map that no built-in block feeds
 stays 0.
@@ -58,9 +58,11 @@ class NicCore(wiring.Component):
         self.width = check_width(width)
         if control not in ("axil", "uart"):
             raise ValueError(f"control must be 'axil' or 'uart', not {control!r}")
-        if tso or rsc:
-            raise ValueError("the TSO and RSC engines are not on this branch yet: build with "
-                             "tso=False, rsc=False (parser pass-through)")
+        if rsc:
+            raise ValueError("the RSC engine is not wired into the core yet: build with "
+                             "rsc=False (RX is a parser pass-through)")
+        if tso and not parser:
+            raise ValueError("tso=True needs parser=True (the engine consumes parse records)")
         self.parser_enabled, self.tso_enabled, self.rsc_enabled = parser, tso, rsc
         self.profiles, self.header_window, self.opaque_bytes = profiles, header_window, opaque_bytes
         self.control = control
@@ -79,6 +81,11 @@ class NicCore(wiring.Component):
             for group, block in (("tx_parser_stats", self.tx_parser),
                                  ("rx_parser_stats", self.rx_parser)):
                 self._check_stats(group, block)
+        self.tso = None
+        if tso:
+            from .tso import TsoEngine
+            self.tso = TsoEngine(width, header_window=header_window, opaque_bytes=opaque_bytes)
+            self._check_stats("tso_stats", self.tso)
         members = {
             "tx_i": In(PacketSignature(width, TsoRequest)), "tx_o": Out(PacketSignature(width)),
             "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width)),
@@ -139,10 +146,20 @@ class NicCore(wiring.Component):
                             events[(group, field, i)] = stat[i]
                     else:
                         events[(group, field)] = stat
-                # TSO / RSC not built in: pass the parsed packet through.
-                o = parser.o.p
-                m.d.comb += [dst.valid.eq(parser.o.valid), parser.o.ready.eq(dst.ready),
-                             dst.p.as_value().eq(Cat(o.data, o.keep, o.last))]
+                if name == "tx" and self.tso is not None:
+                    m.submodules.tso = tso = self.tso
+                    wiring.connect(m, parser.o, tso.i)
+                    m.d.comb += [dst.valid.eq(tso.o.valid), tso.o.ready.eq(dst.ready),
+                                 dst.p.as_value().eq(tso.o.p.as_value()),
+                                 tso.enable.eq(cfg.tso.ctrl.enable),
+                                 tso.mss_default.eq(cfg.tso.ctrl.mss_default)]
+                    for field in tso.signature.members["stats"].shape.members:
+                        events[("tso_stats", field)] = Value.cast(tso.stats[field])
+                else:
+                    # No engine on this path: pass the parsed packet through.
+                    o = parser.o.p
+                    m.d.comb += [dst.valid.eq(parser.o.valid), parser.o.ready.eq(dst.ready),
+                                 dst.p.as_value().eq(Cat(o.data, o.keep, o.last))]
             # Edge counters of the core.
             for port, suffix in ((src, "in"), (dst, "out")):
                 beat = port.valid & port.ready

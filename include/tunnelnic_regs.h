@@ -151,11 +151,16 @@ typedef struct __attribute__ ((__packed__)) {
 
 // regfile - tunnelnic::tso_stats
 typedef struct __attribute__ ((__packed__)) {
-    uint32_t pkts_in;
-    uint32_t segs_out;
-    uint32_t segmented;
-    uint32_t passthrough;
-    uint32_t refused;
+    uint32_t superframes;
+    uint32_t segments;
+    uint32_t bytes_out;
+    uint32_t passed;
+    uint32_t pass_no_request;
+    uint32_t pass_not_offloadable;
+    uint32_t pass_mss_zero;
+    uint32_t pass_mss_too_large;
+    uint32_t pass_length;
+    uint32_t truncated;
 } tunnelnic__tso_stats_t;
 
 // regfile - tunnelnic::rsc_stats
@@ -346,7 +351,7 @@ typedef struct __attribute__ ((__packed__)) {
     tunnelnic__core_stats_t core_stats;
     uint8_t RESERVED_220_2bf[0xa0];
     tunnelnic__tso_stats_t tso_stats;
-    uint8_t RESERVED_2d4_2ff[0x2c];
+    uint8_t RESERVED_2e8_2ff[0x18];
     tunnelnic__rsc_stats_t rsc_stats;
     uint8_t RESERVED_334_3ff[0xcc];
     tunnelnic__flow_t flow;

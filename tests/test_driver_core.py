@@ -3,9 +3,10 @@ bridge: identity, presets loaded through the register map, traffic through both 
 counters and classification that follow the configuration (a profile disabled by the driver
 stops matching).
 
-TSO and RSC are not built into the core yet (parser pass-through): the MSS and timeout
-behaviour tests will join when they land. Profile matching through the driver is tested here
-and in amaranth.sim (tests/test_core_pysim.py)."""
+With the TSO engine built in, the default-MSS register set through the driver decides the
+segment sizes. RSC is not wired into the core yet (RX is a parser pass-through), so the
+timeout behaviour test waits for it. Profile matching through the driver is tested here and in
+amaranth.sim (tests/test_core_pysim.py)."""
 
 import cocotb
 import pytest
@@ -19,11 +20,11 @@ DIVISOR = 8
 PROFILES = 8
 
 
-def make_dut(control):
+def make_dut(control, tso=False):
     from hw.core import NicCore
     from tunnelnic.driver.simtop import FlatPorts
     return FlatPorts(NicCore(8, profiles=PROFILES, control=control, clk_freq=CLK,
-                             baud=CLK // DIVISOR, uart_timeout=400))
+                             baud=CLK // DIVISOR, uart_timeout=400, tso=tso))
 
 
 async def open_nic(dut):
@@ -101,6 +102,34 @@ async def control_path_counters_and_settings(dut):
     assert await nic.flow_table(contexts=1) == [[0] * 8]
 
 
+@cocotb.test(skip=not params().get("tso"))
+async def mss_register_sets_segment_sizes(dut):
+    """The driver's default MSS decides how the core's TSO cuts a VXLAN superframe: every
+    segment agrees with the reference model, checks out with scapy, and counters follow."""
+    from tunnelnic.model.tso import tso
+    from tunnelnic.packets import build_packet, check_checksums
+    from tunnelnic.presets import preset
+    from tunnelnic.rtlsim.bench import frame_bytes
+    tb, nic = await open_nic(dut)
+    await nic.connect()
+    await nic.load_profile(0, "vxlan")
+    table = [preset("vxlan")] + [None] * (PROFILES - 1)
+    frame = build_packet("vxlan", payload=bytes(i & 0xFF for i in range(3000)), flow=9,
+                         flags="PA")
+    for mss in (1000, 700):
+        await nic.set_tso(enable=True, mss_default=mss)
+        await tb.send(frame, meta=1, name="s_axis_tx_i")   # TSO request, MSS 0 = default
+        want, _ = tso(frame, table, mss=0, default_mss=mss)
+        assert len(want) == -(-3000 // mss)
+        for seg in want:
+            got = frame_bytes(await tb.recv("m_axis_tx_o", timeout_cycles=50000))
+            assert got == seg, f"MSS {mss}: segment differs from the model"
+            assert not check_checksums(got, "vxlan")
+        await ClockCycles(dut.clk, 20)
+        counts = (await nic.counters(["tso_stats"]))["tso_stats"]
+        assert (counts["superframes"], counts["segments"]) == (1, len(want)), counts
+
+
 @cocotb.test(skip=not params().get("matching"))
 async def enabled_profile_matches_and_disable_stops_it(dut):
     """A preset loaded through the driver makes its packets match; disabling it stops that."""
@@ -123,6 +152,13 @@ async def enabled_profile_matches_and_disable_stops_it(dut):
 def test_driver_core_matching():
     run(lambda: make_dut("axil"), {"control": "axil", "profiles": PROFILES, "matching": True},
         "tests.test_driver_core", name="driver-core-axil")
+
+
+def test_driver_core_tso():
+    run(lambda: make_dut("axil", tso=True), {"control": "axil", "profiles": PROFILES,
+                                              "tso": True},
+        "tests.test_driver_core", name="driver-core-axil-tso", build_params={"tso": True},
+        testcase="mss_register_sets_segment_sizes")
 
 
 @pytest.mark.parametrize("control", ["axil", "uart"])
