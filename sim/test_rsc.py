@@ -1,0 +1,166 @@
+"""RSC engine (hw/rsc.py) against the reference model (tunnelnic/model/rsc.py) and scapy.
+
+Frames are built by tunnelnic.packets, their parse records computed by the parser model and
+sent as tuser (the engine's input is the parser's output); random valid pauses and ready
+backpressure on both sides. Every case checks: the output frames and their metadata equal the
+model's, in order; every aggregate (and every pass-through flagged checksum-good) passes
+scapy's length and checksum checks; the statistics equal the model's counters.
+"""
+
+import json
+import os
+import random
+
+import cocotb
+import pytest
+from cocotb.triggers import ClockCycles, RisingEdge
+
+from tunnelnic.rtlsim.runner import params, run
+
+CYCLES_PER_US = 10
+CONFIG = dict(contexts=8, pages=96, page_bytes=2048)
+
+
+def make_dut(width, contexts, pages, page_bytes):
+    from sim.test_rsc_top import RscTop
+    return RscTop(width, contexts=contexts, pages=pages, page_bytes=page_bytes,
+                  cycles_per_us=CYCLES_PER_US)
+
+
+class RscBench:
+    def __init__(self, dut, p):
+        from tunnelnic.rtlsim.bench import StreamBench
+        self.dut, self.p = dut, p
+        self.tb = StreamBench(dut, seed=p["seed"], stalls=p.get("stalls", True))
+        dut.enable.value = 1
+        dut.timeout_us.value = 0
+        dut.max_bytes.value = 65535
+        dut.max_segs.value = 64
+        dut.flush_all.value = 0
+        dut.dbg_index.value = 0
+        from hw.rsc_layouts import STAT_NAMES
+        self.names = STAT_NAMES
+        self.counts = dict.fromkeys(STAT_NAMES, 0)
+        self.max_stall = 0
+
+    async def monitor(self):
+        while True:
+            await RisingEdge(self.dut.clk)
+            v = int(self.dut.stats.value)
+            for i, name in enumerate(self.names):
+                if v >> i & 1:
+                    self.counts[name] += 1
+
+    async def start(self):
+        await self.tb.reset()
+        cocotb.start_soon(self.monitor())
+
+    async def run_case(self, profiles, frames, cfg):
+        """Send ``frames`` ([(frame, time_us)]), flush all, return (hw outputs, model)."""
+        from tunnelnic.model import encode_record, parse
+        from tunnelnic.model.rsc import RscConfig, RscModel
+        from tunnelnic.rtlsim.bench import frame_bytes, frame_meta
+        from amaranth.lib import data
+        from hw.rsc_layouts import RxMeta
+        dut = self.dut
+        dut.timeout_us.value = cfg.get("timeout_us", 0)
+        dut.max_segs.value = cfg.get("max_segs", 64)
+        dut.max_bytes.value = cfg.get("max_bytes", 65535)
+        model = RscModel(RscConfig(contexts=self.p["contexts"],
+                                   buffer_bytes=self.p["page_bytes"], **cfg))
+        expected = []
+        before = dict(self.counts)
+        now = 0
+        for frame, t in frames:
+            if t > now:
+                # Let time pass on the engine too (the input has drained first).
+                await self.drain()
+                await ClockCycles(dut.clk, (t - now) * CYCLES_PER_US + 2 * self.p["contexts"] + 8)
+                now = t
+            rec = parse(frame, profiles)
+            expected += model.push(frame, rec, now)
+            await self.tb.send(frame, encode_record(rec))
+        await self.drain()
+        dut.flush_all.value = 1
+        await RisingEdge(dut.clk)
+        dut.flush_all.value = 0
+        expected += model.flush_all()
+        got = []
+        for _ in expected:
+            f = await self.tb.recv(timeout_cycles=200000)
+            meta = data.Layout.cast(RxMeta).from_bits(frame_meta(f))
+            got.append((frame_bytes(f), meta))
+        await ClockCycles(dut.clk, 200)
+        assert self.tb.sink["m_axis"].empty(), "more output packets than the model gives"
+        delta = {k: self.counts[k] - before[k] for k in self.counts}
+        return got, expected, delta, model
+
+    async def drain(self):
+        src = self.tb.source["s_axis"]
+        while not src.idle():
+            await RisingEdge(self.dut.clk)
+        await ClockCycles(self.dut.clk, 40)
+
+
+def check(got, expected, delta, model_counters_before, model, encap):
+    from tunnelnic.packets import check_checksums
+    assert len(got) == len(expected)
+    for n, ((frame, meta), e) in enumerate(zip(got, expected)):
+        where = f"output {n}: expected segs={e.segs} agg={e.agg} len={len(e.frame)}"
+        if frame != e.frame:
+            diff = [i for i in range(min(len(frame), len(e.frame))) if frame[i] != e.frame[i]]
+            raise AssertionError(f"{where}: frame differs (got {len(frame)} bytes, first "
+                                 f"differing bytes {diff[:8]})")
+        want = (e.agg, e.segs, e.mss, e.ctx, e.profile, e.kind, e.csum_ok)
+        have = (bool(meta.agg), int(meta.segs), int(meta.mss), int(meta.ctx),
+                int(meta.profile), int(meta.kind), bool(meta.csum_ok))
+        assert have == want, f"{where}: meta {have} != {want}"
+        if e.agg or e.csum_ok:
+            assert check_checksums(frame, encap) == [], where
+    for name, value in delta.items():
+        want = model.counters.get(name, 0) - model_counters_before.get(name, 0)
+        assert value == want, f"counter {name}: {value} != model {want}"
+
+
+@cocotb.test()
+async def matrix(dut):
+    """The GRO-selftest-style matrix (sim/test_rsc_streams.py) for the requested presets."""
+    from sim.test_rsc_streams import MATRIX, TUNNEL_MATRIX, PRESET_ENCAP, profiles_for
+    p = case_params()
+    bench = RscBench(dut, p)
+    await bench.start()
+    for name in p["presets"]:
+        cases = dict(MATRIX)
+        if name != "plain":
+            cases.update(TUNNEL_MATRIX)
+        for case in p.get("cases") or list(cases):
+            frames, _ = cases[case](name)
+            frames = [f if isinstance(f, tuple) else (f, 0) for f in frames]
+            cfg = {"timeout_us": 100} if case == "timeout" else {}
+            got, expected, delta, model = await bench.run_case(profiles_for(name), frames,
+                                                               cfg)
+            dut._log.info(f"{name} {case}: {len(frames)} in, {len(got)} out")
+            try:
+                check(got, expected, delta, {}, model, PRESET_ENCAP[name][0])
+            except AssertionError as exc:
+                raise AssertionError(f"{name} / {case}: {exc}") from exc
+
+
+def case_params():
+    """Inside a cocotb test: the build parameters plus this test's own settings."""
+    p = params()
+    p.update(json.loads(os.environ.get("RSC_TEST", "{}")))
+    return p
+
+
+def _run(width, presets, cases=None, seed=1, testcase=None, **extra):
+    cfg = dict(CONFIG)
+    settings = dict(presets=presets, cases=cases, seed=seed, **extra)
+    run(lambda: make_dut(width, **cfg), dict(cfg, width=width), "sim.test_rsc",
+        name=f"rsc-w{width}", testcase=testcase,
+        extra_env={"RSC_TEST": json.dumps(settings)})
+
+
+@pytest.mark.parametrize("width", [8, 4])
+def test_matrix_plain(width):
+    _run(width, ["plain"], testcase="matrix")
