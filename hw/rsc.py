@@ -327,7 +327,7 @@ class RscEngine(wiring.Component):
             fjob.otl.eq(fc.otl), fjob.ocs.eq(csum_update(fc.o_csum, fc.first_otl, fc.otl)),
             fjob.ulen.eq(a_ulen), fjob.ucs.eq(ucs),
             fjob.itl.eq(a_itl), fjob.ics.eq(csum_update(fc.i_csum, fc.first_itl, a_itl)),
-            fjob.ack.eq(fc.ack), fjob.flags.eq(fwo[:8]), fjob.win.eq(fc.win),
+            fjob.ack.eq(fc.ack), fjob.flags.eq(fwo), fjob.win.eq(fc.win),
             fjob.tcs.eq(~tsum),
             fjob.meta.agg.eq(~single), fjob.meta.segs.eq(fc.count), fjob.meta.mss.eq(fc.mss),
             fjob.meta.ctx.eq(fslot), fjob.meta.profile.eq(fc.profile),

@@ -30,7 +30,7 @@ def job_layout(pages):
         "l3": OFFSET_BITS, "opaque": OFFSET_BITS, "inner_l3": OFFSET_BITS, "l4": OFFSET_BITS,
         "tunnel": 1, "udp": 1,
         "otl": 16, "ocs": 16, "ulen": 16, "ucs": 16, "itl": 16, "ics": 16,
-        "ack": 32, "flags": 8, "win": 16, "tcs": 16,
+        "ack": 32, "flags": 16, "win": 16, "tcs": 16,
         "meta": RxMeta,
     })
 
@@ -132,25 +132,29 @@ class RscEmitter(wiring.Component):
                 m.next = "READ"
 
         # Read data arrives one cycle after the request: patch the header, queue it.
-        patched = Signal(8 * W)
-        m.d.comb += patched.eq(self.r_data)
+        patched = self.r_data
         patches = [
             (job.l3 + 2, job.otl, job.tunnel), (job.l3 + 10, job.ocs, job.tunnel),
             (job.opaque + 4, job.ulen, job.tunnel & job.udp),
             (job.opaque + 6, job.ucs, job.tunnel & job.udp),
             (job.inner_l3 + 2, job.itl, 1), (job.inner_l3 + 10, job.ics, 1),
             (job.l4 + 8, job.ack[16:], 1), (job.l4 + 10, job.ack[:16], 1),
-            (job.l4 + 14, job.win, 1), (job.l4 + 16, job.tcs, 1),
+            (job.l4 + 12, job.flags, 1), (job.l4 + 14, job.win, 1), (job.l4 + 16, job.tcs, 1),
         ]
-        for j in range(W):
-            apos = rinfo.bpos + j
-            for at, value, en in patches:
-                with m.If(rinfo.patch & en & (apos == at)):
-                    m.d.comb += lane(patched, j).eq(value[8:16])
-                with m.If(rinfo.patch & en & (apos == at + 1)):
-                    m.d.comb += lane(patched, j).eq(value[0:8])
-            with m.If(rinfo.patch & (apos == job.l4 + 13)):
-                m.d.comb += lane(patched, j).eq(job.flags)
+        # Every patched 16-bit field sits at an even offset (the engine merges only frames
+        # whose headers start at even offsets), so it never straddles two beats.
+        stage = patched
+        for at, value, en in patches:
+            at = Value.cast(at)[:17]
+            rel = (at - rinfo.bpos)[:lw]
+            hit = rinfo.patch & en & ((at >> lw) == (rinfo.bpos >> lw))
+            fmask = Const(0xFFFF, 8 * W) << (rel * 8)
+            nxt = Signal(8 * W)
+            m.d.comb += nxt.eq(Mux(hit, (stage & ~fmask) | (Cat(value[8:16], value[0:8])
+                                                            << (rel * 8)), stage))
+            stage = nxt
+        patched = stage
+
         qin = Signal(entry)
         m.d.comb += [qin.data.eq(patched), qin.info.eq(rinfo),
                      q.w_data.eq(qin), q.w_en.eq(issued)]

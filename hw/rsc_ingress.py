@@ -114,15 +114,21 @@ class RscIngress(wiring.Component):
             sums.append(acc.o_sum)
         m.d.comb += [sq.w_data.eq(Cat(*sums)), sq.w_en.eq(last_d[-1])]
 
-        # TCP option bytes: option byte k sits at l4 + 20 + k (before the payload).
-        base = Signal(signed(18))
-        m.d.comb += base.eq(beat * W - (off.l4 + 20))
+        # TCP option bytes: option byte k sits at l4 + 20 + k (before the payload). Each beat's
+        # option lanes are shifted into place with one variable shift.
+        ostart = Signal(17)
+        m.d.comb += ostart.eq(off.l4 + 20)
+        omask = Cat(((pos[j] >= ostart) & (pos[j] < off.payload) & p.keep[j]).replicate(8)
+                    for j in range(W))
+        masked = Signal(8 * W)
+        m.d.comb += masked.eq(p.data & omask)
+        placed = Signal(8 * OPT_BYTES + 8 * W)
+        with m.If(beat * W >= ostart):
+            m.d.comb += placed.eq(masked << ((beat * W - ostart)[:6] * 8))
+        with m.Else():
+            m.d.comb += placed.eq(masked >> ((ostart - beat * W)[:6] * 8))
         opt_next = Signal(8 * OPT_BYTES)
-        m.d.comb += opt_next.eq(Mux(first, 0, opts))
-        for k in range(OPT_BYTES):
-            for j in range(W):
-                with m.If((base == k - j) & (pos[j] < off.payload) & p.keep[j]):
-                    m.d.comb += opt_next.word_select(k, 8).eq(lane(p.data, j))
+        m.d.comb += opt_next.eq(Mux(first, 0, opts) | placed[:8 * OPT_BYTES])
         with m.If(take):
             m.d.sync += opts.eq(opt_next)
 

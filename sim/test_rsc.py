@@ -161,6 +161,26 @@ def _run(width, presets, cases=None, seed=1, testcase=None, **extra):
         extra_env={"RSC_TEST": json.dumps(settings)})
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("width", [8, 4])
 def test_matrix_plain(width):
     _run(width, ["plain"], testcase="matrix")
+
+
+def test_smoke_w8():
+    """A few cases of plain TCP and VXLAN (the quick default)."""
+    _run(8, ["plain", "vxlan"], cases=["equal", "psh_middle", "bad_tcp_csum", "interleaved"],
+         testcase="matrix")
+
+
+def test_smoke_w4():
+    """The other width: a few cases of plain TCP and Geneve."""
+    _run(4, ["plain", "geneve"], cases=["equal", "large_small", "ipid_switch"],
+         testcase="matrix")
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("preset", ["gre-key", "gre-cks", "nvgre", "vxlan", "vxlan-csum",
+                                    "geneve", "private-udp"])
+def test_matrix_preset(preset):
+    _run(8, [preset], testcase="matrix")
