@@ -6,7 +6,7 @@
   :func:`hw.layouts.ParseRecord` (to drive or check a stream's ``meta``/``tuser``).
 """
 
-from .parse import parse, empty_record, ones_sum
+from .parse import parse, flow_key, empty_record, ones_sum
 from .record import encode_record, decode_record
 
-__all__ = ["parse", "empty_record", "ones_sum", "encode_record", "decode_record"]
+__all__ = ["parse", "flow_key", "empty_record", "ones_sum", "encode_record", "decode_record"]

@@ -10,7 +10,8 @@ value an ``int`` (enums as their values, ``opaque`` as the little-endian integer
 bytes: byte 0 in bits 0..7, like a beat). :func:`tunnelnic.model.record.encode_record` turns it
 into the bits of the layout.
 
-Readings of the spec where the text leaves room (also listed in docs/parse-record.md reviews):
+Readings of the spec where the text leaves room (the parser RTL, hw/classifier.py, reads them
+the same way):
 
 * A profile field (length or flow) with ``off + len > C`` is FIELD_OUTSIDE *only*: it never
   raises ``truncated``/``window`` (spec: "A field that is outside only the capture ... is not a
@@ -21,11 +22,15 @@ Readings of the spec where the text leaves room (also listed in docs/parse-recor
 * With FIELD_OUTSIDE on the length field, ``n = 0``, so ``off.inner_l3 = off.opaque`` (the
   formula ``inner_l3 = opaque + n`` is applied for every matched profile); no inner header is
   parsed.
+* ``inner_bad_ihl``: a present tunnel inner header with version not 6 and (version != 4 or
+  ``ihl < 5``); for plain TCP it is 0 (the outer bit covers the one header).
+* ``off.opaque`` and the ``opaque`` capture are set for every valid outer header, plain TCP
+  included (they then hold the TCP header), as the spec's outer rule says.
 """
 
 from hw.layouts import OFFSET_BITS, Kind, Reason
 
-__all__ = ["parse", "ETH_VLAN_TPIDS", "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "IPPROTO_TCP",
+__all__ = ["parse", "flow_key", "ETH_VLAN_TPIDS", "ETHERTYPE_IPV4", "ETHERTYPE_IPV6", "IPPROTO_TCP",
            "ones_sum", "empty_record"]
 
 ETH_VLAN_TPIDS = (0x8100, 0x88A8)
@@ -384,3 +389,17 @@ def parse(frame, profiles, *, header_window=256, opaque_bytes=64):
     cls["rsc_ok"] = int((kind == Kind.PLAIN or (kind == Kind.TUNNEL and bool(prof.get("rsc_en"))))
                         and bool(outer["csum_ok"]) and bool(inner["csum_ok"]))
     return rec
+
+
+def flow_key(rec):
+    """The classifier's 6-tuple flow key of a record (DESIGN.md section 5), as a tuple:
+    ``(profile, (outer src, outer dst), (inner src, inner dst), inner proto,
+    (tcp sport, tcp dport), flow)``; the profile is -1 for plain TCP. ``None`` for
+    ``Kind.OTHER`` (not offloadable: no key)."""
+    kind = Kind(rec["cls"]["kind"])
+    if kind == Kind.OTHER:
+        return None
+    outer, inner, tcp, cls = rec["outer"], rec["inner"], rec["tcp"], rec["cls"]
+    return (cls["profile"] if kind == Kind.TUNNEL else -1, (outer["src"], outer["dst"]),
+            (inner["src"], inner["dst"]), inner["proto"], (tcp["sport"], tcp["dport"]),
+            cls["flow"])

@@ -51,7 +51,7 @@ class AxisTop(Elaboratable):
 
     def _add(self, path, member, value):
         if member.is_port:
-            sig = Signal(member.shape, name=path)
+            sig = Signal(Shape.cast(member.shape).width, name=path)
             self._ports.append(sig)
             self._conns.append((member.flow, sig, value))
             return
@@ -88,7 +88,7 @@ class AxisTop(Elaboratable):
             if flow == wiring.In:
                 m.d.comb += value.eq(sig)
             else:
-                m.d.comb += sig.eq(value)
+                m.d.comb += sig.eq(Value.cast(value))
         return m
 
 

@@ -1,0 +1,81 @@
+"""Capturing header bytes and checksums at run-time offsets from a beat stream.
+
+These are logic builders used inside a stage of a pipeline (not components): the stage holds
+one beat (``lanes``, already zeroed past ``keep``), its index within the packet (``beat``), a
+``take`` strobe (the beat leaves the stage this cycle) and ``first`` (it is the packet's first
+beat). Region start offsets are dynamic but must be known while the region's first beat is in
+the stage; bytes never seen (past the end of the frame) read as zero.
+
+Cost per captured byte: one compare of a small constant against ``beat - start // W`` and a
+W:1 lane multiplexer shared by every byte at the same ``start % W`` phase.
+"""
+
+from amaranth import *
+
+from .checksum import beat_words, wide_sum
+
+__all__ = ["capture_region", "region_sum", "beat_index_bits"]
+
+
+def beat_index_bits(width, limit=1024):
+    """Width of a saturating beat counter that can address ``limit`` bytes plus margin."""
+    return (limit // width + 2).bit_length()
+
+
+def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, name="cap"):
+    """Capture bytes ``[start, start + count)`` of the packet.
+
+    Returns ``(regs, nexts)``: the byte registers (valid after the region's last beat has been
+    taken, for the rest of the packet) and their next values (valid in the cycle a beat is
+    taken, so a decision taken with that beat can include it). ``gate`` must be high for a
+    byte to be captured (e.g. "the start offset is known yet").
+    """
+    lw = (width - 1).bit_length()
+    start = Value.cast(start)
+    sb = start[lw:] if len(start) > lw else Const(0, 1)
+    sr = start[:lw]
+    rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
+    m.d.comb += rel.eq(beat - sb)
+    lane_array = Array(lanes)
+    phase = {}
+    regs, nexts = [], []
+    for k in range(count):
+        kq, kr = divmod(k, width)
+        if kr not in phase:
+            s = Signal(lw + 1, name=f"{name}_ph{kr}")
+            m.d.comb += s.eq(sr + kr)
+            byte = Signal(8, name=f"{name}_lane{kr}")
+            m.d.comb += byte.eq(lane_array[s[:lw]])
+            phase[kr] = (s[lw], byte)
+        carry, byte = phase[kr]
+        hit = Signal(name=f"{name}_hit{k}")
+        m.d.comb += hit.eq(take & gate & Mux(carry, rel == kq + 1, rel == kq))
+        reg = Signal(8, name=f"{name}{k}")
+        nxt = Signal(8, name=f"{name}{k}_next")
+        m.d.comb += nxt.eq(Mux(hit, byte, Mux(take & first, 0, reg)))
+        with m.If(take):
+            m.d.sync += reg.eq(nxt)
+        regs.append(reg)
+        nexts.append(nxt)
+    return regs, nexts
+
+
+def region_sum(m, *, width, start, end, beat, data, take, first, name="sum"):
+    """Running (unfolded) one's-complement sum of bytes ``[start, end)`` of the packet.
+
+    Returns ``(acc, nxt)`` like :func:`capture_region`. 21 bits: exact for regions up to
+    1024 bytes (fold with :func:`hw.checksum.fold`).
+    """
+    lw = (width - 1).bit_length()
+    mask = []
+    for i in range(width):
+        pos = Cat(Const(i, lw), beat) if lw else beat
+        mask.append((pos >= start) & (pos < end))
+    part = Signal(16 + width.bit_length(), name=f"{name}_part")
+    m.d.comb += part.eq(wide_sum(beat_words(data, Cat(*mask), width)))
+    acc = Signal(21, name=name)
+    nxt = Signal(21, name=f"{name}_next")
+    m.d.comb += nxt.eq(Mux(first, 0, acc) + part)
+    with m.If(take):
+        m.d.sync += acc.eq(nxt)
+    return acc, Mux(take, nxt, acc)
