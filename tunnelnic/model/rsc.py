@@ -187,6 +187,10 @@ class RscModel:
             return False
         if len(frame) != off["l3"] + rec["outer"]["total_len"]:  # padding, or short
             return False
+        if off["inner_l3"] + rec["inner"]["total_len"] != len(frame):  # bytes after inner
+            return False
+        if off["inner_l3"] % 2:                               # odd opaque length
+            return False
         if len(frame) > self.config.buffer_bytes or rec["payload_len"] == 0:
             return False
         if t["flags"] not in (TCP_ACK, TCP_ACK | TCP_PSH) or t["rsv"] != 0:
