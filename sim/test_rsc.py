@@ -21,10 +21,19 @@ CYCLES_PER_US = 10
 CONFIG = dict(contexts=8, pages=96, page_bytes=2048)
 
 
-def make_dut(width, contexts, pages, page_bytes):
-    from sim.test_rsc_top import RscTop
-    return RscTop(width, contexts=contexts, pages=pages, page_bytes=page_bytes,
-                  cycles_per_us=CYCLES_PER_US)
+def make_dut(width, contexts, pages, page_bytes, chain=False):
+    from sim.test_rsc_top import RscChainTop, RscTop
+    top = RscChainTop if chain else RscTop
+    return top(width, contexts=contexts, pages=pages, page_bytes=page_bytes,
+               cycles_per_us=CYCLES_PER_US)
+
+
+def table_bits(profiles, count=2):
+    """The parser's profile table port value for ``profiles`` (the rest disabled)."""
+    from amaranth.lib import data
+    from hw.profile import Profile
+    rows = list(profiles) + [{}] * (count - len(profiles))
+    return data.ArrayLayout(Profile, count).const(rows).as_bits()
 
 
 class RscBench:
@@ -38,6 +47,8 @@ class RscBench:
         dut.max_segs.value = 64
         dut.flush_all.value = 0
         dut.dbg_index.value = 0
+        if p.get("chain"):
+            dut.table.value = 0
         from hw.rsc_layouts import STAT_NAMES
         self.names = STAT_NAMES
         self.counts = dict.fromkeys(STAT_NAMES, 0)
@@ -79,7 +90,7 @@ class RscBench:
                 now = t
             rec = parse(frame, profiles)
             expected += model.push(frame, rec, now)
-            await self.tb.send(frame, encode_record(rec))
+            await self.tb.send(frame, None if self.p.get("chain") else encode_record(rec))
         await self.drain()
         dut.flush_all.value = 1
         await RisingEdge(dut.clk)
@@ -133,6 +144,8 @@ async def matrix(dut):
         cases = dict(MATRIX)
         if name != "plain":
             cases.update(TUNNEL_MATRIX)
+        if p.get("chain"):
+            dut.table.value = table_bits(profiles_for(name))
         for case in p.get("cases") or list(cases):
             frames, _ = cases[case](name)
             frames = [f if isinstance(f, tuple) else (f, 0) for f in frames]
@@ -153,11 +166,11 @@ def case_params():
     return p
 
 
-def _run(width, presets, cases=None, seed=1, testcase=None, **extra):
-    cfg = dict(CONFIG)
+def _run(width, presets, cases=None, seed=1, testcase=None, chain=False, **extra):
+    cfg = dict(CONFIG, chain=chain)
     settings = dict(presets=presets, cases=cases, seed=seed, **extra)
     run(lambda: make_dut(width, **cfg), dict(cfg, width=width), "sim.test_rsc",
-        name=f"rsc-w{width}", testcase=testcase,
+        name=f"rsc{'-chain' if chain else ''}-w{width}", testcase=testcase,
         extra_env={"RSC_TEST": json.dumps(settings)})
 
 
@@ -184,3 +197,9 @@ def test_smoke_w4():
                                     "geneve", "private-udp"])
 def test_matrix_preset(preset):
     _run(8, [preset], testcase="matrix")
+
+
+def test_chain_w8():
+    """HeaderParser + RSC engine: the RX path from raw frames (no model record as input)."""
+    _run(8, ["plain", "vxlan-csum"], cases=["equal", "bad_tcp_csum"], testcase="matrix",
+         chain=True)
