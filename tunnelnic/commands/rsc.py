@@ -11,7 +11,7 @@ import os
 import sys
 import tempfile
 
-__all__ = ["register", "main", "run_model", "run_rtl"]
+__all__ = ["register", "main", "run_model", "run_rtl", "read_pcap", "write_pcap"]
 
 CYCLES_PER_US = 10
 
@@ -82,27 +82,39 @@ def _make_dut(width, contexts, pages, page_bytes):
                   cycles_per_us=CYCLES_PER_US)
 
 
-def main(args):
-    from scapy.utils import PcapReader, PcapWriter
-    from scapy.layers.l2 import Ether
+def read_pcap(path):
+    """[(frame bytes, time in microseconds from the first frame)] of a pcap file."""
+    from scapy.utils import RawPcapReader
     frames = []
     t0 = None
-    with PcapReader(args.input) as reader:
-        for pkt in reader:
-            t = float(pkt.time)
+    with RawPcapReader(path) as reader:
+        for data, meta in reader:
+            t = meta.sec * 1_000_000 + meta.usec
             t0 = t if t0 is None else t0
-            frames.append((bytes(pkt), int(round((t - t0) * 1e6))))
+            frames.append((bytes(data), t - t0))
+    return frames
+
+
+def write_pcap(path, frames):
+    """Write [(frame bytes, time_us)] as a classic Ethernet pcap (bytes exactly as given)."""
+    import struct
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, 1))
+        for frame, t in frames:
+            fh.write(struct.pack("<IIII", t // 1_000_000, t % 1_000_000, len(frame),
+                                 len(frame)))
+            fh.write(frame)
+
+
+def main(args):
+    frames = read_pcap(args.input)
     profiles = _profiles(args.profile)
     config = _config(args)
     if args.model:
         out, counters = run_model(frames, profiles, config)
     else:
         out, counters = run_rtl(frames, profiles, config, args.width)
-    with PcapWriter(args.output, sync=True) as writer:
-        for frame, t in out:
-            pkt = Ether(frame)
-            pkt.time = (t0 or 0) + t / 1e6
-            writer.write(pkt)
+    write_pcap(args.output, out)
     print(f"rsc ({'model' if args.model else 'RTL'}, profile {args.profile}): "
           f"{len(frames)} frames in, {len(out)} packets out")
     for name, value in counters.items():
