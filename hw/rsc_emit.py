@@ -38,8 +38,8 @@ def job_layout(pages):
 class RscEmitter(wiring.Component):
     """Jobs in (``j``), packets out (``o``, ``meta`` = :class:`RxMeta`).
 
-    Throughput: one output beat per cycle within a segment; 2 idle cycles between segments of
-    an aggregate (following the page link) and 1 between jobs. Backpressure on ``o`` stops
+    Throughput: one output beat per cycle within a segment and across back-to-back jobs;
+    1 idle cycle between segments of an aggregate (following the page link), 1 after a drop. Backpressure on ``o`` stops
     the pool reads through a credit counter; nothing is lost. Pages are freed (``free``) as
     soon as their last word has been read. Latency from job to first beat: 3 cycles.
     """
@@ -120,7 +120,16 @@ class RscEmitter(wiring.Component):
                     with m.If(seg_done):
                         with m.If(cur.last):
                             m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
-                            m.next = "IDLE"
+                            # Chain straight into the next job (not a drop: that would
+                            # need a second free this cycle), so back-to-back frames
+                            # leave without a bubble.
+                            nxt = self.j.payload
+                            with m.If(self.j.valid & (nxt.kind != JOB_DROP)):
+                                m.d.comb += self.j.ready.eq(1)
+                                m.d.sync += [job.eq(nxt), page.eq(nxt.page), beat.eq(0),
+                                             seg.eq(0)]
+                            with m.Else():
+                                m.next = "IDLE"
                         with m.Else():
                             m.d.comb += self.link_en.eq(1)
                             m.next = "LINK"

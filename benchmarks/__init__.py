@@ -1,0 +1,1 @@
+"""Benchmarks of the TunnelNIC engines (run as modules: python -m benchmarks.rsc)."""
