@@ -159,6 +159,27 @@ async def matrix(dut):
                 raise AssertionError(f"{name} / {case}: {exc}") from exc
 
 
+@cocotb.test()
+async def mix(dut):
+    """Random mixes of flows and garbage: equal to the model, every frame accounted for."""
+    from sim.test_rsc_streams import PRESET_ENCAP, profiles_for, random_mix
+    p = case_params()
+    bench = RscBench(dut, p)
+    await bench.start()
+    rng = random.Random(p["seed"])
+    for name in p["presets"]:
+        if p.get("chain"):
+            dut.table.value = table_bits(profiles_for(name))
+        frames = [(f, 0) for f in random_mix(name, rng, p["count"])]
+        cfg = {"max_segs": 8}
+        got, expected, delta, model = await bench.run_case(profiles_for(name), frames, cfg)
+        check(got, expected, delta, {}, model, PRESET_ENCAP[name][0])
+        c = model.counters
+        assert c["merged"] + c["pass_through"] + c["dropped"] == len(frames)
+        assert sum(e.segs for e in expected) + c["dropped"] == len(frames)
+        dut._log.info(f"{name}: {len(frames)} frames, {len(got)} out, {c}")
+
+
 def case_params():
     """Inside a cocotb test: the build parameters plus this test's own settings."""
     p = params()
@@ -203,3 +224,15 @@ def test_chain_w8():
     """HeaderParser + RSC engine: the RX path from raw frames (no model record as input)."""
     _run(8, ["plain", "vxlan-csum"], cases=["equal", "bad_tcp_csum"], testcase="matrix",
          chain=True)
+
+
+def test_mix_w8():
+    """A short random mix (plain TCP and VXLAN with checksum) at W=8."""
+    _run(8, ["plain", "vxlan-csum"], testcase="mix", count=60, seed=3)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("width", [8, 4])
+def test_mix_long(width):
+    _run(width, ["plain", "gre-key", "nvgre", "vxlan", "vxlan-csum", "geneve", "private-udp"],
+         testcase="mix", count=600, seed=11)

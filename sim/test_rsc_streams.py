@@ -226,3 +226,29 @@ TUNNEL_MATRIX = {c.__name__: c for c in [
     _field_differs("outer_df_differs", outer_df=False),
     _special("outer_options", outer_options=b"\x01\x01\x01\x00"),
 ]}
+
+
+def random_mix(name, rng, count, flows=6):
+    """``count`` frames: several flows of preset ``name`` (full and short segments, PSH, SYN/
+    FIN/RST, retransmissions, corrupted bytes) mixed with garbage and oversize frames."""
+    fl = [Flow(name, sport=2000 + i, flow=i) for i in range(flows)]
+    frames = []
+    for _ in range(count):
+        f = rng.choice(fl)
+        r = rng.random()
+        if r < 0.04:
+            frames.append(bytes(rng.randrange(256) for _ in range(rng.randint(1, 120))))
+        elif r < 0.05:
+            frames.append(bytes(rng.randrange(256) for _ in range(rng.randint(2049, 2100))))
+        elif r < 0.10:
+            frames.append(f.seg(rng.randint(1, MSS), flags="PA"))
+        elif r < 0.14:
+            frames.append(f.seg(MSS, flags=rng.choice(["S", "FA", "RA", "A"]),
+                                seq=f.seq - MSS, advance=False))
+        elif r < 0.18:
+            b = bytearray(f.seg(MSS))
+            b[rng.randrange(14, len(b))] ^= 1 << rng.randrange(8)
+            frames.append(bytes(b))
+        else:
+            frames.append(f.seg(rng.choice([MSS, MSS, MSS, 50])))
+    return frames
