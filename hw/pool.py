@@ -37,13 +37,19 @@ class PagePool(wiring.Component):
     Reset frees every page (the memory content is not cleared).
     """
 
-    def __init__(self, width=8, pages=32, page_bytes=2048):
-        self.width = check_width(width)
+    @staticmethod
+    def check(width, pages, page_bytes):
+        """Raise ``ValueError`` unless the parameters make a pool."""
+        check_width(width)
         if pages < 2 or pages > 1024:
             raise ValueError(f"pool pages must be 2..1024, not {pages}")
         if page_bytes % width or page_bytes < 64 or page_bytes & (page_bytes - 1):
             raise ValueError(f"page_bytes must be a power of two >= 64 and a multiple of the "
                              f"width, not {page_bytes}")
+
+    def __init__(self, width=8, pages=32, page_bytes=2048):
+        self.check(width, pages, page_bytes)
+        self.width = width
         self.pages = pages
         self.page_bytes = page_bytes
         self.page_beats = page_bytes // width

@@ -94,7 +94,7 @@ class RscEngine(wiring.Component):
             raise ValueError(f"cycles_per_us must be positive, not {cycles_per_us}")
         self.contexts, self.pages, self.page_bytes = contexts, pages, page_bytes
         self.cycles_per_us, self.opaque_bytes = cycles_per_us, opaque_bytes
-        PagePool(width, pages, page_bytes)   # checks the pool parameters
+        PagePool.check(width, pages, page_bytes)
         ci = range(max(contexts, 2))
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
