@@ -68,15 +68,17 @@ def run_rtl(frames, profiles, config, width=8):
                "max_bytes": config.max_bytes, "out": os.path.join(tmp, "out.json")}
         with open(os.path.join(tmp, "job.json"), "w") as fh:
             json.dump(job, fh)
-        build = dict(width=width, contexts=config.contexts, pages=96, page_bytes=2048)
-        run(lambda: _make_dut(**build), build, "tunnelnic.commands.rsc", name="rsc-cli",
+        # Same parameters and name as sim/test_rsc.py's builds, so they share one build.
+        build = dict(contexts=config.contexts, pages=96, page_bytes=2048, chain=False)
+        run(lambda: _make_dut(width, **build), dict(build, width=width),
+            "tunnelnic.commands.rsc", name=f"rsc-w{width}",
             extra_env={"RSC_JOB": os.path.join(tmp, "job.json")})
         with open(job["out"]) as fh:
             result = json.load(fh)
     return [(bytes.fromhex(f), t) for f, t in result["frames"]], result["counters"]
 
 
-def _make_dut(width, contexts, pages, page_bytes):
+def _make_dut(width, contexts, pages, page_bytes, chain=False):
     from sim.test_rsc_top import RscTop
     return RscTop(width, contexts=contexts, pages=pages, page_bytes=page_bytes,
                   cycles_per_us=CYCLES_PER_US)
