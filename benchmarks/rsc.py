@@ -16,7 +16,7 @@ import sys
 import tempfile
 
 CONTEXTS = 32
-BUILD = dict(width=8, contexts=CONTEXTS, pages=96, page_bytes=2048)
+BUILD = dict(width=8, contexts=CONTEXTS, pages=144, page_bytes=512)
 
 
 def scenarios(quick):
@@ -46,7 +46,7 @@ def main(argv=None):
                                                 "out": out})})
         with open(out) as fh:
             results = json.load(fh)
-    print("RSC engine, W=8, N=32, 96 pages of 2 KB, plain TCP back to back, output ready")
+    print("RSC engine, W=8, N=32, 144 pages of 512 B, plain TCP back to back, output ready")
     print(f"{'frame':>6} {'flows':>5} {'frames':>6} {'cycles':>7} {'ready low':>9} "
           f"{'aggregates':>10} {'avg segs':>8}")
     for r in results:

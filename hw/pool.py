@@ -1,7 +1,7 @@
 """Shared payload buffer pool: equal pages in one block RAM, handed out from a free list.
 
-A page holds one stored frame (up to ``page_bytes``); the RSC engine chains the pages of an
-aggregate's segments through its own link table. The free list is a bitmap: the lowest free
+The RSC engine stores a frame in a chain of pages and chains the frames of an aggregate, both
+through its own link tables. The free list is a bitmap: the lowest free
 page is offered every cycle, so allocation costs no cycle.
 """
 

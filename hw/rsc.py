@@ -60,8 +60,9 @@ class RscEngine(wiring.Component):
     ----------
     width : datapath bytes per beat (4, 8 or 16).
     contexts : N, flow contexts (CAM entries), 1..256.
-    pages, page_bytes : the pool: ``pages`` pages of ``page_bytes`` (one stored frame each;
-        frames longer than a page are dropped and counted).
+    pages, page_bytes : the pool: ``pages`` pages of ``page_bytes`` bytes (default 144 x 512 =
+        72 KB: one 64 KB aggregate of 1460-byte segments, 3 pages each, plus room).
+    max_frame : longest frame stored (longer ones are dropped and counted).
     cycles_per_us : clock cycles per microsecond (the timeout's time base).
     opaque_bytes : the parser's opaque capture.
 
@@ -81,20 +82,28 @@ class RscEngine(wiring.Component):
     pool, and from there to ``i``. Reset empties the table and the pool.
     """
 
-    RESERVE = 4   #: flush the oldest context when fewer pages are free
-
-    def __init__(self, width=8, *, contexts=32, pages=32, page_bytes=2048, cycles_per_us=125,
-                 opaque_bytes=64):
+    def __init__(self, width=8, *, contexts=32, pages=144, page_bytes=512, max_frame=2048,
+                 cycles_per_us=125, opaque_bytes=64):
         self.width = check_width(width)
         if not 1 <= contexts <= 256:
             raise ValueError(f"contexts must be 1..256, not {contexts}")
-        if pages < self.RESERVE + 4:
-            raise ValueError(f"the pool needs at least {self.RESERVE + 4} pages, not {pages}")
+        PagePool.check(width, pages, page_bytes)
+        if page_bytes < 512:
+            raise ValueError(f"page_bytes must be at least 512 (a segment's headers must fit "
+                             f"its first page), not {page_bytes}")
+        if max_frame % width or not 64 <= max_frame <= 16384:
+            raise ValueError(f"max_frame must be a multiple of the width in 64..16384, "
+                             f"not {max_frame}")
+        #: Flush the oldest context when fewer pages are free (a frame's worth and some).
+        self.reserve = -(-max_frame // page_bytes) + 2
+        if pages < 2 * self.reserve:
+            raise ValueError(f"the pool needs at least {2 * self.reserve} pages for "
+                             f"{max_frame}-byte frames, not {pages}")
         if cycles_per_us < 1:
             raise ValueError(f"cycles_per_us must be positive, not {cycles_per_us}")
         self.contexts, self.pages, self.page_bytes = contexts, pages, page_bytes
+        self.max_frame = max_frame
         self.cycles_per_us, self.opaque_bytes = cycles_per_us, opaque_bytes
-        PagePool.check(width, pages, page_bytes)
         ci = range(max(contexts, 2))
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
@@ -110,7 +119,8 @@ class RscEngine(wiring.Component):
         m = Module()
         W, N, P = self.width, self.contexts, self.pages
         m.submodules.pool = pool = PagePool(W, P, self.page_bytes)
-        m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes)
+        m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes,
+                                                 max_frame=self.max_frame)
         m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes)
         m.submodules.cam = cam = TagCam(N, 32)
         wiring.connect(m, wiring.flipped(self.i), ing.i)
@@ -124,12 +134,20 @@ class RscEngine(wiring.Component):
             emit.r_data.eq(pool.r_data),
             pool.free.eq(emit.free), pool.free_page.eq(emit.free_page),
         ]
-        # Page links of aggregates: link[p] = the page of the segment after p's.
+        # Page links. Frame links: flink[p] = the frame's page after p (written by ingress).
+        # Segment links: link[p] = the first page of the segment after the one starting at p.
+        m.submodules.flink = flink = Memory(shape=range(P), depth=P, init=[])
+        flink_w = flink.write_port()
+        flink_r = flink.read_port(domain="sync")
+        m.d.comb += [flink_w.addr.eq(ing.fl_page), flink_w.data.eq(ing.fl_next),
+                     flink_w.en.eq(ing.fl_en),
+                     flink_r.addr.eq(emit.link_page), flink_r.en.eq(emit.link_en),
+                     emit.flink_data.eq(flink_r.data)]
         m.submodules.link = link = Memory(shape=range(P), depth=P, init=[])
         link_w = link.write_port()
         link_r = link.read_port(domain="sync")
         m.d.comb += [link_r.addr.eq(emit.link_page), link_r.en.eq(emit.link_en),
-                     emit.link_data.eq(link_r.data)]
+                     emit.slink_data.eq(link_r.data)]
 
         # Jobs for the emitter.
         jl = job_layout(P)
@@ -336,7 +354,7 @@ class RscEngine(wiring.Component):
         pjob = Signal(jl)
         m.d.comb += [
             pjob.kind.eq(Mux(cur.oversize, JOB_DROP, JOB_RAW)), pjob.page.eq(cur.page),
-            pjob.length.eq(cur.length), pjob.count.eq(1),
+            pjob.length.eq(Mux(cur.oversize, self.max_frame, cur.length)), pjob.count.eq(1),
             pjob.meta.segs.eq(1), pjob.meta.mss.eq(Mux(flow_pkt, rec.payload_len, 0)),
             pjob.meta.profile.eq(rec.cls.profile), pjob.meta.kind.eq(rec.cls.kind),
             pjob.meta.csum_ok.eq(csum_ok),
@@ -383,7 +401,7 @@ class RscEngine(wiring.Component):
                     m.d.comb += [ing.d.ready.eq(1), stats.packets_in.eq(1)]
                     m.d.sync += cur.eq(ing.d.payload)
                     m.next = "TAG"
-                with m.Elif((pool.free_count < self.RESERVE) & cam.valid.any()):
+                with m.Elif((pool.free_count < self.reserve) & cam.valid.any()):
                     m.d.comb += rsel.eq(oldest)
                     m.d.sync += [raddr.eq(oldest), slot.eq(oldest)]
                     m.next = "POOL"

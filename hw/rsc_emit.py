@@ -38,8 +38,13 @@ def job_layout(pages):
 class RscEmitter(wiring.Component):
     """Jobs in (``j``), packets out (``o``, ``meta`` = :class:`RxMeta`).
 
-    Throughput: one output beat per cycle within a segment and across back-to-back jobs;
-    1 idle cycle between segments of an aggregate (following the page link), 1 after a drop. Backpressure on ``o`` stops
+    Pages: a frame is a chain of pages (frame links, ``flink``); an aggregate chains the first
+    pages of its segments (segment links, ``slink``); both tables are read through ``link_*``
+    (one cycle latency). A segment's header must lie in its first page.
+
+    Throughput: one output beat per cycle within a page and across back-to-back jobs; 1 idle
+    cycle at each page boundary and between segments of an aggregate (following a link). A
+    drop walks the frame's pages without output. Backpressure on ``o`` stops
     the pool reads through a credit counter; nothing is lost. Pages are freed (``free``) as
     soon as their last word has been read. Latency from job to first beat: 3 cycles.
     """
@@ -56,7 +61,8 @@ class RscEmitter(wiring.Component):
             "o": Out(stream.Signature(packet_layout(width, RxMeta))),
             "r_en": Out(1), "r_page": Out(range(pages)), "r_beat": Out(range(self.page_beats)),
             "r_data": In(8 * width),
-            "link_en": Out(1), "link_page": Out(range(pages)), "link_data": In(range(pages)),
+            "link_en": Out(1), "link_page": Out(range(pages)),
+            "flink_data": In(range(pages)), "slink_data": In(range(pages)),
             "free": Out(1), "free_page": Out(range(pages)),
         })
 
@@ -100,44 +106,52 @@ class RscEmitter(wiring.Component):
             cur.patch.eq((job.kind == JOB_AGG) & (seg == 0)),
             cur.bpos.eq(bstart), cur.meta.eq(job.meta),
         ]
-        m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat), self.link_page.eq(page)]
+        pb = (self.page_beats - 1).bit_length()
+        seg_first = Signal(range(self.pages))
+        drop = job.kind == JOB_DROP
+        page_end = (beat + 1)[:pb] == 0
+        m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb])]
         m.d.sync += issued.eq(0)
+
+        def start(nxt):
+            m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
+                         seg.eq(0)]
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.j.ready.eq(1)
                 with m.If(self.j.valid):
-                    m.d.sync += [job.eq(self.j.payload), page.eq(self.j.payload.page),
-                                 beat.eq(0), seg.eq(0)]
-                    with m.If(self.j.payload.kind == JOB_DROP):
-                        m.d.comb += [self.free.eq(1), self.free_page.eq(self.j.payload.page)]
-                    with m.Else():
-                        m.next = "READ"
+                    start(self.j.payload)
+                    m.next = "READ"
             with m.State("READ"):
-                with m.If(credit):
-                    m.d.comb += self.r_en.eq(1)
-                    m.d.sync += [issued.eq(1), rinfo.eq(cur), beat.eq(beat + 1)]
+                with m.If(credit | drop):
+                    m.d.comb += self.r_en.eq(~drop)
+                    m.d.sync += [issued.eq(~drop), rinfo.eq(cur), beat.eq(beat + 1)]
+                    with m.If(seg_done | page_end):
+                        m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
                     with m.If(seg_done):
                         with m.If(cur.last):
-                            m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
-                            # Chain straight into the next job (not a drop: that would
-                            # need a second free this cycle), so back-to-back frames
+                            # Chain straight into the next job, so back-to-back frames
                             # leave without a bubble.
-                            nxt = self.j.payload
-                            with m.If(self.j.valid & (nxt.kind != JOB_DROP)):
+                            with m.If(self.j.valid):
                                 m.d.comb += self.j.ready.eq(1)
-                                m.d.sync += [job.eq(nxt), page.eq(nxt.page), beat.eq(0),
-                                             seg.eq(0)]
+                                start(self.j.payload)
                             with m.Else():
                                 m.next = "IDLE"
                         with m.Else():
-                            m.d.comb += self.link_en.eq(1)
-                            m.next = "LINK"
-            with m.State("LINK"):
-                # link_data now holds the next page; the current one can go.
-                m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
-                m.d.sync += [page.eq(self.link_data), seg.eq(seg + 1),
-                             beat.eq(job.hdr >> lw)]
+                            m.d.comb += [self.link_en.eq(1), self.link_page.eq(seg_first)]
+                            m.next = "SLINK"
+                    with m.Elif(page_end):
+                        m.d.comb += [self.link_en.eq(1), self.link_page.eq(page)]
+                        m.next = "FLINK"
+            with m.State("FLINK"):
+                # The frame continues in the page linked from the one just read.
+                m.d.sync += page.eq(self.flink_data)
+                m.next = "READ"
+            with m.State("SLINK"):
+                # The next segment: its first page, from the segment link table.
+                m.d.sync += [page.eq(self.slink_data), seg_first.eq(self.slink_data),
+                             seg.eq(seg + 1), beat.eq(job.hdr >> lw)]
                 m.next = "READ"
 
         # Read data arrives one cycle after the request: patch the header, queue it.

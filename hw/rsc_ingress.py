@@ -24,7 +24,7 @@ def desc_layout(pages, opaque_bytes=64):
         "rec": ParseRecord(opaque_bytes),
         "page": range(pages),
         "length": 17,          #: frame bytes
-        "oversize": 1,         #: longer than a page: not stored
+        "oversize": 1,         #: longer than max_frame: stored only in part
         "opts": 8 * OPT_BYTES,  #: TCP option bytes, wire order, zero past the options
         "s_tcp": 16, "s_pay": 16, "s_udp": 16, "s_mid": 16,
     })
@@ -33,17 +33,24 @@ def desc_layout(pages, opaque_bytes=64):
 class RscIngress(wiring.Component):
     """Frames in (``i``, one beat per cycle), descriptors out (``d``), page writes to the pool.
 
+    A frame occupies a chain of pages: its first page, then one more every ``page_bytes``,
+    each linked from the previous one through ``fl_*`` (the frame-link table). Frames longer
+    than ``max_frame`` bytes are consumed but stored only up to ``max_frame`` and flagged
+    ``oversize`` (the decision stage drops them).
+
     Latency: a descriptor is offered 4 cycles after the frame's last beat (checksum
-    accumulators). ``i.ready`` is low only at the first beat of a frame when no pool page is
-    free or ``depth`` descriptors are waiting. Reset forgets a frame in progress (its page is
-    lost until the pool is reset too: reset both together).
+    accumulators). ``i.ready`` is low only at a beat that starts a page when no pool page is
+    free, or at the first beat of a frame when ``depth`` descriptors are waiting. Reset forgets
+    a frame in progress (reset the pool with it).
     """
 
-    def __init__(self, width=8, pages=32, page_bytes=2048, opaque_bytes=64, depth=4):
+    def __init__(self, width=8, pages=32, page_bytes=2048, opaque_bytes=64, depth=4,
+                 max_frame=2048):
         self.width = check_width(width)
         self.pages, self.page_bytes, self.depth = pages, page_bytes, depth
         self.page_beats = page_bytes // width
         self.opaque_bytes = opaque_bytes
+        self.max_frame = max_frame
         self.dlayout = desc_layout(pages, opaque_bytes)
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
@@ -51,6 +58,7 @@ class RscIngress(wiring.Component):
             "alloc_ok": In(1), "alloc_page": In(range(pages)), "alloc": Out(1),
             "w_en": Out(1), "w_page": Out(range(pages)), "w_beat": Out(range(self.page_beats)),
             "w_data": Out(8 * width),
+            "fl_en": Out(1), "fl_page": Out(range(pages)), "fl_next": Out(range(pages)),
         })
 
     def elaborate(self, platform):
@@ -64,25 +72,32 @@ class RscIngress(wiring.Component):
 
         in_pkt = Signal()
         page = Signal(range(self.pages))
+        first_page = Signal(range(self.pages))
         beat = Signal(16)
         opts = Signal(8 * OPT_BYTES)
+        pb = (self.page_beats - 1).bit_length()
 
         first = ~in_pkt
-        m.d.comb += self.i.ready.eq(in_pkt | (self.alloc_ok & dq.w_rdy))
+        store = beat * W < self.max_frame            # this beat is stored
+        new_page = store & (beat[:pb] == 0)          # ... and starts a page
+        m.d.comb += self.i.ready.eq((in_pkt | dq.w_rdy) & (~new_page | self.alloc_ok))
         take = self.i.valid & self.i.ready
-        cur_page = Mux(first, self.alloc_page, page)
-        oversize = beat >= self.page_beats
+        cur_page = Mux(new_page, self.alloc_page, page)
         m.d.comb += [
-            self.alloc.eq(take & first),
-            self.w_en.eq(take & ~oversize),
+            self.alloc.eq(take & new_page),
+            self.w_en.eq(take & store),
             self.w_page.eq(cur_page),
-            self.w_beat.eq(beat),
+            self.w_beat.eq(beat[:pb]),
             self.w_data.eq(p.data),
+            self.fl_en.eq(take & new_page & in_pkt),
+            self.fl_page.eq(page), self.fl_next.eq(self.alloc_page),
         ]
         with m.If(take):
-            m.d.sync += [in_pkt.eq(~p.last), beat.eq(Mux(p.last, 0, beat + 1))]
+            m.d.sync += [in_pkt.eq(~p.last), beat.eq(Mux(p.last, 0, beat + 1)),
+                         page.eq(cur_page)]
             with m.If(first):
-                m.d.sync += page.eq(self.alloc_page)
+                m.d.sync += first_page.eq(self.alloc_page)
+        frame_page = Mux(first, self.alloc_page, first_page)
 
         # Byte positions of this beat's lanes, and the regions the sums cover.
         pos = [Signal(17, name=f"pos{j}") for j in range(W)]
@@ -135,9 +150,9 @@ class RscIngress(wiring.Component):
         desc = Signal(self.dlayout)
         m.d.comb += [
             desc.rec.eq(rec),
-            desc.page.eq(cur_page),
+            desc.page.eq(frame_page),
             desc.length.eq(beat * W + keep_count(p.keep, W)),
-            desc.oversize.eq(oversize | (beat * W + keep_count(p.keep, W) > self.page_bytes)),
+            desc.oversize.eq(beat * W + keep_count(p.keep, W) > self.max_frame),
             desc.opts.eq(opt_next),
             dq.w_data.eq(desc),
             dq.w_en.eq(take & p.last),

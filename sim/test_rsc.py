@@ -18,14 +18,14 @@ from cocotb.triggers import ClockCycles, RisingEdge
 from tunnelnic.rtlsim.runner import params, run
 
 CYCLES_PER_US = 10
-CONFIG = dict(contexts=8, pages=96, page_bytes=2048)
+CONFIG = dict(contexts=8, pages=192, page_bytes=512, max_frame=2048)
 
 
-def make_dut(width, contexts, pages, page_bytes, chain=False):
+def make_dut(width, contexts, pages, page_bytes, max_frame, chain=False):
     from sim.test_rsc_top import RscChainTop, RscTop
     top = RscChainTop if chain else RscTop
     return top(width, contexts=contexts, pages=pages, page_bytes=page_bytes,
-               cycles_per_us=CYCLES_PER_US)
+               max_frame=max_frame, cycles_per_us=CYCLES_PER_US)
 
 
 def table_bits(profiles, count=2):
@@ -78,7 +78,7 @@ class RscBench:
         dut.max_segs.value = cfg.get("max_segs", 64)
         dut.max_bytes.value = cfg.get("max_bytes", 65535)
         model = RscModel(RscConfig(contexts=self.p["contexts"],
-                                   buffer_bytes=self.p["page_bytes"], **cfg))
+                                   buffer_bytes=self.p["max_frame"], **cfg))
         expected = []
         before = dict(self.counts)
         now = 0

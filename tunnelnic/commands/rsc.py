@@ -69,7 +69,8 @@ def run_rtl(frames, profiles, config, width=8):
         with open(os.path.join(tmp, "job.json"), "w") as fh:
             json.dump(job, fh)
         # Same parameters and name as sim/test_rsc.py's builds, so they share one build.
-        build = dict(contexts=config.contexts, pages=96, page_bytes=2048, chain=False)
+        build = dict(contexts=config.contexts, pages=192, page_bytes=512, max_frame=2048,
+                     chain=False)
         run(lambda: _make_dut(width, **build), dict(build, width=width),
             "tunnelnic.commands.rsc", name=f"rsc-w{width}",
             extra_env={"RSC_JOB": os.path.join(tmp, "job.json")})
@@ -78,10 +79,10 @@ def run_rtl(frames, profiles, config, width=8):
     return [(bytes.fromhex(f), t) for f, t in result["frames"]], result["counters"]
 
 
-def _make_dut(width, contexts, pages, page_bytes, chain=False):
+def _make_dut(width, contexts, pages, page_bytes, max_frame, chain=False):
     from sim.test_rsc_top import RscTop
     return RscTop(width, contexts=contexts, pages=pages, page_bytes=page_bytes,
-                  cycles_per_us=CYCLES_PER_US)
+                  max_frame=max_frame, cycles_per_us=CYCLES_PER_US)
 
 
 def read_pcap(path):
