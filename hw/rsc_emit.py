@@ -113,9 +113,18 @@ class RscEmitter(wiring.Component):
         m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb])]
         m.d.sync += issued.eq(0)
 
+        # The next segment's first page is read as soon as a segment starts (its first page
+        # may be freed and reused before the segment ends).
+        next_seg = Signal(range(self.pages))
+        grab = Signal()
+        m.d.sync += grab.eq(0)
+        with m.If(grab):
+            m.d.sync += next_seg.eq(self.slink_data)
+
         def start(nxt):
             m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
-                         seg.eq(0)]
+                         seg.eq(0), grab.eq(1)]
+            m.d.comb += [self.link_en.eq(1), self.link_page.eq(nxt.page)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -139,7 +148,6 @@ class RscEmitter(wiring.Component):
                             with m.Else():
                                 m.next = "IDLE"
                         with m.Else():
-                            m.d.comb += [self.link_en.eq(1), self.link_page.eq(seg_first)]
                             m.next = "SLINK"
                     with m.Elif(page_end):
                         m.d.comb += [self.link_en.eq(1), self.link_page.eq(page)]
@@ -149,9 +157,10 @@ class RscEmitter(wiring.Component):
                 m.d.sync += page.eq(self.flink_data)
                 m.next = "READ"
             with m.State("SLINK"):
-                # The next segment: its first page, from the segment link table.
-                m.d.sync += [page.eq(self.slink_data), seg_first.eq(self.slink_data),
-                             seg.eq(seg + 1), beat.eq(job.hdr >> lw)]
+                # The next segment starts in the page read from the segment link table.
+                m.d.sync += [page.eq(next_seg), seg_first.eq(next_seg), seg.eq(seg + 1),
+                             beat.eq(job.hdr >> lw), grab.eq(1)]
+                m.d.comb += [self.link_en.eq(1), self.link_page.eq(next_seg)]
                 m.next = "READ"
 
         # Read data arrives one cycle after the request: patch the header, queue it.
