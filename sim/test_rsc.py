@@ -92,6 +92,13 @@ class RscBench:
             expected += model.push(frame, rec, now)
             await self.tb.send(frame, None if self.p.get("chain") else encode_record(rec))
         await self.drain()
+        # The debug read port shows what the model holds in every slot.
+        for slot, ctx in enumerate(model.slots):
+            dut.dbg_index.value = slot
+            await ClockCycles(dut.clk, 2)
+            assert int(dut.dbg_valid.value) == (ctx is not None), f"slot {slot} valid"
+            if ctx is not None:
+                assert int(dut.dbg_count.value) == ctx.count, f"slot {slot} count"
         dut.flush_all.value = 1
         await RisingEdge(dut.clk)
         dut.flush_all.value = 0
