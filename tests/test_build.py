@@ -1,0 +1,107 @@
+"""Board tops, `tunnelnic build` and `tunnelnic program`.
+
+The Versa build (place and route, no bitstream packing) runs by default: it is the project's main
+job and asserts every clock is present and meets 125 MHz. The bitstream and the second board are
+``long``.
+"""
+
+import shutil
+
+import pytest
+
+from boards import BOARDS, DEFAULT_BOARD, get_spec
+from tunnelnic.cli import main
+from tunnelnic.commands.program import loader_command
+from tunnelnic.synth_board import _check_clocks, build_board, expected_clocks
+
+
+def test_board_registry():
+    assert DEFAULT_BOARD == "versa"
+    versa = get_spec("versa")
+    assert versa.platform().device == "LFE5UM-45F"
+    assert versa.eth_ports == (0, 1)
+    assert get_spec("ecpix5").eth_ports == (0,)
+    with pytest.raises(ValueError, match="unknown board 'nope'"):
+        get_spec("nope")
+    assert expected_clocks(versa) == {"sync": 125.0, "tx90": 125.0, "rx0": 125.0, "rx1": 125.0}
+
+
+def test_clock_check_fails_on_missing_or_slow_clock():
+    expected = {"sync": 125.0, "rx0": 125.0}
+    r = {"fmax": {"clk": 150.0, "eth0.rx0_clk": 200.0}, "target": {}}
+    _check_clocks(r, expected)
+    assert r["met"] and r["fmax"] == {"sync": 150.0, "rx0": 200.0}
+    r = {"fmax": {"clk": 150.0}, "target": {}}          # rx0 has no timed path: not a pass
+    _check_clocks(r, expected)
+    assert not r["met"] and r["missing_clocks"] == ["rx0"]
+    r = {"fmax": {"clk": 120.0, "eth0.rx0_clk": 200.0}, "target": {}}
+    _check_clocks(r, expected)
+    assert not r["met"]
+
+
+@pytest.fixture(scope="module")
+def versa_report(tmp_path_factory):
+    return build_board("versa", tmp_path_factory.mktemp("build"), bitstream=False)
+
+
+def test_versa_places_routes_and_meets_timing(versa_report):
+    r = versa_report
+    assert r["part"] == "LFE5UM-45F-8CABGA381"
+    assert set(r["fmax"]) == {"sync", "tx90", "rx0", "rx1"}
+    assert all(t == 125.0 for t in r["target"].values())
+    assert r["met"], r["fmax"]
+    assert r["device"]["EHXPLLL"]["used"] == 1
+    # Two RGMII ports of 12 data/control/clock pins each are DDR: IOLOGIC used.
+    assert r["device"]["IOLOGIC"]["used"] >= 20
+    assert r["device"]["TRELLIS_COMB"]["used"] < r["device"]["TRELLIS_COMB"]["available"]
+
+
+def test_program_command_for_each_board():
+    assert loader_command("versa", "out") == ["openFPGALoader", "-c", "ft2232", "out/versa/top.bit"]
+    assert loader_command("ecpix5", "b", flash=True) == [
+        "openFPGALoader", "-b", "ecpix5", "-f", "b/ecpix5/top.bit"]
+
+
+def test_program_prints_command_without_loader(tmp_path, capsys, monkeypatch):
+    (tmp_path / "versa").mkdir()
+    (tmp_path / "versa" / "top.bit").write_bytes(b"\xff")
+    monkeypatch.setenv("OPENFPGALOADER", "no-such-openFPGALoader")
+    assert main(["program", "--out", str(tmp_path)]) == 1
+    out = capsys.readouterr()
+    assert out.out.strip() == f"no-such-openFPGALoader -c ft2232 {tmp_path}/versa/top.bit"
+    assert "not found" in out.err
+
+
+def test_program_without_bitstream(tmp_path, capsys):
+    assert main(["program", "--out", str(tmp_path)]) == 1
+    assert "tunnelnic build" in capsys.readouterr().err
+
+
+def test_build_rejects_unknown_board():
+    with pytest.raises(SystemExit) as exc:
+        main(["build", "--board", "nope"])
+    assert exc.value.code == 2
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("board", sorted(BOARDS))
+def test_bitstream_for_every_board(board, tmp_path, capsys):
+    code = main(["build", "--board", board, "--out", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert (tmp_path / board / "top.bit").stat().st_size > 100_000
+    assert (tmp_path / board / "top.svf").exists()
+    assert "timing met on every clock" in out
+
+
+def test_datapath_choice():
+    from boards.top import BoardTop, mac_available
+    spec = get_spec("versa")
+    top = BoardTop(spec, datapath="standin")
+    spec.platform().prepare(top)
+    assert top.chosen_datapath == "standin"
+    auto = BoardTop(spec)
+    spec.platform().prepare(auto)
+    assert auto.chosen_datapath == ("mac" if mac_available() else "standin")
+    with pytest.raises(ValueError, match="unknown datapath"):
+        BoardTop(spec, datapath="nope")
