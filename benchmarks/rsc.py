@@ -5,8 +5,8 @@
 For each scenario (frame size x number of interleaved flows), plain TCP frames are offered
 back to back (valid never paused, output always ready) and the benchmark counts the cycles
 in which the engine held ``i.ready`` low while a beat was offered, and the average number of
-segments per aggregate. Synthesis numbers (LUT4/FF/EBR, fmax on LFE5UM-45F speed 8) come from
-``tunnelnic.synth`` when that module is available.
+segments per aggregate. Then the engine (W=8, N=32) is synthesized for LFE5UM-45F speed 8 with
+``tunnelnic.synth`` (LUT4/FF/EBR, fmax; skip with ``--no-synth``).
 """
 
 import argparse
@@ -37,6 +37,7 @@ def _make_dut(width, contexts, pages, page_bytes):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer frames per scenario")
+    ap.add_argument("--no-synth", action="store_true", help="skip synthesis (yosys/nextpnr)")
     args = ap.parse_args(argv)
     from tunnelnic.rtlsim.runner import run
     with tempfile.TemporaryDirectory() as tmp:
@@ -52,10 +53,12 @@ def main(argv=None):
     for r in results:
         print(f"{r['size']:>6} {r['flows']:>5} {r['frames']:>6} {r['cycles']:>7} "
               f"{r['stalls']:>9} {r['aggs']:>10} {r['avg_segs']:>8.1f}")
-    try:
-        from tunnelnic import synth  # noqa: F401  (written on branch build)
-    except ImportError:
-        print("synthesis: tunnelnic.synth is not available on this branch; no LUT/FF/fmax")
+    if args.no_synth:
+        return 0
+    from hw.rsc import RscEngine
+    from tunnelnic.synth import format_report, synthesize
+    result = synthesize(RscEngine(8, contexts=CONTEXTS), clocks={"sync": 125.0})
+    print(format_report(result, title="RSC engine W=8 N=32, LFE5UM-45F speed 8, 125 MHz target"))
     return 0
 
 
