@@ -160,14 +160,19 @@ class RscEngine(wiring.Component):
         m.submodules.ctx = ctxm = Memory(shape=cl, depth=N, init=[])
         cw = ctxm.write_port()
         cr = ctxm.read_port(domain="sync", transparent_for=(cw,))
-        dr = ctxm.read_port(domain="sync")
-        m.d.comb += [dr.addr.eq(self.dbg_index), self.dbg_seq.eq(dr.data.next_seq),
-                     self.dbg_count.eq(dr.data.count)]
+        # The debug view reads a small copy (tag, next seq, count), written with the table,
+        # so the wide table keeps a single read port.
+        dbg_l = data.StructLayout({"tag": 32, "seq": 32, "count": 8})
+        m.submodules.dbg = dbgm = Memory(shape=dbg_l, depth=N, init=[])
+        dw = dbgm.write_port()
+        dr = dbgm.read_port(domain="sync")
+        m.d.comb += [dw.addr.eq(cw.addr), dw.en.eq(cw.en),
+                     dw.data.seq.eq(cw.data.next_seq), dw.data.count.eq(cw.data.count),
+                     dr.addr.eq(self.dbg_index), self.dbg_seq.eq(dr.data.seq),
+                     self.dbg_count.eq(dr.data.count), self.dbg_tag.eq(dr.data.tag)]
         dbg_valid = Signal()
         m.d.sync += dbg_valid.eq(cam.valid.bit_select(self.dbg_index, 1))
-        m.d.comb += [self.dbg_valid.eq(dbg_valid),
-                     self.dbg_tag.eq(flow_tag([dr.data.key[32 * i:32 * i + 32]
-                                               for i in range(7)]))]
+        m.d.comb += self.dbg_valid.eq(dbg_valid)
         ctx = cr.data
         raddr = Signal(range(max(N, 2)))
         rsel = Signal(range(max(N, 2)))
@@ -206,6 +211,7 @@ class RscEngine(wiring.Component):
         m.d.comb += key.eq(Cat(*kwords))
         tag = Signal(32)
         m.d.sync += tag.eq(flow_tag(kwords))
+        m.d.comb += dw.data.tag.eq(tag)
         m.d.comb += cam.lookup_tag.eq(tag)
         flow_pkt = rec.tcp.present & (off.l4 != 0)
 
