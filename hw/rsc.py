@@ -72,7 +72,7 @@ class RscEngine(wiring.Component):
     o : packets for the host, ``meta`` = :class:`hw.rsc_layouts.RxMeta`.
     enable, timeout_us (0 = none), max_bytes (cap of the outer IPv4 total length), max_segs,
     flush_all (strobe): configuration.
-    stats : per-cycle increments (:data:`hw.rsc_layouts.STAT_NAMES`).
+    stats : per-cycle increments (:data:`hw.rsc_layouts.STAT_NAMES`), registered.
     dbg_index -> dbg_valid, dbg_tag, dbg_seq, dbg_count: a read port onto the context table
         (one cycle latency).
 
@@ -366,7 +366,9 @@ class RscEngine(wiring.Component):
             pjob.meta.csum_ok.eq(csum_ok),
         ]
 
-        stats = self.stats
+        # Statistics are computed here and registered (one cycle late, no comb path out).
+        stats = Signal(rsc_stats_layout())
+        m.d.sync += self.stats.eq(stats)
         slot = Signal(range(max(N, 2)))     # the context slot ``cur`` uses
         scan = Signal(range(max(N, 2)))     # timeout / flush-all scan position
         flush_req = Signal()
@@ -396,7 +398,10 @@ class RscEngine(wiring.Component):
             with m.Else():
                 m.d.comb += stats.pass_through.eq(1)
 
-        m.d.comb += stats.pool_exhausted.eq(self.i.valid & ~ing.i.ready & ~pool.alloc_ok)
+        # (Registered straight from the expression: a lone comb assignment to one bit of
+        # ``stats`` becomes an always block Icarus may never run, leaving it X.) Must follow
+        # the ``self.stats.eq(stats)`` above, which it overrides for this bit.
+        m.d.sync += self.stats.pool_exhausted.eq(self.i.valid & ~ing.i.ready & ~pool.alloc_ok)
 
         with m.FSM():
             with m.State("IDLE"):

@@ -57,7 +57,11 @@ class RscBench:
     async def monitor(self):
         while True:
             await RisingEdge(self.dut.clk)
-            v = int(self.dut.stats.value)
+            raw = self.dut.stats.value
+            if not raw.is_resolvable:
+                raise AssertionError(f"stats not 0/1: {raw} valid={self.dut.s_axis_tvalid.value} ready={self.dut.s_axis_tready.value} "
+                                     f"({list(zip(reversed(self.names), str(raw)))})")
+            v = int(raw)
             for i, name in enumerate(self.names):
                 if v >> i & 1:
                     self.counts[name] += 1
