@@ -185,10 +185,14 @@ class RscEngine(wiring.Component):
         best_age = Const(0, 33)
         best = Const(0, range(max(N, 2)))
         for i in range(N):
-            age = Mux(cam.valid[i], stamp_now - stamps[i], 0)
-            better = age > best_age
-            best = Mux(better, i, best)
-            best_age = Mux(better, age, best_age)
+            # One signal per step: reusing the expressions would make the tree exponential.
+            age = Signal(33, name=f"age{i}")
+            m.d.comb += age.eq(Mux(cam.valid[i], stamp_now - stamps[i], 0))
+            better = Signal(name=f"older{i}")
+            m.d.comb += better.eq(age > best_age)
+            nb, na = Signal.like(best, name=f"best{i}"), Signal(33, name=f"best_age{i}")
+            m.d.comb += [nb.eq(Mux(better, i, best)), na.eq(Mux(better, age, best_age))]
+            best, best_age = nb, na
         m.d.comb += oldest.eq(best)
 
         # Time base.
