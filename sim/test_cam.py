@@ -1,0 +1,113 @@
+"""TagCam and PagePool (amaranth.sim unit tests) against dict/set models."""
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from hw.cam import TagCam
+from hw.pool import PagePool
+
+
+def _sim(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+@pytest.mark.parametrize("entries", [1, 5, 32])
+def test_cam_random(entries):
+    dut = TagCam(entries, tag_bits=8)
+    rng = random.Random(entries)
+    model = {}
+
+    async def bench(ctx):
+        for _ in range(400):
+            # A write (or invalidate), never a second entry with a tag already present.
+            if rng.random() < 0.5:
+                idx = rng.randrange(entries)
+                tag = rng.randrange(256)
+                if rng.random() < 0.3 or any(t == tag for i, t in model.items() if i != idx):
+                    ctx.set(dut.we, 1)
+                    ctx.set(dut.w_index, idx)
+                    ctx.set(dut.w_valid, 0)
+                    model.pop(idx, None)
+                else:
+                    ctx.set(dut.we, 1)
+                    ctx.set(dut.w_index, idx)
+                    ctx.set(dut.w_tag, tag)
+                    ctx.set(dut.w_valid, 1)
+                    model[idx] = tag
+                await ctx.tick()
+                ctx.set(dut.we, 0)
+            # Lookup: result one cycle later.
+            want_tag = rng.choice(list(model.values()) + [rng.randrange(256)])
+            ctx.set(dut.lookup_tag, want_tag)
+            await ctx.tick()
+            hits = [i for i, t in model.items() if t == want_tag]
+            assert ctx.get(dut.hit) == bool(hits)
+            if hits:
+                assert ctx.get(dut.index) == hits[0]
+            free = [i for i in range(entries) if i not in model]
+            assert ctx.get(dut.free_any) == bool(free)
+            if free:
+                assert ctx.get(dut.free_index) == free[0]
+            assert ctx.get(dut.valid) == sum(1 << i for i in model)
+
+    _sim(dut, bench)
+
+
+def test_pool_alloc_free_and_data():
+    dut = PagePool(width=8, pages=8, page_bytes=64)
+    rng = random.Random(1)
+
+    async def bench(ctx):
+        used = {}
+        for step in range(300):
+            ok = ctx.get(dut.alloc_ok)
+            assert ok == (len(used) < 8)
+            assert ctx.get(dut.free_count) == 8 - len(used)
+            if ok and (rng.random() < 0.6 or not used):
+                page = ctx.get(dut.alloc_page)
+                assert page not in used and page == min(set(range(8)) - set(used))
+                word = rng.getrandbits(64)
+                ctx.set(dut.alloc, 1)
+                ctx.set(dut.w_en, 1)
+                ctx.set(dut.w_page, page)
+                ctx.set(dut.w_beat, 3)
+                ctx.set(dut.w_data, word)
+                await ctx.tick()
+                ctx.set(dut.alloc, 0)
+                ctx.set(dut.w_en, 0)
+                used[page] = word
+            elif used:
+                page = rng.choice(list(used))
+                ctx.set(dut.r_en, 1)
+                ctx.set(dut.r_page, page)
+                ctx.set(dut.r_beat, 3)
+                ctx.set(dut.free, 1)
+                ctx.set(dut.free_page, page)
+                await ctx.tick()
+                ctx.set(dut.r_en, 0)
+                ctx.set(dut.free, 0)
+                assert ctx.get(dut.r_data) == used.pop(page)
+
+    _sim(dut, bench)
+
+
+@pytest.mark.filterwarnings("ignore:.*created but never used")
+def test_parameters_checked():
+    with pytest.raises(ValueError):
+        TagCam(0)
+    with pytest.raises(ValueError):
+        PagePool.check(8, pages=1, page_bytes=2048)
+    with pytest.raises(ValueError):
+        PagePool.check(8, pages=8, page_bytes=100)
+    from hw.rsc import RscEngine
+    with pytest.raises(ValueError):
+        RscEngine(8, contexts=0)
+    with pytest.raises(ValueError):
+        RscEngine(8, pages=4)
+    with pytest.raises(ValueError):
+        RscEngine(6)
