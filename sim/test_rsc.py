@@ -234,13 +234,8 @@ def test_matrix_preset(preset):
     _run(8, [preset], testcase="matrix")
 
 
-@pytest.mark.long
 def test_chain_w8():
-    """HeaderParser + RSC engine: the RX path from raw frames (no model record as input).
-
-    Behind the long mark until the parser on main fills the TCP fields of plain frames (its
-    first cut leaves off.l4 = 0 for them in amaranth.sim; here the first aggregate came out
-    split)."""
+    """HeaderParser + RSC engine: the RX path from raw frames (no model record as input)."""
     _run(8, ["plain", "vxlan-csum"], cases=["equal", "bad_tcp_csum"], testcase="matrix",
          chain=True)
 
