@@ -112,7 +112,7 @@ typedef struct __attribute__ ((__packed__)) {
 #define TUNNELNIC__RSC__CAPS__SIZE_CAP_bm 0x1ffff
 #define TUNNELNIC__RSC__CAPS__SIZE_CAP_bp 0
 #define TUNNELNIC__RSC__CAPS__SIZE_CAP_bw 17
-#define TUNNELNIC__RSC__CAPS__SIZE_CAP_reset 0xfde8
+#define TUNNELNIC__RSC__CAPS__SIZE_CAP_reset 0xffff
 #define TUNNELNIC__RSC__CAPS__SEG_CAP_bm 0xfe0000
 #define TUNNELNIC__RSC__CAPS__SEG_CAP_bp 17
 #define TUNNELNIC__RSC__CAPS__SEG_CAP_bw 7
@@ -165,19 +165,23 @@ typedef struct __attribute__ ((__packed__)) {
 
 // regfile - tunnelnic::rsc_stats
 typedef struct __attribute__ ((__packed__)) {
-    uint32_t pkts_in;
-    uint32_t pkts_out;
+    uint32_t packets_in;
     uint32_t merged;
-    uint32_t passthrough;
+    uint32_t aggregates_out;
+    uint32_t pass_through;
     uint32_t dropped;
+    uint32_t collisions;
     uint32_t flush_size;
     uint32_t flush_segs;
     uint32_t flush_timeout;
     uint32_t flush_psh;
     uint32_t flush_short;
     uint32_t flush_mismatch;
+    uint32_t flush_other;
     uint32_t flush_full;
-    uint32_t flush_explicit;
+    uint32_t flush_all;
+    uint32_t flush_pool;
+    uint32_t pool_exhausted;
 } tunnelnic__rsc_stats_t;
 
 // reg - tunnelnic::flow::select
@@ -353,7 +357,7 @@ typedef struct __attribute__ ((__packed__)) {
     tunnelnic__tso_stats_t tso_stats;
     uint8_t RESERVED_2e8_2ff[0x18];
     tunnelnic__rsc_stats_t rsc_stats;
-    uint8_t RESERVED_334_3ff[0xcc];
+    uint8_t RESERVED_344_3ff[0xbc];
     tunnelnic__flow_t flow;
     uint8_t RESERVED_430_5ff[0x1d0];
     tunnelnic__tx_parser_stats_t tx_parser_stats;
