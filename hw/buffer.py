@@ -5,7 +5,7 @@ Both are plain :class:`amaranth.lib.stream` components with ports ``i`` (sink) a
 """
 
 from amaranth import *
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 __all__ = ["SkidBuffer", "StreamFifo"]

@@ -33,7 +33,6 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .buffer import StreamFifo
-from .byteorder import be_value
 from .capture import beat_index_bits, capture_region, region_sum
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout

@@ -13,10 +13,9 @@ Framing lives inside the payload, so a FIFO of payloads is a FIFO of packets.
 """
 
 from amaranth import *
-from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib import data, stream
 
-__all__ = ["check_width", "packet_layout", "PacketSignature", "keep_mask", "keep_count"]
+__all__ = ["check_width", "packet_layout", "PacketSignature", "keep_count"]
 
 #: Datapath widths (bytes per beat) the blocks are designed and tested for.
 SUPPORTED_WIDTHS = (4, 8, 16)
@@ -42,13 +41,6 @@ def packet_layout(width, meta=None):
 def PacketSignature(width, meta=None):
     """A :class:`amaranth.lib.stream.Signature` carrying :func:`packet_layout` payloads."""
     return stream.Signature(packet_layout(width, meta))
-
-
-def keep_mask(count, width):
-    """``keep`` value with the first ``count`` lanes enabled (Python int helper for models/tests)."""
-    if not 0 <= count <= width:
-        raise ValueError(f"byte count {count} does not fit a {width}-byte beat")
-    return (1 << count) - 1
 
 
 def keep_count(keep, width):
