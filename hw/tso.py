@@ -80,7 +80,7 @@ class TsoEngine(wiring.Component):
         if ring_bytes % width or ring_depth & (ring_depth - 1):
             raise ValueError(f"ring_bytes must be a power of two multiple of the width, "
                              f"not {ring_bytes}")
-        if ring_depth < (max_frame + 2 * width) // width + 2:
+        if ring_depth < (max_frame + 2 * width) // width + 4:
             raise ValueError(f"a {ring_bytes}-byte ring cannot hold one {max_frame}-byte "
                              f"segment")
         self.width = width
