@@ -96,7 +96,14 @@ class TsoCalc(Elaboratable):
                       sw(neg(ip_i.src[16:])), sw(neg(ip_i.src[:16])), sw(neg(ip_i.dst[16:])),
                       sw(neg(ip_i.dst[:16])), sw(Const(0xFFFF ^ 6, 16)), sw(neg(tcp_len))],
               udp_csum)
-        enabled = {"outer": c.tunnel, "inner": 1, "tcp": 1, "udp": c.udp_csum}
+        # GRE checksum (RFC 2784): GRE header with the field as 0, then the inner datagram; its
+        # IPv4 header sums to 0 and its TCP segment to minus its pseudo-header.
+        block("gre", [d.opq_sum, neg(c.udp_csum_in),
+                      sw(neg(ip_i.src[16:])), sw(neg(ip_i.src[:16])), sw(neg(ip_i.dst[16:])),
+                      sw(neg(ip_i.dst[:16])), sw(Const(0xFFFF ^ 6, 16)), sw(neg(tcp_len))],
+              udp_csum)
+        enabled = {"outer": c.tunnel, "inner": 1, "tcp": 1, "udp": c.udp_csum,
+                   "gre": c.gre_csum}
 
         step = Signal(range(len(prog) + 1))
         acc = Signal(ACC_BITS)
@@ -184,7 +191,7 @@ class TsoCalc(Elaboratable):
         with m.If(self.next_take):
             m.d.sync += self.next_valid.eq(0)
 
-        ucs = Mux(c.udp_csum, Mux(udp_csum == 0, 0xFFFF, udp_csum), 0)
+        ucs = Mux(c.udp_csum | c.gre_csum, Mux(udp_csum == 0, 0xFFFF, udp_csum), 0)
         vals = [*be_bytes(outer_len, 2), *be_bytes(outer_id, 2), *be_bytes(outer_csum, 2),
                 *be_bytes(udp_len, 2), *be_bytes(ucs, 2),
                 *be_bytes(inner_len, 2), *be_bytes(inner_id, 2), *be_bytes(inner_csum, 2),

@@ -10,7 +10,7 @@ from .byteorder import be_value, lanes
 from .checksum import beat_words, wide_sum
 from .layouts import OFFSET_BITS, Kind, TsoRequest, parsed_layout
 from .stream import keep_count
-from .tso_defs import TsoReason
+from .tso_defs import GRE_C, GRE_PROTO, TsoReason
 from .tso_layouts import PATCHES, PATCH_BYTES, DescKind, context_layout, descriptor_layout
 
 __all__ = ["TsoWriter"]
@@ -110,11 +110,21 @@ class TsoWriter(Elaboratable):
         ctx = self.ctx
         bases = {"l3": off.l3, "opaque": off.opaque, "inner_l3": off.inner_l3, "l4": off.l4}
         index = 0
+        # GRE (RFC 2784) with the C bit: its checksum (opaque bytes 4-5) takes the UDP
+        # checksum's patch slot and calculator block (a profile is UDP or GRE, never both).
+        opq = lanes(rec.opaque, 8)
+        gre_csum = Signal()
+        m.d.comb += gre_csum.eq(tunnel & ~cls.udp & (rec.outer.proto == GRE_PROTO) &
+                                ((opq[0] & GRE_C) != 0))
         for name, base, delta, size in PATCHES:
             enabled = {"outer_len": tunnel, "outer_id": tunnel, "outer_csum": tunnel,
-                       "udp_len": tunnel & cls.udp, "udp_csum": tunnel & cls.udp}.get(name, 1)
+                       "udp_len": tunnel & cls.udp,
+                       "udp_csum": (tunnel & cls.udp) | gre_csum}.get(name, 1)
             for b in range(size):
-                m.d.comb += [ctx.patch_off[index].eq(bases[base] + delta + b),
+                start = bases[base] + delta + b
+                if name == "udp_csum":
+                    start = Mux(gre_csum, bases[base] + 4 + b, start)
+                m.d.comb += [ctx.patch_off[index].eq(start),
                              ctx.patch_en[index].eq(enabled)]
                 index += 1
         assert index == PATCH_BYTES
@@ -125,9 +135,8 @@ class TsoWriter(Elaboratable):
                     dst.w3.eq(Cat(src.frag_off, src.flags)),
                     dst.w4.eq(Cat(src.proto, src.ttl)),
                     dst.src.eq(src.src), dst.dst.eq(src.dst)]
-        opq = lanes(rec.opaque, 8)
         m.d.comb += [
-            ctx.tunnel.eq(tunnel), ctx.udp.eq(tunnel & cls.udp),
+            ctx.tunnel.eq(tunnel), ctx.gre_csum.eq(gre_csum), ctx.udp.eq(tunnel & cls.udp),
             ctx.udp_csum.eq(tunnel & cls.udp & cls.udp_csum), ctx.ipid_fixed.eq(cls.ipid_fixed),
             ctx.l4_odd.eq(off.l4[0]), ctx.hl.eq(off.payload),
             ctx.outer_hdr.eq(rec.outer.total_len - rec.payload_len),
@@ -136,7 +145,7 @@ class TsoWriter(Elaboratable):
             ctx.seq.eq(rec.tcp.seq),
             ctx.flag_word.eq(Cat(rec.tcp.flags, rec.tcp.rsv, rec.tcp.doff)),
             ctx.tcp_csum.eq(rec.tcp.csum), ctx.flags.eq(rec.tcp.flags),
-            ctx.udp_len.eq(be_value(opq[4:6])), ctx.udp_csum_in.eq(be_value(opq[6:8])),
+            ctx.udp_len.eq(be_value(opq[4:6])), ctx.udp_csum_in.eq(Mux(gre_csum, be_value(opq[4:6]), be_value(opq[6:8]))),
         ]
 
         # ---- Segment sizes, one segment ahead -----------------------------------------------
