@@ -209,14 +209,21 @@ class TsoWriter(Elaboratable):
         rot = [rot_all.word_select(x, 8) for x in range(W)]
 
         # PAY datapath, unconditional (plain assigns; see docs/tso.md on Icarus).
+        # A chunk either ends the segment (`fin`: c = need) or takes the rest of the beat
+        # (c = W - a, and then the ring beat is full exactly when p >= a); each control
+        # signal below is computed for both cases from registers and selected by `fin`.
         avail = Signal(lw + 1)
         c = Signal(lw + 1)
         e = Signal(lw + 1)                      # lane after the chunk (W: beat consumed)
-        m.d.comb += [avail.eq(W - a), c.eq(Mux(fin, need[:lw + 1], avail)), e.eq(a + c)]
+        e_fin = Signal(lw + 1)
+        fill_fin = Signal(lw + 2)
+        m.d.comb += [avail.eq(W - a), c.eq(Mux(fin, need[:lw + 1], avail)),
+                     e_fin.eq(a + need[:lw + 1]), e.eq(Mux(fin, e_fin, W)),
+                     fill_fin.eq(p + need[:lw + 1])]
         fill = Signal(range(2 * W + 1))
         m.d.comb += fill.eq(p + c)
         full = Signal()
-        m.d.comb += full.eq(fill >= W)
+        m.d.comb += full.eq(Mux(fin, fill_fin >= W, p >= a))
         merged = Signal(8 * W)
         wrapped = Signal(8 * W)
         for x in range(W):
@@ -230,8 +237,8 @@ class TsoWriter(Elaboratable):
         consumed = Signal()
         trunc_now = Signal()                    # the last beat ends before this chunk does
         mid_fin = Signal()                      # after a chunk that does not end the segment
-        m.d.comb += [leftover.eq(full & (fill != W)), wrote.eq(full | fin),
-                     consumed.eq(e[lw]),
+        m.d.comb += [leftover.eq(fin & (fill_fin > W)), wrote.eq(full | fin),
+                     consumed.eq(~fin | e_fin[lw]),
                      trunc_now.eq(self.i_p.last & ~Cat(Const(1, 1), self.i_p.keep).bit_select(e, 1)),
                      mid_fin.eq(need <= 2 * W - a)]
         next_r = (r + mss_mod)[:lw]
@@ -351,7 +358,7 @@ class TsoWriter(Elaboratable):
                         m.d.sync += ended.eq(self.i_p.last)
                     with m.If(fin):
                         with m.If(~leftover & ~seg_last):
-                            m.d.sync += start_segment(e[:lw], next_r, 0, wp_after)
+                            m.d.sync += start_segment(e_fin[:lw], next_r, 0, wp_after)
                     with m.Else():
                         m.d.sync += [need.eq(need - avail), fin.eq(mid_fin)]
                     with m.If(trunc_now):
