@@ -154,7 +154,8 @@ async def run_cases(dut):
     from tunnelnic.rtlsim.bench import StreamBench, frame_bytes
     p = params()
     width = p["width"]
-    tb = StreamBench(dut, seed=p["seed"], stalls=p.get("stalls", True))
+    tb = StreamBench(dut, seed=p["seed"], stalls=p.get("stalls", True),
+                     pause=p.get("pause", 0.2), backpressure=p.get("backpressure", 0.3))
     dut.enable.value = 1
     dut.mss_default.value = 1448
     await tb.reset()
@@ -189,8 +190,14 @@ def test_tso(kind, width):
         name=f"tso-w{width}", extra_env={"TSO_KIND": kind})
 
 
-@pytest.mark.long
-@pytest.mark.parametrize("width", [8, 4])
+@pytest.mark.parametrize("width", [8, pytest.param(4, marks=pytest.mark.long)])
 def test_tso_big(width):
-    run(lambda: make_dut(width), {"width": width, "seed": SEED}, "sim.test_tso",
-        name=f"tso-w{width}", extra_env={"TSO_KIND": "big"})
+    """The 64 KB maximum: a plain superframe of IPv4 total length 65535 (MSS 1448) and a VXLAN
+    one with computed UDP checksum whose outer total length is 65535 (MSS 9000), back to back.
+    At W=8 this runs by default, with lighter (still random, both sides) stalls to keep its
+    cycle count, about 20k, within the CI budget; W=4 with the full stalls is ``-m long``."""
+    p = {"width": width, "seed": SEED}
+    if width == 8:
+        p.update(pause=0.05, backpressure=0.1)
+    run(lambda: make_dut(width), p, "sim.test_tso", name=f"tso-w{width}",
+        extra_env={"TSO_KIND": "big"}, build_params={"width": width, "seed": SEED})
