@@ -17,7 +17,8 @@ __all__ = ["TsoWriter"]
 
 
 class TsoWriter(Elaboratable):
-    """Per packet: register the record, decide (2 cycles), then either hand the packet to the
+    """Per packet: register the record, decide (2 more cycles: the compares are registered
+    before anything acts on them), then either hand the packet to the
     segment side for cut-through (``PASS`` descriptor) or store its header beats in header bank
     ``bank`` and its payload, segment by segment, realigned so that each segment's first payload
     byte sits on the lane it will have in the output frame (``hl mod W``), in the ring.

@@ -169,6 +169,14 @@ class Stats:
                     self.totals[name] += (v >> off) & ((1 << width) - 1)
 
 
+def quiet(tb):
+    """The bus models log every frame in full at INFO; 64 KB superframes make that most of the
+    run time. Keep warnings."""
+    import logging
+    for model in (*tb.source.values(), *tb.sink.values()):
+        model.log.setLevel(logging.WARNING)
+
+
 @cocotb.test()
 async def run_cases(dut):
     from tunnelnic.rtlsim.bench import StreamBench
@@ -176,6 +184,7 @@ async def run_cases(dut):
     width = p["width"]
     tb = StreamBench(dut, seed=p["seed"], stalls=p.get("stalls", True),
                      pause=p.get("pause", 0.2), backpressure=p.get("backpressure", 0.3))
+    quiet(tb)
     dut.enable.value = 1
     dut.mss_default.value = 1448
     await tb.reset()
