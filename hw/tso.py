@@ -126,8 +126,11 @@ class TsoEngine(wiring.Component):
             ring_w.data.eq(wr.ring_wdata),
             hdr_w.en.eq(wr.hdr_we), hdr_w.addr.eq(wr.hdr_waddr), hdr_w.data.eq(wr.hdr_wdata),
             desc.i.valid.eq(wr.desc_valid), desc.i.payload.eq(wr.desc),
-            wr.desc_room.eq(desc.level <= DESC_FIFO_DEPTH - 4),
         ]
+        # Registered (one cycle old, so one more entry of margin).
+        desc_room = Signal()
+        m.d.sync += desc_room.eq(desc.level <= DESC_FIFO_DEPTH - 5)
+        m.d.comb += wr.desc_room.eq(desc_room)
         bank_busy = Signal(2)
         release = Signal()
         release_bank = Signal()

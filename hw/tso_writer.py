@@ -57,7 +57,7 @@ class TsoWriter(Elaboratable):
         self.hdr_waddr = Signal(range(2 * self.hb))
         self.hdr_wdata = Signal(8 * width)
 
-        self.desc_room = Signal()        # the descriptor FIFO can take 3 more
+        self.desc_room = Signal()        # the descriptor FIFO can take 4 more
         self.desc_valid = Signal()
         self.desc = Signal(descriptor_layout())
         self.pass_done = Signal()        # pulse: the segment side finished a pass-through
@@ -151,8 +151,10 @@ class TsoWriter(Elaboratable):
 
         # ---- Segment sizes, one segment ahead -----------------------------------------------
         # `nn` is the size of the next segment to start, computed from `g_rem` (payload not yet
-        # given to a segment) when the previous one starts, so a segment start only copies
-        # registers. Primed the cycle after the claim (the header takes at least 3 cycles).
+        # given to a segment) the cycle after the previous one started, so a segment start only
+        # copies registers. Primed the cycle after the claim (the header takes at least 3
+        # cycles); a segment that could end in the cycle right after its start (its first chunk
+        # is `fin`) waits one cycle for `nn`.
         g_rem = Signal(16)
         nn = Signal(14)
         nn_last = Signal()                      # ... it is the last segment
@@ -161,8 +163,10 @@ class TsoWriter(Elaboratable):
         mss_small = Signal()                    # mss <= W
         prime = Signal()
         gen_pop = Signal()
+        gen_pop_r = Signal()                    # the generator runs one cycle after a start
         g_lt = Signal()
-        with m.If(gen_pop | prime):
+        m.d.sync += gen_pop_r.eq(gen_pop)
+        with m.If(gen_pop_r | prime):
             m.d.sync += [nn.eq(Mux(g_lt, g_rem, mss)), nn_last.eq(g_rem <= mss),
                          g_rem.eq(Mux(g_lt, 0, g_rem - mss)),
                          nn_small.eq(Mux(g_lt, g_rem <= W, mss_small)),
@@ -174,6 +178,7 @@ class TsoWriter(Elaboratable):
         # function of registers: `fin` (this chunk ends the segment: need <= W - a) is kept
         # one chunk ahead, so the input beat's keep only decides truncation.
         b_in = Signal(OFFSET_BITS - lw + 1)     # input beat index while in the header
+        hb_left = Signal(OFFSET_BITS - lw + 1)  # full header beats still to come (hbeat - b_in)
         a = Signal(lw)                          # next unconsumed lane of the input beat
         n_cur = Signal(14)                      # current segment's payload bytes
         need = Signal(14)                       # ... still to store
@@ -257,7 +262,7 @@ class TsoWriter(Elaboratable):
         full_hdr = Signal()
         m.d.comb += [seg_ok.eq(reason == TsoReason.SEGMENTED),
                      bank_free.eq(~self.bank_busy.bit_select(~self.bank, 1)),
-                     full_hdr.eq(b_in < hbeat)]
+                     full_hdr.eq(hb_left != 0)]
         decide_claim = Signal()
         decide_pass = Signal()
         hdr_act = Signal()
@@ -275,8 +280,8 @@ class TsoWriter(Elaboratable):
             decide_claim.eq(st["DECIDE2"] & seg_ok & bank_free & self.desc_room),
             decide_pass.eq(st["DECIDE2"] & ~seg_ok & self.desc_room),
             hdr_act.eq(st["HDR"] & self.i_valid),
-            hdr_start.eq(hdr_act & (~full_hdr | ((b_in + 1 == hbeat) & (s == 0)))),
-            pay_ok.eq(st["PAY"] & room & self.desc_room),
+            hdr_start.eq(hdr_act & (~full_hdr | ((hb_left == 1) & (s == 0)))),
+            pay_ok.eq(st["PAY"] & room & self.desc_room & ~(gen_pop_r & fin)),
             pay_zero.eq(pay_ok & zero),
             pay_trunc.eq(pay_ok & ~zero & ended),
             pay_take.eq(pay_ok & ~zero & ~ended & self.i_valid),
@@ -321,7 +326,8 @@ class TsoWriter(Elaboratable):
 
             with m.State("DECIDE2"):
                 with m.If(decide_claim):
-                    m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr), g_rem.eq(pl)]
+                    m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr), g_rem.eq(pl),
+                                 hb_left.eq(hbeat)]
                     m.next = "HDR"
                 with m.If(decide_pass):
                     m.next = "WAIT_PASS"
@@ -332,10 +338,10 @@ class TsoWriter(Elaboratable):
 
             with m.State("HDR"):
                 with m.If(hdr_act):
-                    m.d.sync += b_in.eq(b_in + 1)
+                    m.d.sync += [b_in.eq(b_in + 1), hb_left.eq(hb_left - 1)]
                     with m.If(full_hdr):
                         m.d.sync += ended.eq(self.i_p.last)
-                        with m.If((b_in + 1 == hbeat) & (s == 0)):
+                        with m.If((hb_left == 1) & (s == 0)):
                             m.d.sync += [a.eq(0), *start_segment(0, 0, 1, wptr)]
                             m.next = "PAY"
                         with m.Elif(self.i_p.last):
