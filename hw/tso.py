@@ -154,7 +154,8 @@ class TsoEngine(wiring.Component):
         m.d.comb += wr.ring_rptr.eq(rptr)
         r1 = Signal(); r2 = Signal(); r3 = Signal()
         credit = Signal()
-        m.d.comb += credit.eq(out.level + r1 + r2 + r3 < OUT_FIFO_DEPTH)
+        # Registered: assumes this cycle issues, so next cycle's count is never underestimated.
+        m.d.sync += credit.eq(out.level + r1 + r2 + r3 + 1 < OUT_FIFO_DEPTH)
 
         tog = Signal()                                   # which patch value set
         vals = [Signal(8 * PATCH_BYTES, name=f"vals{i}") for i in range(2)]

@@ -103,8 +103,10 @@ class TsoCalc(Elaboratable):
         last_step = max(len(ops) for ops in lanes_ops) + FOLDS
 
         step = Signal(range(last_step + 2))
-        accs = [Signal(ACC_BITS, name=f"acc{j}") for j in range(4)]
-        op_rs = [Signal(ACC_BITS, name=f"op_r{j}") for j in range(4)]
+        # The IPv4 header lanes add nine 16-bit words: 20 bits hold their sum.
+        bits = [20, 20, ACC_BITS, ACC_BITS]
+        accs = [Signal(bits[j], name=f"acc{j}") for j in range(4)]
+        op_rs = [Signal(bits[j], name=f"op_r{j}") for j in range(4)]
         act_rs = [Signal(3, name=f"act_r{j}") for j in range(4)]   # 0 none, 1 clr, 2 add,
         busy = Signal()                                             # 3 fold, 4 store
 
