@@ -266,7 +266,7 @@ def check_checksums(frame, encap, *, gre_csum=True):
     at the frame end, minus Ethernet padding for frames of 60 bytes; the inner one at the outer
     one's end), the TCP checksum over the inner pseudo-header, the outer UDP length and
     (when non-zero) checksum, the GRE checksum when present (unless ``gre_csum=False``, for
-    output of a block that copies a GRE checksum, such as an RSC aggregate would).
+    output of a block that copies a GRE checksum unchanged).
     """
     problems = []
     d = dissect(frame, encap)
