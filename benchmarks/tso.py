@@ -39,10 +39,11 @@ def superframes(mss, count=SUPERFRAMES):
 
 @cocotb.test()
 async def measure(dut):
-    from sim.test_tso import tuser
+    from sim.test_tso import quiet, tuser
     from tunnelnic.rtlsim.bench import StreamBench
     p = params()
     tb = StreamBench(dut, stalls=False)
+    quiet(tb)
     dut.enable.value = 1
     dut.mss_default.value = 1448
     await tb.reset()

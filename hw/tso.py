@@ -52,9 +52,9 @@ class TsoEngine(wiring.Component):
     been sent, its beats go from ``i`` through the same pipeline to ``o``.
 
     Throughput: 1 output beat per cycle while segments are ready, with 1 idle cycle between
-    segments; a segment cannot start before the calculator has its header (about 40 to 80
-    cycles after the previous one started), which bounds small-MSS throughput. Input: 1 beat
-    per cycle plus up to 2 cycles per segment, 2 cycles per frame to decide.
+    segments; a segment cannot start before the calculator has its header (26 cycles after it
+    took the previous one), which bounds small-MSS throughput (docs/tso.md). Input: 1 beat
+    per cycle plus up to 2 cycles per segment, 3 cycles per frame to decide.
 
     Latency: the first segment leaves after its whole payload is in the ring (a segment's
     TCP checksum sits in its header) plus the calculator time.
@@ -80,7 +80,7 @@ class TsoEngine(wiring.Component):
         if ring_bytes % width or ring_depth & (ring_depth - 1):
             raise ValueError(f"ring_bytes must be a power of two multiple of the width, "
                              f"not {ring_bytes}")
-        if ring_depth < (max_frame + 2 * width) // width + 2:
+        if ring_depth < (max_frame + 2 * width) // width + 4:
             raise ValueError(f"a {ring_bytes}-byte ring cannot hold one {max_frame}-byte "
                              f"segment")
         self.width = width
@@ -126,8 +126,11 @@ class TsoEngine(wiring.Component):
             ring_w.data.eq(wr.ring_wdata),
             hdr_w.en.eq(wr.hdr_we), hdr_w.addr.eq(wr.hdr_waddr), hdr_w.data.eq(wr.hdr_wdata),
             desc.i.valid.eq(wr.desc_valid), desc.i.payload.eq(wr.desc),
-            wr.desc_room.eq(desc.level <= DESC_FIFO_DEPTH - 4),
         ]
+        # Registered (one cycle old, so one more entry of margin).
+        desc_room = Signal()
+        m.d.sync += desc_room.eq(desc.level <= DESC_FIFO_DEPTH - 5)
+        m.d.comb += wr.desc_room.eq(desc_room)
         bank_busy = Signal(2)
         release = Signal()
         release_bank = Signal()
@@ -151,7 +154,8 @@ class TsoEngine(wiring.Component):
         m.d.comb += wr.ring_rptr.eq(rptr)
         r1 = Signal(); r2 = Signal(); r3 = Signal()
         credit = Signal()
-        m.d.comb += credit.eq(out.level + r1 + r2 + r3 < OUT_FIFO_DEPTH)
+        # Registered: assumes this cycle issues, so next cycle's count is never underestimated.
+        m.d.sync += credit.eq(out.level + r1 + r2 + r3 + 1 < OUT_FIFO_DEPTH)
 
         tog = Signal()                                   # which patch value set
         vals = [Signal(8 * PATCH_BYTES, name=f"vals{i}") for i in range(2)]

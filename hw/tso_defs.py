@@ -6,13 +6,18 @@ map can import them without elaborating any gateware.
 
 from amaranth.lib import data, enum
 
-__all__ = ["TsoReason", "tso_stats_layout", "DEFAULT_MAX_FRAME", "DEFAULT_MSS"]
+__all__ = ["TsoReason", "tso_stats_layout", "DEFAULT_MAX_FRAME", "DEFAULT_MSS", "GRE_PROTO",
+           "GRE_C"]
 
 #: Largest frame (bytes, without FCS) a segment may have: jumbo 9000-byte MTU with room for
 #: Ethernet, VLAN tags and any tunnel header the header window allows.
 DEFAULT_MAX_FRAME = 9216
 #: Reset value of the default-MSS register (plain TCP over a 1500-byte MTU with timestamps).
 DEFAULT_MSS = 1448
+#: Outer IPv4 protocol of GRE (RFC 2784), and the C (checksum present) bit of its first byte:
+#: such a GRE checksum is recomputed per segment.
+GRE_PROTO = 47
+GRE_C = 0x80
 
 
 class TsoReason(enum.Enum, shape=3):

@@ -36,13 +36,13 @@ def context_layout():
         "ident": 16, "w0": 16, "w3": 16, "w4": 16, "src": 32, "dst": 32,
     })
     return data.StructLayout({
-        "tunnel": 1, "udp": 1, "udp_csum": 1, "ipid_fixed": 1, "l4_odd": 1,
+        "tunnel": 1, "udp": 1, "udp_csum": 1, "gre_csum": 1, "ipid_fixed": 1, "l4_odd": 1,
         "hl": OFFSET_BITS,            # header length = offset of the first payload byte
         "outer_hdr": 16,              # outer total length minus payload
         "inner_hdr": 16,              # inner total length minus payload
         "outer": ipv4, "inner": ipv4,
         "seq": 32, "flag_word": 16, "tcp_csum": 16, "flags": 8,
-        "udp_len": 16, "udp_csum_in": 16,
+        "udp_len": 16, "udp_csum_in": 16,   # (GRE with C: the GRE checksum as it arrived)
         "patch_off": data.ArrayLayout(OFFSET_BITS, PATCH_BYTES),   # frame offset per byte
         "patch_en": PATCH_BYTES,
     })

@@ -10,14 +10,15 @@ from .byteorder import be_value, lanes
 from .checksum import beat_words, wide_sum
 from .layouts import OFFSET_BITS, Kind, TsoRequest, parsed_layout
 from .stream import keep_count
-from .tso_defs import TsoReason
+from .tso_defs import GRE_C, GRE_PROTO, TsoReason
 from .tso_layouts import PATCHES, PATCH_BYTES, DescKind, context_layout, descriptor_layout
 
 __all__ = ["TsoWriter"]
 
 
 class TsoWriter(Elaboratable):
-    """Per packet: register the record, decide (2 cycles), then either hand the packet to the
+    """Per packet: register the record, decide (2 more cycles: the compares are registered
+    before anything acts on them), then either hand the packet to the
     segment side for cut-through (``PASS`` descriptor) or store its header beats in header bank
     ``bank`` and its payload, segment by segment, realigned so that each segment's first payload
     byte sits on the lane it will have in the output frame (``hl mod W``), in the ring.
@@ -56,7 +57,7 @@ class TsoWriter(Elaboratable):
         self.hdr_waddr = Signal(range(2 * self.hb))
         self.hdr_wdata = Signal(8 * width)
 
-        self.desc_room = Signal()        # the descriptor FIFO can take 3 more
+        self.desc_room = Signal()        # the descriptor FIFO can take 4 more
         self.desc_valid = Signal()
         self.desc = Signal(descriptor_layout())
         self.pass_done = Signal()        # pulse: the segment side finished a pass-through
@@ -83,18 +84,21 @@ class TsoWriter(Elaboratable):
         wptr = Signal(self.ptr_bits)
         seg_wptr = Signal(self.ptr_bits)
         room = Signal()
-        m.d.comb += [room.eq((wptr - self.ring_rptr)[:self.ptr_bits] < self.ring_depth),
-                     self.ring_waddr.eq(wptr[:-1]),
-                     ]
+        # Registered (one cycle old), so it keeps a margin of 2 beats: at most one write per
+        # cycle, and the read pointer only frees space.
+        m.d.sync += room.eq((wptr - self.ring_rptr)[:self.ptr_bits] < self.ring_depth - 2)
+        m.d.comb += self.ring_waddr.eq(wptr[:-1])
 
-        # ---- Decision (from registered record) -------------------------------------------
+        # ---- Decision: compares on the registered record in DECIDE, registered; acted on in
+        # DECIDE2 (so no wide compare drives the claim) ---------------------------------------
         cls, off = rec.cls, rec.off
         eff_mss = Signal(14)
         m.d.comb += eff_mss.eq(Mux(req.mss != 0, req.mss, self.mss_default))
+        reason_c = Signal(TsoReason)
         reason = Signal(TsoReason)
         tunnel = cls.kind == Kind.TUNNEL
         len_mismatch = (off.l3 + rec.outer.total_len) != (off.inner_l3 + rec.inner.total_len)
-        m.d.comb += reason.eq(
+        m.d.comb += reason_c.eq(
             Mux(~self.enable | ~req.tso, TsoReason.NO_REQUEST,
             Mux(~cls.tso_ok | (cls.kind == Kind.OTHER) | (off.payload > self.header_window),
                 TsoReason.NOT_OFFLOADABLE,
@@ -107,11 +111,21 @@ class TsoWriter(Elaboratable):
         ctx = self.ctx
         bases = {"l3": off.l3, "opaque": off.opaque, "inner_l3": off.inner_l3, "l4": off.l4}
         index = 0
+        # GRE (RFC 2784) with the C bit: its checksum (opaque bytes 4-5) takes the UDP
+        # checksum's patch slot and calculator block (a profile is UDP or GRE, never both).
+        opq = lanes(rec.opaque, 8)
+        gre_csum = Signal()
+        m.d.comb += gre_csum.eq(tunnel & ~cls.udp & (rec.outer.proto == GRE_PROTO) &
+                                ((opq[0] & GRE_C) != 0))
         for name, base, delta, size in PATCHES:
             enabled = {"outer_len": tunnel, "outer_id": tunnel, "outer_csum": tunnel,
-                       "udp_len": tunnel & cls.udp, "udp_csum": tunnel & cls.udp}.get(name, 1)
+                       "udp_len": tunnel & cls.udp,
+                       "udp_csum": (tunnel & cls.udp) | gre_csum}.get(name, 1)
             for b in range(size):
-                m.d.comb += [ctx.patch_off[index].eq(bases[base] + delta + b),
+                start = bases[base] + delta + b
+                if name == "udp_csum":
+                    start = Mux(gre_csum, bases[base] + 4 + b, start)
+                m.d.comb += [ctx.patch_off[index].eq(start),
                              ctx.patch_en[index].eq(enabled)]
                 index += 1
         assert index == PATCH_BYTES
@@ -122,9 +136,8 @@ class TsoWriter(Elaboratable):
                     dst.w3.eq(Cat(src.frag_off, src.flags)),
                     dst.w4.eq(Cat(src.proto, src.ttl)),
                     dst.src.eq(src.src), dst.dst.eq(src.dst)]
-        opq = lanes(rec.opaque, 8)
         m.d.comb += [
-            ctx.tunnel.eq(tunnel), ctx.udp.eq(tunnel & cls.udp),
+            ctx.tunnel.eq(tunnel), ctx.gre_csum.eq(gre_csum), ctx.udp.eq(tunnel & cls.udp),
             ctx.udp_csum.eq(tunnel & cls.udp & cls.udp_csum), ctx.ipid_fixed.eq(cls.ipid_fixed),
             ctx.l4_odd.eq(off.l4[0]), ctx.hl.eq(off.payload),
             ctx.outer_hdr.eq(rec.outer.total_len - rec.payload_len),
@@ -133,15 +146,45 @@ class TsoWriter(Elaboratable):
             ctx.seq.eq(rec.tcp.seq),
             ctx.flag_word.eq(Cat(rec.tcp.flags, rec.tcp.rsv, rec.tcp.doff)),
             ctx.tcp_csum.eq(rec.tcp.csum), ctx.flags.eq(rec.tcp.flags),
-            ctx.udp_len.eq(be_value(opq[4:6])), ctx.udp_csum_in.eq(be_value(opq[6:8])),
+            ctx.udp_len.eq(be_value(opq[4:6])), ctx.udp_csum_in.eq(Mux(gre_csum, be_value(opq[4:6]), be_value(opq[6:8]))),
         ]
 
+        # ---- Segment sizes, one segment ahead -----------------------------------------------
+        # `nn` is the size of the next segment to start, computed from `g_rem` (payload not yet
+        # given to a segment) the cycle after the previous one started, so a segment start only
+        # copies registers. Primed the cycle after the claim (the header takes at least 3
+        # cycles); a segment that could end in the cycle right after its start (its first chunk
+        # is `fin`) waits one cycle for `nn`.
+        g_rem = Signal(16)
+        nn = Signal(14)
+        nn_last = Signal()                      # ... it is the last segment
+        nn_small = Signal()                     # ... nn <= W
+        nn_zero = Signal()                      # ... nn == 0 (payload 0)
+        mss_small = Signal()                    # mss <= W
+        prime = Signal()
+        gen_pop = Signal()
+        gen_pop_r = Signal()                    # the generator runs one cycle after a start
+        g_lt = Signal()
+        m.d.sync += gen_pop_r.eq(gen_pop)
+        with m.If(gen_pop_r | prime):
+            m.d.sync += [nn.eq(Mux(g_lt, g_rem, mss)), nn_last.eq(g_rem <= mss),
+                         g_rem.eq(Mux(g_lt, 0, g_rem - mss)),
+                         nn_small.eq(Mux(g_lt, g_rem <= W, mss_small)),
+                         nn_zero.eq(g_rem == 0)]
+        m.d.comb += g_lt.eq(g_rem < mss)
+
         # ---- Segment state ---------------------------------------------------------------
+        # Per chunk (the bytes of one input beat that belong to one segment) everything is a
+        # function of registers: `fin` (this chunk ends the segment: need <= W - a) is kept
+        # one chunk ahead, so the input beat's keep only decides truncation.
         b_in = Signal(OFFSET_BITS - lw + 1)     # input beat index while in the header
+        hb_left = Signal(OFFSET_BITS - lw + 1)  # full header beats still to come (hbeat - b_in)
         a = Signal(lw)                          # next unconsumed lane of the input beat
         n_cur = Signal(14)                      # current segment's payload bytes
-        j = Signal(14)                          # ... of which stored
-        rem = Signal(16)                        # payload after the current segment
+        need = Signal(14)                       # ... still to store
+        fin = Signal()                          # need <= W - a
+        zero = Signal()                         # the segment has no payload
+        seg_last = Signal()                     # the current segment is the superframe's last
         p = Signal(lw)                          # fill lane of the partial ring beat
         r = Signal(lw)                          # rotation: (k * mss) mod W
         part = Signal(8 * W)                    # partial ring beat (zeros where unfilled)
@@ -162,27 +205,31 @@ class TsoWriter(Elaboratable):
         m.d.comb += [self.ring_wdata.eq(e_data), self.ring_we.eq(e_wr),
                      self.hdr_wdata.eq(self.i_p.data)]
 
-        def start_segment(n_bytes, remaining, rotation, is_first, wp):
-            return [n_cur.eq(n_bytes), rem.eq(remaining), j.eq(0), p.eq(s), r.eq(rotation),
-                    part.eq(0), first.eq(is_first), seg_wptr.eq(wp)]
+        def start_segment(a_new, rotation, is_first, wp):
+            return [n_cur.eq(nn), need.eq(nn), zero.eq(nn_zero), seg_last.eq(nn_last),
+                    fin.eq(nn_small & (nn[:lw + 1] + a_new <= W)),
+                    p.eq(s), r.eq(rotation), part.eq(0), first.eq(is_first), seg_wptr.eq(wp)]
 
-        vl = Signal(range(W + 1))
-        m.d.comb += vl.eq(keep_count(self.i_p.keep, W))
-        in_lanes = lanes(self.i_p.data, W)
         rot_all = Signal(8 * W)
         m.d.comb += rot_all.eq(Cat(self.i_p.data, self.i_p.data) >> (r * 8))
         rot = [rot_all.word_select(x, 8) for x in range(W)]
 
         # PAY datapath, unconditional (plain assigns; see docs/tso.md on Icarus).
-        need = Signal(14)
-        c = Signal(range(W + 1))
-        avail = Signal(range(W + 1))
-        m.d.comb += [need.eq(n_cur - j), avail.eq(vl - a),
-                     c.eq(Mux(need < avail, need, avail))]
+        # A chunk either ends the segment (`fin`: c = need) or takes the rest of the beat
+        # (c = W - a, and then the ring beat is full exactly when p >= a); each control
+        # signal below is computed for both cases from registers and selected by `fin`.
+        avail = Signal(lw + 1)
+        c = Signal(lw + 1)
+        e = Signal(lw + 1)                      # lane after the chunk (W: beat consumed)
+        e_fin = Signal(lw + 1)
+        fill_fin = Signal(lw + 2)
+        m.d.comb += [avail.eq(W - a), c.eq(Mux(fin, need[:lw + 1], avail)),
+                     e_fin.eq(a + need[:lw + 1]), e.eq(Mux(fin, e_fin, W)),
+                     fill_fin.eq(p + need[:lw + 1])]
         fill = Signal(range(2 * W + 1))
         m.d.comb += fill.eq(p + c)
         full = Signal()
-        m.d.comb += full.eq(fill >= W)
+        m.d.comb += full.eq(Mux(fin, fill_fin >= W, p >= a))
         merged = Signal(8 * W)
         wrapped = Signal(8 * W)
         for x in range(W):
@@ -192,69 +239,75 @@ class TsoWriter(Elaboratable):
                 wrapped.word_select(x, 8).eq(Mux(x + W < fill, rot[x], 0)),
             ]
         leftover = Signal()
-        seg_end = Signal()
         wrote = Signal()
-        m.d.comb += [leftover.eq(full & (fill != W)), seg_end.eq(c == need),
-                     wrote.eq(full | seg_end)]
-        next_n = Mux(rem < mss, rem, mss)
-        next_rem = Mux(rem < mss, 0, rem - mss)
+        consumed = Signal()
+        trunc_now = Signal()                    # the last beat ends before this chunk does
+        mid_fin = Signal()                      # after a chunk that does not end the segment
+        m.d.comb += [leftover.eq(fin & (fill_fin > W)), wrote.eq(full | fin),
+                     consumed.eq(~fin | e_fin[lw]),
+                     trunc_now.eq(self.i_p.last & ~Cat(Const(1, 1), self.i_p.keep).bit_select(e, 1)),
+                     mid_fin.eq(need <= 2 * W - a)]
         next_r = (r + mss_mod)[:lw]
         wp_after = Signal.like(wptr)
         m.d.comb += wp_after.eq(Mux(wrote, wptr + 1, wptr))
-        consumed = Signal()
-        m.d.comb += consumed.eq(a + c == vl)
 
         # State flags are plain signals and every combinational output below is a plain
         # expression of them (no comb assignment inside the FSM): Icarus evaluates chains of
         # conditionally assigned always_comb blocks with exponential glitch events.
         st = {name: Signal(name=f"st_{name.lower()}") for name in
-              ("IDLE", "DECIDE", "WAIT_PASS", "HDR", "PAY", "FLUSH", "DRAIN", "TRUNC")}
+              ("IDLE", "DECIDE", "DECIDE2", "WAIT_PASS", "HDR", "PAY", "FLUSH", "DRAIN",
+               "TRUNC")}
         seg_ok = Signal()
         bank_free = Signal()
         full_hdr = Signal()
         m.d.comb += [seg_ok.eq(reason == TsoReason.SEGMENTED),
                      bank_free.eq(~self.bank_busy.bit_select(~self.bank, 1)),
-                     full_hdr.eq(b_in < hbeat)]
+                     full_hdr.eq(hb_left != 0)]
         decide_claim = Signal()
         decide_pass = Signal()
         hdr_act = Signal()
+        hdr_start = Signal()
         pay_ok = Signal()
         pay_zero = Signal()
         pay_trunc = Signal()
-        pay_chunk = Signal()
+        pay_take = Signal()
         pay_end = Signal()
         flush_act = Signal()
         drain_take = Signal()
         trunc_act = Signal()
         seg_desc = Signal()
         m.d.comb += [
-            decide_claim.eq(st["DECIDE"] & seg_ok & bank_free & self.desc_room),
-            decide_pass.eq(st["DECIDE"] & ~seg_ok & self.desc_room),
+            decide_claim.eq(st["DECIDE2"] & seg_ok & bank_free & self.desc_room),
+            decide_pass.eq(st["DECIDE2"] & ~seg_ok & self.desc_room),
             hdr_act.eq(st["HDR"] & self.i_valid),
-            pay_ok.eq(st["PAY"] & room & self.desc_room),
-            pay_zero.eq(pay_ok & (need == 0)),
-            pay_trunc.eq(pay_ok & (need != 0) & ended),
-            pay_chunk.eq(pay_ok & (need != 0) & ~ended & self.i_valid),
-            pay_end.eq(pay_chunk & seg_end & ~leftover),
+            hdr_start.eq(hdr_act & (~full_hdr | ((hb_left == 1) & (s == 0)))),
+            pay_ok.eq(st["PAY"] & room & self.desc_room & ~(gen_pop_r & fin)),
+            pay_zero.eq(pay_ok & zero),
+            pay_trunc.eq(pay_ok & ~zero & ended),
+            pay_take.eq(pay_ok & ~zero & ~ended & self.i_valid),
+            pay_end.eq(pay_take & fin & ~leftover & ~trunc_now),
             flush_act.eq(st["FLUSH"] & room & self.desc_room),
             drain_take.eq(st["DRAIN"] & ~ended),
             trunc_act.eq(st["TRUNC"] & self.desc_room),
             seg_desc.eq(pay_zero | pay_end | flush_act),
+            gen_pop.eq(hdr_start | (pay_take & fin & ~leftover & ~seg_last) |
+                       (flush_act & ~seg_last)),
             self.claim.eq(decide_claim),
             self.decided.eq(decide_claim | decide_pass),
             self.truncated.eq(trunc_act),
             self.hdr_we.eq(hdr_act),
-            self.i_ready.eq((hdr_act & full_hdr) | (pay_chunk & consumed) | drain_take),
+            self.i_ready.eq((hdr_act & full_hdr) | (pay_take & consumed) | drain_take),
             e_sf.eq(decide_claim),
             e_hdr.eq(hdr_act),
             e_end.eq(decide_pass | seg_desc | trunc_act),
             e_kind.eq(Mux(decide_pass, DescKind.PASS,
                           Mux(trunc_act, DescKind.DROP, DescKind.SEGMENT))),
-            e_first.eq(first), e_last.eq(rem == 0), e_n.eq(n_cur),
-            e_valid.eq(decide_claim | decide_pass | hdr_act | pay_zero | pay_chunk |
+            e_first.eq(first), e_last.eq(seg_last), e_n.eq(n_cur),
+            e_valid.eq(decide_claim | decide_pass | hdr_act | pay_zero | pay_take |
                        flush_act | trunc_act),
-            e_wr.eq((pay_chunk & wrote) | flush_act),
+            e_wr.eq((pay_take & wrote) | flush_act),
         ]
+        m.d.sync += prime.eq(decide_claim)
 
         with m.FSM() as fsm:
             for name, sig in st.items():
@@ -267,9 +320,14 @@ class TsoWriter(Elaboratable):
 
             with m.State("DECIDE"):
                 m.d.sync += [hl.eq(off.payload), pl.eq(rec.payload_len), mss.eq(eff_mss),
-                             mss_mod.eq(eff_mss[:lw]), b_in.eq(0)]
+                             mss_mod.eq(eff_mss[:lw]), mss_small.eq(eff_mss <= W),
+                             reason.eq(reason_c), b_in.eq(0)]
+                m.next = "DECIDE2"
+
+            with m.State("DECIDE2"):
                 with m.If(decide_claim):
-                    m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr)]
+                    m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr), g_rem.eq(pl),
+                                 hb_left.eq(hbeat)]
                     m.next = "HDR"
                 with m.If(decide_pass):
                     m.next = "WAIT_PASS"
@@ -279,20 +337,17 @@ class TsoWriter(Elaboratable):
                     m.next = "IDLE"
 
             with m.State("HDR"):
-                first_n = Mux(pl < mss, pl, mss)
-                first_rem = Mux(pl < mss, 0, pl - mss)
                 with m.If(hdr_act):
-                    m.d.sync += b_in.eq(b_in + 1)
+                    m.d.sync += [b_in.eq(b_in + 1), hb_left.eq(hb_left - 1)]
                     with m.If(full_hdr):
                         m.d.sync += ended.eq(self.i_p.last)
-                        with m.If((b_in + 1 == hbeat) & (s == 0)):
-                            m.d.sync += [a.eq(0),
-                                         *start_segment(first_n, first_rem, 0, 1, wptr)]
+                        with m.If((hb_left == 1) & (s == 0)):
+                            m.d.sync += [a.eq(0), *start_segment(0, 0, 1, wptr)]
                             m.next = "PAY"
                         with m.Elif(self.i_p.last):
                             m.next = "TRUNC"
                     with m.Else():
-                        m.d.sync += [a.eq(s), *start_segment(first_n, first_rem, 0, 1, wptr)]
+                        m.d.sync += [a.eq(s), *start_segment(s, 0, 1, wptr)]
                         m.next = "PAY"
 
             with m.State("PAY"):
@@ -300,31 +355,33 @@ class TsoWriter(Elaboratable):
                     m.next = "DRAIN"
                 with m.If(pay_trunc):
                     m.next = "TRUNC"
-                with m.If(pay_chunk):
-                    m.d.sync += [j.eq(j + c), wptr.eq(wp_after)]
+                with m.If(pay_take):
+                    m.d.sync += [wptr.eq(wp_after), a.eq(e[:lw])]
                     with m.If(full):
                         m.d.sync += [part.eq(wrapped), p.eq(fill - W)]
                     with m.Else():
                         m.d.sync += [part.eq(merged), p.eq(fill)]
                     with m.If(consumed):
-                        m.d.sync += [a.eq(0), ended.eq(self.i_p.last)]
+                        m.d.sync += ended.eq(self.i_p.last)
+                    with m.If(fin):
+                        with m.If(~leftover & ~seg_last):
+                            m.d.sync += start_segment(e_fin[:lw], next_r, 0, wp_after)
                     with m.Else():
-                        m.d.sync += a.eq(a + c)
-                    with m.If(seg_end):
-                        with m.If(leftover):
-                            m.next = "FLUSH"
-                        with m.Elif(rem == 0):
-                            m.next = "DRAIN"
-                        with m.Else():
-                            m.d.sync += start_segment(next_n, next_rem, next_r, 0, wp_after)
+                        m.d.sync += [need.eq(need - avail), fin.eq(mid_fin)]
+                    with m.If(trunc_now):
+                        m.next = "TRUNC"
+                    with m.Elif(fin & leftover):
+                        m.next = "FLUSH"
+                    with m.Elif(fin & seg_last):
+                        m.next = "DRAIN"
 
             with m.State("FLUSH"):
                 with m.If(flush_act):
                     m.d.sync += wptr.eq(wptr + 1)
-                    with m.If(rem == 0):
+                    with m.If(seg_last):
                         m.next = "DRAIN"
                     with m.Else():
-                        m.d.sync += start_segment(next_n, next_rem, next_r, 0, wptr + 1)
+                        m.d.sync += start_segment(a, next_r, 0, wptr + 1)
                         m.next = "PAY"
 
             with m.State("DRAIN"):

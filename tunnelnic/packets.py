@@ -265,8 +265,8 @@ def check_checksums(frame, encap, *, gre_csum=True):
     Checked: outer and inner IPv4 header checksums and total lengths (the outer datagram ends
     at the frame end, minus Ethernet padding for frames of 60 bytes; the inner one at the outer
     one's end), the TCP checksum over the inner pseudo-header, the outer UDP length and
-    (when non-zero) checksum, the GRE checksum when present (unless ``gre_csum=False``: the
-    profile model has no GRE checksum fix-up, so TSO output of ``gre-cks`` keeps a stale one).
+    (when non-zero) checksum, the GRE checksum when present (unless ``gre_csum=False``, for
+    output of a block that copies a GRE checksum unchanged).
     """
     problems = []
     d = dissect(frame, encap)

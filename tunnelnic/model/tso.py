@@ -13,7 +13,10 @@ Rules, per segment ``k`` of ``N = max(1, ceil(payload_len / mss))``:
   ``udp_csum``, computed over the outer pseudo-header and everything after it (0 sent as 0xFFFF);
 * inner IPv4 (the only IPv4 header for plain TCP): total length, ID, header checksum;
 * TCP: ``seq = first + k*mss``; FIN and PSH kept on the last segment only, CWR on the first
-  only; checksum computed from scratch (the incoming checksum field is ignored).
+  only; checksum computed from scratch (the incoming checksum field is ignored);
+* GRE (outer protocol 47) with the C bit set: the GRE checksum (opaque bytes 4-5) computed over
+  the GRE header and everything after it (RFC 2784; a computed 0 is sent as 0xFFFF, which is
+  the same one's-complement value).
 
 Pass-through (the frame unchanged, with the reason): no request or engine disabled; record says
 not offloadable; effective MSS 0; ``hl + mss > max_frame``; tunnel whose inner datagram does not
@@ -27,7 +30,7 @@ no separate "over 64 KB" case to refuse.
 """
 
 from hw.layouts import TCP_CWR, TCP_FIN, TCP_PSH, Kind
-from hw.tso_defs import DEFAULT_MAX_FRAME, DEFAULT_MSS, TsoReason
+from hw.tso_defs import DEFAULT_MAX_FRAME, DEFAULT_MSS, GRE_C, GRE_PROTO, TsoReason
 
 __all__ = ["tso", "tso_record", "decide", "ones_sum", "TsoReason"]
 
@@ -86,6 +89,8 @@ def tso_record(frame, rec, **kwargs):
     l3, opq, il3, l4 = off["l3"], off["opaque"], off["inner_l3"], off["l4"]
     outer, inner, tcp = rec["outer"], rec["inner"], rec["tcp"]
     step = 0 if cls["ipid_fixed"] else 1
+    gre_csum = (tunnel and not cls["udp"] and outer["proto"] == GRE_PROTO
+                and frame[opq] & GRE_C)
     nseg = max(1, -(-pl // mss))
     segments = []
     for k in range(nseg):
@@ -119,6 +124,10 @@ def tso_record(frame, rec, **kwargs):
                     pseudo = seg[l3 + 12:l3 + 20] + b"\0\x11" + udp_len.to_bytes(2, "big")
                     csum = ~ones_sum(pseudo + seg[opq:]) & 0xFFFF
                     _put16(seg, opq + 6, csum or 0xFFFF)
+            elif gre_csum:
+                # RFC 2784: over the GRE header (checksum field 0) and everything after it.
+                _put16(seg, opq + 4, 0)
+                _put16(seg, opq + 4, (~ones_sum(seg[opq:]) & 0xFFFF) or 0xFFFF)
         segments.append(bytes(seg))
     return segments, None
 
