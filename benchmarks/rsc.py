@@ -101,7 +101,27 @@ if cocotb is not None:
         dut.max_segs.value = 64
         dut.flush_all.value = 0
         dut.dbg_index.value = 0
+        from hw.rsc_layouts import STAT_NAMES
+        counts = dict.fromkeys(STAT_NAMES, 0)
+        events = []
+        clock = [0]
+        done = [0]       # frames of the scenarios before
+
+        async def monitor():
+            while True:
+                await RisingEdge(dut.clk)
+                clock[0] += 1
+                v = dut.stats.value
+                if v.is_resolvable and int(v):
+                    for i, name in enumerate(STAT_NAMES):
+                        if int(v) >> i & 1:
+                            counts[name] += 1
+                            events.append((clock[0], name))
+                if int(dut.flush_all.value):
+                    events.append((clock[0], "FLUSH_ALL_IN"))
+
         await tb.reset()
+        cocotb.start_soon(monitor())
         await ClockCycles(dut.clk, BUILD["pages"] + 10)   # the free list refills after reset
         results = []
         base = 3000
@@ -128,13 +148,31 @@ if cocotb is not None:
                     cycles += 1
                     if offered and not int(dut.s_axis_tready.value):
                         stalls += 1
+            # Every frame decided (the decision can wait for room in the job queue), then
+            # flush what is held.
+            while counts["packets_in"] < sum(1 for _ in frames) + done[0]:
+                await RisingEdge(dut.clk)
             await ClockCycles(dut.clk, 100)
+            done[0] += len(frames)
             dut.flush_all.value = 1
             await RisingEdge(dut.clk)
             dut.flush_all.value = 0
             snk = tb.sink["m_axis"]
             while sum(int(m.segs) for m in metas) < len(frames):
-                fr = await tb.recv(timeout_cycles=200000)
+                try:
+                    fr = await tb.recv(timeout_cycles=20000)
+                except Exception:
+                    e = dut.dut.engine
+                    state = {n: str(getattr(h, n).value) for h, names in (
+                        (e, ["fsm_state", "free_count", "s_axis_tready" if False else "i__ready",
+                             "room", "inflight"]),
+                        (e.emit, ["fsm_state", "j__valid", "o__valid"]),
+                        (e.cam, ["valid"]),
+                        (e.ing, ["d__valid", "alloc_ok"])) for n in names}
+                    raise AssertionError(f"{sum(int(m.segs) for m in metas)} of {len(frames)} "
+                                         f"frames out, then nothing; engine: {state}; "
+                                         f"counters {counts}; events {events[-14:]}; outputs "
+                                         f"{[(int(m.segs), int(m.ctx)) for m in metas]}")
                 metas.append(data.Layout.cast(RxMeta).from_bits(frame_meta(fr)))
             assert sum(int(m.segs) for m in metas) == len(frames)
             await ClockCycles(dut.clk, 50)

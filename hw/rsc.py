@@ -102,10 +102,19 @@ class RscEngine(wiring.Component):
     dbg_index -> dbg_valid, dbg_tag, dbg_seq, dbg_count: a read port onto the context table
         (one cycle latency).
 
-    Throughput: ingress takes one beat per cycle and deasserts ``i.ready`` only at the first
-    beat of a frame, when no page is free or 4 frames wait for the decision stage (which needs
-    4 to 8 cycles per frame). Backpressure on ``o`` propagates through the emitter to the
-    pool, and from there to ``i``. Reset empties the table and the pool.
+    Throughput: ingress takes one beat per cycle and deasserts ``i.ready`` only at a beat that
+    starts a page when no page is free, or at the first beat of a frame when 4 frames wait for
+    the decision stage. The decision stage takes 6 cycles per frame (pipelined inside: CAM
+    compare, context read, read data registered, two compare stages, decision), 7 when a
+    flush is followed by a pass-through, 9 when the table is full and the oldest context is
+    evicted; it waits only when a job must be queued and the job queue is full. Flushes
+    for the timeout, the pool and flush-all use idle cycles (4 cycles each). Backpressure on
+    ``o`` propagates through the emitter to the pool, and from there to ``i``.
+
+    Latency: a descriptor leaves the ingress 5 cycles after the frame's last beat; a job
+    reaches the emitter 7 cycles after the decision (its lengths and checksums are computed
+    in 6 stages); the first beat leaves 4 cycles later. Reset empties the table and refills
+    the pool's free list (``pages`` cycles, during which ``i.ready`` is low).
     """
 
     def __init__(self, width=8, *, contexts=32, pages=144, page_bytes=512, max_frame=2048,
@@ -500,7 +509,10 @@ class RscEngine(wiring.Component):
                 with m.Elif(desc_valid):
                     accept()
                     m.next = "CAM"
-                with m.Elif((pool.free_count < self.reserve) & valid.any()):
+                with m.Elif((pool.free_count < self.reserve) & valid.any() & ~jq.r_rdy &
+                            (inflight == 0)):
+                    # (Only when no flush is queued: the free count lags the flushes whose
+                    # pages the emitter has yet to read; one flush at a time.)
                     m.d.sync += xop.eq(X_POOL)
                     m.next = "X_RD"
                 with m.Elif(self.timeout_us != 0):
@@ -524,27 +536,33 @@ class RscEngine(wiring.Component):
             with m.State("CMP2"):
                 m.next = "DEC"
             with m.State("DEC"):
-                with m.If(room):
-                    with m.If(cur.oversize | ~flow_pkt):
+                # A branch that issues a job waits for ``room``; opens and plain merges
+                # never wait.
+                with m.If(cur.oversize | ~flow_pkt):
+                    with m.If(room):
                         issue_pass()
                         finish()
-                    with m.Elif(~hit):
-                        with m.If(~cand_e | psh | (self.max_segs <= 1)):
+                with m.Elif(~hit):
+                    with m.If(~cand_e | psh | (self.max_segs <= 1)):
+                        with m.If(room):
                             issue_pass()
                             finish()
-                        with m.Elif(free_any):
-                            open_ctx(free_idx)
-                            finish()
-                        with m.Else():
-                            m.next = "EV_RD"
-                    with m.Elif(~key_eq_2):
+                    with m.Elif(free_any):
+                        open_ctx(free_idx)
+                        finish()
+                    with m.Else():
+                        m.next = "EV_RD"
+                with m.Elif(~key_eq_2):
+                    with m.If(room):
                         m.d.comb += stats.collisions.eq(1)
                         issue_pass()
                         finish()
-                    with m.Elif(~cand_e):
+                with m.Elif(~cand_e):
+                    with m.If(room):
                         issue_flush(slot, 0, "other")
                         m.next = "PASS"
-                    with m.Elif(cont_2 & size_ok_1):
+                with m.Elif(cont_2 & size_ok_1):
+                    with m.If(~fa_2 | room):
                         m.d.sync += [wb.eq(1), wb_addr.eq(slot), wb_data.eq(updc),
                                      wb_tag.eq(tag)]
                         m.d.comb += [link_w.addr.eq(ctx.tail), link_w.data.eq(cur.page),
@@ -563,7 +581,8 @@ class RscEngine(wiring.Component):
                                 with m.Default():
                                     m.d.comb += stats.flush_segs.eq(1)
                         finish()
-                    with m.Else():
+                with m.Else():
+                    with m.If(room):
                         with m.If(cont_2):
                             issue_flush(slot, 0, "size")
                         with m.Else():
