@@ -247,12 +247,24 @@ MATRIX = {c.__name__: c for c in [
     flows_n_plus_1, tenant_isolation, timeout, timeout_idle,
 ]}
 
-#: Cases that only make sense with a tunnel (outer header fields).
+def opaque_differs(p):
+    """Same flow key, an opaque byte outside the key differs (the outer UDP source port, or
+    NVGRE's inner Ethernet source): never merged across the difference."""
+    kw = {"nvgre": {"inner_eth_src": "02:00:00:00:01:09"}, "gre-key": None,
+          "gre-cks": None}.get(p, {"udp_sport": 50001})
+    f = Flow(p)
+    if kw is None:          # an opaque header of format and flow fields only
+        return [f.seg() for _ in range(4)], [4]
+    return [f.seg(), f.seg(), f.seg(**kw), f.seg(**kw)], [2, 2]
+
+
+#: Cases that only make sense with a tunnel (outer header fields, the opaque header).
 TUNNEL_MATRIX = {c.__name__: c for c in [
     _field_differs("outer_ttl_differs", outer_ttl=9),
     _field_differs("outer_tos_differs", outer_tos=4),
     _field_differs("outer_df_differs", outer_df=False),
     _special("outer_options", outer_options=b"\x01\x01\x01\x00"),
+    opaque_differs,
 ]}
 
 
