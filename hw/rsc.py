@@ -17,7 +17,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .cam import TagCam, onehot_index
-from .checksum import fold, ones_add, swap16, wide_sum, csum_update
+from .checksum import ones_add, swap16, wide_sum
 from .layouts import (EthFields, Kind, Offsets, OFFSET_BITS, TCP_ACK, TCP_PSH,
                       parsed_signature)
 from .pool import PagePool

@@ -9,7 +9,6 @@ from amaranth import *
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .byteorder import lane
 from .layouts import OFFSET_BITS
 from .rsc_layouts import RxMeta
 from .stream import check_width, packet_layout
