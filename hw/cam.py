@@ -9,40 +9,68 @@ from amaranth import *
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["TagCam", "lowest_set"]
+__all__ = ["TagCam", "lowest_set", "onehot_index"]
 
 
 def lowest_set(bits, count):
-    """(any, index) of the lowest set bit of ``bits`` (combinational priority encoder)."""
+    """(any, index) of the lowest set bit of ``bits`` (combinational priority encoder).
+
+    A balanced tree: log2(count) levels of 2:1 multiplexers, not a chain of ``count``.
+    """
+    bits = Value.cast(bits)
+
+    def tree(lo, n):
+        # (any, index relative to lo, index width) of bits[lo:lo+n]
+        if n == 1:
+            return bits[lo], Const(0, 0)
+        half = 1 << ((n - 1).bit_length() - 1)
+        a_lo, i_lo = tree(lo, half)
+        a_hi, i_hi = tree(lo + half, n - half)
+        hb = (half - 1).bit_length()
+        idx = Mux(a_lo, Cat(i_lo, Const(0, hb + 1 - len(i_lo))),
+                  Cat(i_hi, Const(0, hb - len(i_hi)), Const(1, 1)))
+        return a_lo | a_hi, idx
+
+    found, idx = tree(0, count)
     index = Signal(range(max(count, 2)))
-    found = Signal()
-    for i in reversed(range(count)):
-        with_this = bits[i]
-        index = Mux(with_this, i, index)
-        found = found | with_this
-    return found, index
+    return found, Cat(idx, Const(0, max(0, len(index) - len(idx))))[:len(index)]
+
+
+def onehot_index(bits, count):
+    """Index of the set bit of ``bits``, which has at most one set bit (OR per index bit)."""
+    width = max((count - 1).bit_length(), 1)
+    return Cat(Cat(bits[i] for i in range(count) if i >> b & 1).any()
+               if any(i >> b & 1 for i in range(count)) else Const(0, 1)
+               for b in range(width))
 
 
 class TagCam(wiring.Component):
-    """N entries of (valid, ``tag_bits`` tag).
+    """N entries of (valid, ``tag_bits`` tag), looked up in a two-stage pipeline.
 
     Ports
     -----
     lookup_tag : in
         Tag to search, every cycle.
+    match : out
+        The registered compare (latency 1): bit i set when entry i holds the tag presented one
+        cycle earlier (at most one bit is set).
     hit, index : out
-        Registered result of the lookup presented one cycle earlier (latency 1; throughput one
-        lookup per cycle). A write in that same earlier cycle is *not* seen by the lookup: the
-        owner sequences writes before the lookups that depend on them.
+        Result of the lookup presented two cycles earlier (latency 2; throughput one lookup
+        per cycle): the parallel compare is registered, then the index of the (single) match.
+        A lookup sees the writes made before the cycle it was presented in, not the write in
+        that same cycle: the owner sequences writes before the lookups that depend on them.
     we, w_index, w_tag, w_valid : in
         Write (or, with ``w_valid`` = 0, invalidate) entry ``w_index``.
     valid : out
         The valid bit of every entry (for the owner's free-entry search).
     free_any, free_index : out
-        Combinational: some entry is invalid, and the lowest such index.
+        Registered: some entry is invalid, and the lowest such index, as of the writes made
+        up to the previous cycle (a write is seen one cycle later).
 
     Reset invalidates every entry.
     """
+
+    LATENCY = 2
 
     def __init__(self, entries=32, tag_bits=32):
         if not 1 <= entries <= 256:
@@ -54,7 +82,7 @@ class TagCam(wiring.Component):
         idx = range(max(entries, 2))
         super().__init__({
             "lookup_tag": In(tag_bits),
-            "hit": Out(1), "index": Out(idx),
+            "match": Out(entries), "hit": Out(1), "index": Out(idx),
             "we": In(1), "w_index": In(idx), "w_tag": In(tag_bits), "w_valid": In(1),
             "valid": Out(entries),
             "free_any": Out(1), "free_index": Out(idx),
@@ -68,10 +96,15 @@ class TagCam(wiring.Component):
         with m.If(self.we):
             m.d.sync += tags[self.w_index].eq(self.w_tag)
             m.d.sync += valid.bit_select(self.w_index, 1).eq(self.w_valid)
-        match = Cat((tags[i] == self.lookup_tag) & valid[i] for i in range(n))
-        hit, index = lowest_set(match, n)
-        m.d.sync += [self.hit.eq(hit), self.index.eq(index)]
+        # Stage 1: the parallel compare, registered.
+        match = self.match
+        m.d.sync += match.eq(Cat((tags[i] == self.lookup_tag) & valid[i] for i in range(n)))
+        # Stage 2: at most one entry matches: its index is an OR per index bit.
+        m.d.sync += [self.hit.eq(match.any()), self.index.eq(onehot_index(match, n))]
         free, free_index = lowest_set(~valid, n)
-        m.d.comb += [self.valid.eq(valid), self.free_any.eq(free),
-                     self.free_index.eq(free_index)]
+        free_any_r = Signal()
+        free_index_r = Signal(range(max(n, 2)))
+        m.d.sync += [free_any_r.eq(free), free_index_r.eq(free_index)]
+        m.d.comb += [self.valid.eq(valid), self.free_any.eq(free_any_r),
+                     self.free_index.eq(free_index_r)]
         return m

@@ -16,8 +16,8 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .cam import TagCam
-from .checksum import fold, ones_add, swap16, wide_sum, csum_update
+from .cam import TagCam, onehot_index
+from .checksum import ones_add, swap16, wide_sum
 from .layouts import (EthFields, Kind, Offsets, OFFSET_BITS, TCP_ACK, TCP_PSH,
                       parsed_signature)
 from .pool import PagePool
@@ -39,9 +39,16 @@ def ctx_layout(pages, opaque_bytes):
         "key": 7 * 32, "eth": EthFields, "off": Offsets, "opaque_len": OFFSET_BITS,
         "opaque": 8 * opaque_bytes, "opts": 8 * OPT_BYTES,
         "o_ttl": 8, "o_tos": 8, "o_df": 1, "i_ttl": 8, "i_tos": 8, "i_df": 1,
-        "o_id": 16, "i_id": 16, "o_csum": 16, "i_csum": 16, "first_otl": 16, "first_itl": 16,
+        "o_id": 16, "i_id": 16,
+        # Constants of the flush job, computed while the context's first segment is decided,
+        # so that the job needs only short additions (see ``_job_pipeline``).
+        "o_base": 16, "i_base": 16,     # ones_add(~checksum, ~first total length): RFC 1624
+        "d_itl": 16, "d_tl": 16,        # first inner total length (- 20) - first outer one
+        "u_off": 16,                    # off.opaque - off.l3: UDP length = otl - u_off
+        "p_in": 16,                     # inner pseudo-header sum without the length (folded)
+        "u_base": 16,                   # outer pseudo-header without length + ports + s_mid
         "tunnel": 1, "udp": 1, "udp_csum": 1, "profile": 3, "kind": 2,
-        "s_mid": 16, "hdr_base": 16, "flags": 8, "doff": 4,
+        "hdr_base": 16, "flags": 8, "doff": 4,
         "mss": 16, "head": range(pages), "tail": range(pages),
         "next_seq": 32, "count": 8, "otl": 17, "ack": 32, "win": 16, "psh": 1,
         "id_mode": 2, "last_pl": 16, "s_pay": 16, "start": 16,
@@ -51,6 +58,25 @@ def ctx_layout(pages, opaque_bytes):
 def _w16(v):
     v = Value.cast(v)
     return [v[16:32], v[0:16]]
+
+
+def _fold17(v):
+    """The 16-bit one's-complement value of a sum below 0x20000 (two end-around adds)."""
+    v = Value.cast(v)
+    a = (v[:16] + v[16])[:17]
+    return (a[:16] + a[16])[:16]
+
+
+def _half_fold(v):
+    """First step of a fold: low 16 bits plus the rest (a value below 0x20000 for sums of
+    fewer than 2**16 words)."""
+    v = Value.cast(v)
+    return (v[:16] + v[16:])[:17]
+
+
+def _is_ffff(v17):
+    """fold17(v) == 0xFFFF for v < 0x20000, without the additions."""
+    return (v17 == 0xFFFF) | (v17 == 0x1FFFE)
 
 
 class RscEngine(wiring.Component):
@@ -76,10 +102,19 @@ class RscEngine(wiring.Component):
     dbg_index -> dbg_valid, dbg_tag, dbg_seq, dbg_count: a read port onto the context table
         (one cycle latency).
 
-    Throughput: ingress takes one beat per cycle and deasserts ``i.ready`` only at the first
-    beat of a frame, when no page is free or 4 frames wait for the decision stage (which needs
-    4 to 8 cycles per frame). Backpressure on ``o`` propagates through the emitter to the
-    pool, and from there to ``i``. Reset empties the table and the pool.
+    Throughput: ingress takes one beat per cycle and deasserts ``i.ready`` only at a beat that
+    starts a page when no page is free, or at the first beat of a frame when 4 frames wait for
+    the decision stage. The decision stage takes 6 cycles per frame (pipelined inside: CAM
+    compare, context read, read data registered, two compare stages, decision), 7 when a
+    flush is followed by a pass-through, 9 when the table is full and the oldest context is
+    evicted; it waits only when a job must be queued and the job queue is full. Flushes
+    for the timeout, the pool and flush-all use idle cycles (4 cycles each). Backpressure on
+    ``o`` propagates through the emitter to the pool, and from there to ``i``.
+
+    Latency: a descriptor leaves the ingress 5 cycles after the frame's last beat; a job
+    reaches the emitter 7 cycles after the decision (its lengths and checksums are computed
+    in 6 stages); the first beat leaves 4 cycles later. Reset empties the table and refills
+    the pool's free list (``pages`` cycles, during which ``i.ready`` is low).
     """
 
     def __init__(self, width=8, *, contexts=32, pages=144, page_bytes=512, max_frame=2048,
@@ -118,9 +153,10 @@ class RscEngine(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         W, N, P = self.width, self.contexts, self.pages
+        NI = max(N, 2)
         m.submodules.pool = pool = PagePool(W, P, self.page_bytes)
         m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes,
-                                                 max_frame=self.max_frame)
+                                            max_frame=self.max_frame)
         m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes)
         m.submodules.cam = cam = TagCam(N, 32)
         wiring.connect(m, wiring.flipped(self.i), ing.i)
@@ -149,17 +185,20 @@ class RscEngine(wiring.Component):
         m.d.comb += [link_r.addr.eq(emit.link_page), link_r.en.eq(emit.link_en),
                      emit.slink_data.eq(link_r.data)]
 
-        # Jobs for the emitter.
+        # Jobs for the emitter, through the job pipeline (see below) into ``jq``.
         jl = job_layout(P)
-        m.submodules.jq = jq = fifo.SyncFIFO(width=Shape.cast(jl).width, depth=4)
+        m.submodules.jq = jq = fifo.SyncFIFO(width=Shape.cast(jl).width, depth=self.JOB_DEPTH)
         m.d.comb += [emit.j.payload.eq(jq.r_data), emit.j.valid.eq(jq.r_rdy),
                      jq.r_en.eq(emit.j.ready)]
 
-        # Context table (everything but the CAM tags and allocation stamps).
+        # Context table (everything but the CAM tags and the allocation order). Read data is
+        # registered (``ctx``) before any logic uses it; writes and the reads that depend on
+        # them are sequenced by the state machine, so the port needs no transparency.
         cl = ctx_layout(P, self.opaque_bytes)
         m.submodules.ctx = ctxm = Memory(shape=cl, depth=N, init=[])
         cw = ctxm.write_port()
-        cr = ctxm.read_port(domain="sync", transparent_for=(cw,))
+        cr = ctxm.read_port(domain="sync")
+        ctx = Signal(cl)
         # The debug view reads a small copy (tag, next seq, count), written with the table,
         # so the wide table keeps a single read port.
         dbg_l = data.StructLayout({"tag": 32, "seq": 32, "count": 8})
@@ -173,27 +212,20 @@ class RscEngine(wiring.Component):
         dbg_valid = Signal()
         m.d.sync += dbg_valid.eq(cam.valid.bit_select(self.dbg_index, 1))
         m.d.comb += self.dbg_valid.eq(dbg_valid)
-        ctx = cr.data
-        raddr = Signal(range(max(N, 2)))
-        rsel = Signal(range(max(N, 2)))
-        m.d.comb += [rsel.eq(raddr), cr.addr.eq(rsel)]
+        rsel = Signal(range(NI))
+        m.d.comb += cr.addr.eq(rsel)
 
-        # Allocation stamps: the oldest valid context is the eviction victim.
-        stamp_now = Signal(32)
-        stamps = Array(Signal(32, name=f"stamp{i}") for i in range(N))
-        oldest = Signal(range(max(N, 2)))
-        best_age = Const(0, 33)
-        best = Const(0, range(max(N, 2)))
-        for i in range(N):
-            # One signal per step: reusing the expressions would make the tree exponential.
-            age = Signal(33, name=f"age{i}")
-            m.d.comb += age.eq(Mux(cam.valid[i], stamp_now - stamps[i], 0))
-            better = Signal(name=f"older{i}")
-            m.d.comb += better.eq(age > best_age)
-            nb, na = Signal.like(best, name=f"best{i}"), Signal(33, name=f"best_age{i}")
-            m.d.comb += [nb.eq(Mux(better, i, best)), na.eq(Mux(better, age, best_age))]
-            best, best_age = nb, na
-        m.d.comb += oldest.eq(best)
+        # Allocation order: older[i][j] = context i was opened before context j. The oldest
+        # valid context (eviction and pool victim) is registered one-hot from it; a change
+        # is seen two cycles later (the state machine never asks sooner).
+        older = [Signal(N, name=f"older{i}") for i in range(N)]
+        valid = cam.valid
+        oh = Signal(N)
+        m.d.sync += oh.eq(Cat(valid[i] & Cat(older[i][j] | ~valid[j]
+                                             for j in range(N) if j != i).all()
+                              for i in range(N)))
+        oldest = Signal(range(NI))
+        m.d.comb += oldest.eq(onehot_index(oh, N))
 
         # Time base.
         tick = Signal(range(self.cycles_per_us))
@@ -202,8 +234,12 @@ class RscEngine(wiring.Component):
         with m.If(tick == self.cycles_per_us - 1):
             m.d.sync += now.eq(now + 1)
 
-        # The packet being decided.
+        # --- the packet being decided (``cur``) and what is derived from it ----------------
+        # Everything below is registered from ``cur`` in a free-running chain (stages a..e);
+        # ``cur`` stays for the 6 cycles of its decision, so every stage has settled when
+        # the decision (state DEC) uses it.
         cur = Signal(ing.dlayout)
+        tag = Signal(32)
         rec = cur.rec
         off = rec.off
         tunnel = Signal()
@@ -213,77 +249,81 @@ class RscEngine(wiring.Component):
                            rec.cls.flow)
         key = Signal(7 * 32)
         m.d.comb += key.eq(Cat(*kwords))
-        tag = Signal(32)
-        m.d.sync += tag.eq(flow_tag(kwords))
-        m.d.comb += dw.data.tag.eq(tag)
+        nd = ing.d.payload.rec        # the next descriptor: its tag is taken with it
+        nd_tunnel = nd.off.inner_l3 != nd.off.l3
+        nd_tag = flow_tag(key_words(nd_tunnel, nd.cls.profile, nd.outer.src, nd.outer.dst,
+                                    nd.inner.src, nd.inner.dst, nd.tcp.sport, nd.tcp.dport,
+                                    nd.cls.flow))
         m.d.comb += cam.lookup_tag.eq(tag)
         flow_pkt = rec.tcp.present & (off.l4 != 0)
-
         kind_ok = (rec.cls.kind == Kind.PLAIN) | (rec.cls.kind == Kind.TUNNEL)
         is_tun = rec.cls.kind == Kind.TUNNEL
         itl, otl = rec.inner.total_len, rec.outer.total_len
+        pl = rec.payload_len
         opq = [rec.opaque.word_select(k, 8) for k in range(self.opaque_bytes)]
-
-        def pseudo(src, dst, proto, length):
-            return _w16(src) + _w16(dst) + [Const(proto, 16), length]
-
-        tcp_len = Signal(16)
-        m.d.comb += tcp_len.eq(itl - rec.inner.ihl * 4)
-        tcp_ok = Signal()
-        m.d.comb += tcp_ok.eq(fold(wide_sum([cur.s_tcp] + pseudo(rec.inner.src, rec.inner.dst,
-                                                                  6, tcp_len))) == 0xFFFF)
-        udp_len = Signal(16)
-        m.d.comb += udp_len.eq(otl - rec.outer.ihl * 4)
-        udp_ok = Signal()
-        m.d.comb += udp_ok.eq(((opq[6] == 0) & (opq[7] == 0)) |
-                              (fold(wide_sum([cur.s_udp] + pseudo(rec.outer.src,
-                                                                  rec.outer.dst, 17,
-                                                                  udp_len))) == 0xFFFF))
-        csum_ok = Signal()
-        m.d.comb += csum_ok.eq(kind_ok & rec.outer.csum_ok & rec.inner.csum_ok & tcp_ok &
-                               ~(is_tun & rec.cls.udp & ~udp_ok))
         flags = rec.tcp.flags
-        cand = Signal()
-        m.d.comb += cand.eq(
-            self.enable & kind_ok & rec.cls.rsc_ok &
-            (cur.length == off.l3 + otl) & (off.inner_l3 + itl == cur.length) &
-            ~off.inner_l3[0] & ~cur.oversize & (rec.payload_len != 0) &
-            ((flags == TCP_ACK) | (flags == TCP_ACK | TCP_PSH)) & (rec.tcp.rsv == 0) &
-            ~(is_tun & (rec.cls.opaque_len > self.opaque_bytes)) &
-            ~(is_tun & (rec.outer.proto == GRE_PROTO) & ((opq[0] & GRE_CS_BITS) != 0)) &
-            tcp_ok & ~(is_tun & rec.cls.udp & ~udp_ok))
         psh = (flags & TCP_PSH) != 0
+        fw = Cat(rec.tcp.flags, rec.tcp.rsv, rec.tcp.doff)
 
-        # Does ``cur`` continue the context read from the table?
-        opq_c = [ctx.opaque.word_select(k, 8) for k in range(self.opaque_bytes)]
-        opq_ok = []
-        for k in range(self.opaque_bytes):
-            ok = (opq[k] == opq_c[k]) | (rec.cls.opaque_len <= k)
-            if 4 <= k < 8:
-                ok = ok | rec.cls.udp     # UDP length and checksum: per packet
-            opq_ok.append(ok)
-        opq_eq = Cat(*opq_ok).all()
-        d_i = Signal(16)
-        d_o = Signal(16)
-        m.d.comb += [d_i.eq(rec.inner.ident - ctx.i_id), d_o.eq(rec.outer.ident - ctx.o_id)]
-        id_same = ~ctx.tunnel | (d_i == d_o)
-        id_inc = id_same & (ctx.id_mode != ID_FIXED) & (d_i == ctx.count)
-        id_fix = id_same & (ctx.id_mode != ID_INC) & (d_i == 0)
-        outer_eq = ~ctx.tunnel | ((rec.outer.ttl == ctx.o_ttl) & (rec.outer.tos == ctx.o_tos) &
-                                  (rec.outer.flags[1] == ctx.o_df))
-        cont = Signal()
-        m.d.comb += cont.eq(
-            (off.as_value() == ctx.off.as_value()) & (rec.cls.opaque_len == ctx.opaque_len) &
-            (rec.tcp.seq == ctx.next_seq) & (rec.payload_len <= ctx.mss) &
-            (rec.eth.as_value() == ctx.eth.as_value()) &
-            (rec.inner.ttl == ctx.i_ttl) & (rec.inner.tos == ctx.i_tos) &
-            (rec.inner.flags[1] == ctx.i_df) & outer_eq & opq_eq &
-            (cur.opts == ctx.opts) & (id_inc | id_fix))
-        size_ok = ctx.otl + rec.payload_len <= self.max_bytes
-        key_eq = ctx.key == key
+        def reg(name, value, width=None):
+            r = Signal(width or len(Value.cast(value)), name=name)
+            m.d.sync += r.eq(value)
+            return r
+
+        # a
+        tcp_len_a = reg("tcp_len_a", (itl - rec.inner.ihl * 4)[:16])
+        udp_len_a = reg("udp_len_a", (otl - rec.outer.ihl * 4)[:16])
+        pin_a = reg("pin_a", wide_sum(_w16(rec.inner.src) + _w16(rec.inner.dst)))
+        pout_a = reg("pout_a", wide_sum(_w16(rec.outer.src) + _w16(rec.outer.dst)))
+        hb1_a = reg("hb1_a", cur.s_tcp + ~cur.s_pay)
+        hb2_a = reg("hb2_a", ~rec.tcp.ack[16:] + ~rec.tcp.ack[:16])
+        hb3_a = reg("hb3_a", ~fw + ~rec.tcp.window)
+        hb4_a = reg("hb4_a", ~rec.tcp.csum, 16)
+        uo_a = reg("uo_a", Cat(opq[1], opq[0]) + Cat(opq[3], opq[2]))
+        o_base_a = reg("o_base_a", ones_add(~rec.outer.csum, ~otl), 16)
+        i_base_a = reg("i_base_a", ones_add(~rec.inner.csum, ~itl), 16)
+        d_itl_a = reg("d_itl_a", (itl - otl)[:16])
+        u_off_a = reg("u_off_a", (off.opaque - off.l3)[:16], 16)
+        nseq_a = reg("nseq_a", (rec.tcp.seq + pl)[:32])
+        len_ok_a = reg("len_ok_a", (cur.length == off.l3 + otl) &
+                       (off.inner_l3 + itl == cur.length))
+        cst_a = reg("cst_a", self.enable & kind_ok & rec.cls.rsc_ok &
+                    ~off.inner_l3[0] & ~cur.oversize & (pl != 0) &
+                    ((flags == TCP_ACK) | (flags == TCP_ACK | TCP_PSH)) & (rec.tcp.rsv == 0) &
+                    ~(is_tun & (rec.cls.opaque_len > self.opaque_bytes)) &
+                    ~(is_tun & (rec.outer.proto == GRE_PROTO) &
+                      ((opq[0] & GRE_CS_BITS) != 0)))
+        cbase_a = reg("cbase_a", kind_ok & rec.outer.csum_ok & rec.inner.csum_ok)
+        udp_chk_a = reg("udp_chk_a", is_tun & rec.cls.udp)
+        u_zero_a = reg("u_zero_a", (opq[6] == 0) & (opq[7] == 0))
+        opq_mask_a = reg("opq_mask_a", Cat((rec.cls.opaque_len <= k) |
+                                           (rec.cls.udp if 4 <= k < 8 else 0)
+                                           for k in range(self.opaque_bytes)))
+        # b
+        ts_b = reg("ts_b", (pin_a + tcp_len_a) + (cur.s_tcp + 6))
+        us_b = reg("us_b", (pout_a + udp_len_a) + (cur.s_udp + 17))
+        hb_b = reg("hb_b", (hb1_a + hb2_a) + (hb3_a + hb4_a))
+        pi_b = reg("pi_b", pin_a + 6)
+        ub_b = reg("ub_b", (pout_a + 17) + (uo_a + cur.s_mid))
+        d_tl_b = reg("d_tl_b", (d_itl_a - 20)[:16])
+        # c
+        ts_c = reg("ts_c", _half_fold(ts_b))
+        us_c = reg("us_c", _half_fold(us_b))
+        hb_c = reg("hb_c", _half_fold(hb_b))
+        pi_c = reg("pi_c", _half_fold(pi_b))
+        ub_c = reg("ub_c", _half_fold(ub_b))
+        # d
+        tcp_ok_d = reg("tcp_ok_d", _is_ffff(ts_c))
+        udp_ok_d = reg("udp_ok_d", u_zero_a | _is_ffff(us_c))
+        hdr_base_d = reg("hdr_base_d", _fold17(hb_c), 16)
+        p_in_d = reg("p_in_d", _fold17(pi_c), 16)
+        u_base_d = reg("u_base_d", _fold17(ub_c), 16)
+        # e
+        udp_bad = udp_chk_a & ~udp_ok_d
+        cand_e = reg("cand_e", cst_a & len_ok_a & tcp_ok_d & ~udp_bad)
+        csum_ok_e = reg("csum_ok_e", cbase_a & tcp_ok_d & ~udp_bad)
 
         # A new context from ``cur``.
-        fw = Cat(rec.tcp.flags, rec.tcp.rsv, rec.tcp.doff)
         newc = Signal(cl)
         m.d.comb += [
             newc.key.eq(key), newc.eth.eq(rec.eth), newc.off.eq(off),
@@ -293,239 +333,408 @@ class RscEngine(wiring.Component):
             newc.o_df.eq(rec.outer.flags[1]), newc.i_ttl.eq(rec.inner.ttl),
             newc.i_tos.eq(rec.inner.tos), newc.i_df.eq(rec.inner.flags[1]),
             newc.o_id.eq(rec.outer.ident), newc.i_id.eq(rec.inner.ident),
-            newc.o_csum.eq(rec.outer.csum), newc.i_csum.eq(rec.inner.csum),
-            newc.first_otl.eq(otl), newc.first_itl.eq(itl),
+            newc.o_base.eq(o_base_a), newc.i_base.eq(i_base_a),
+            newc.d_itl.eq(d_itl_a), newc.d_tl.eq(d_tl_b), newc.u_off.eq(u_off_a),
+            newc.p_in.eq(p_in_d), newc.u_base.eq(u_base_d),
             newc.tunnel.eq(tunnel), newc.udp.eq(rec.cls.udp), newc.udp_csum.eq(rec.cls.udp_csum),
             newc.profile.eq(rec.cls.profile), newc.kind.eq(rec.cls.kind),
-            newc.s_mid.eq(cur.s_mid),
-            newc.hdr_base.eq(fold(wide_sum([cur.s_tcp, ~cur.s_pay] +
-                                           [~w for w in _w16(rec.tcp.ack)] +
-                                           [~fw, ~rec.tcp.window, ~rec.tcp.csum]))),
+            newc.hdr_base.eq(hdr_base_d),
             newc.flags.eq(rec.tcp.flags), newc.doff.eq(rec.tcp.doff),
-            newc.mss.eq(rec.payload_len), newc.head.eq(cur.page), newc.tail.eq(cur.page),
-            newc.next_seq.eq(rec.tcp.seq + rec.payload_len), newc.count.eq(1),
+            newc.mss.eq(pl), newc.head.eq(cur.page), newc.tail.eq(cur.page),
+            newc.next_seq.eq(nseq_a), newc.count.eq(1),
             newc.otl.eq(otl), newc.ack.eq(rec.tcp.ack), newc.win.eq(rec.tcp.window),
-            newc.psh.eq(0), newc.id_mode.eq(ID_NONE), newc.last_pl.eq(rec.payload_len),
+            newc.psh.eq(0), newc.id_mode.eq(ID_NONE), newc.last_pl.eq(pl),
             newc.s_pay.eq(cur.s_pay), newc.start.eq(now),
         ]
-        # The context after merging ``cur``.
-        updc = Signal(cl)
+
+        # --- comparison of ``cur`` with the context read (state CMP, then CMP2) ----------
+        def chunks_eq(a, b, size=64):
+            a, b = Value.cast(a), Value.cast(b)
+            return [a[i:i + size] == b[i:i + size] for i in range(0, len(a), size)]
+
+        opq_c = [ctx.opaque.word_select(k, 8) for k in range(self.opaque_bytes)]
+        opq_ok = [(opq[k] == opq_c[k]) | opq_mask_a[k] for k in range(self.opaque_bytes)]
+        d_i = (rec.inner.ident - ctx.i_id)[:16]
+        d_o = (rec.outer.ident - ctx.o_id)[:16]
+        id_same = ~ctx.tunnel | (d_i == d_o)
+        outer_eq = ~ctx.tunnel | ((rec.outer.ttl == ctx.o_ttl) & (rec.outer.tos == ctx.o_tos) &
+                                  (rec.outer.flags[1] == ctx.o_df))
+        parts = (chunks_eq(ctx.opts, cur.opts) + chunks_eq(ctx.eth.as_value(), rec.eth.as_value())
+                 + [Cat(opq_ok[i:i + 8]).all() for i in range(0, self.opaque_bytes, 8)]
+                 + [(off.as_value() == ctx.off.as_value()) &
+                    (rec.cls.opaque_len == ctx.opaque_len),
+                    rec.tcp.seq == ctx.next_seq, pl <= ctx.mss,
+                    (rec.inner.ttl == ctx.i_ttl) & (rec.inner.tos == ctx.i_tos) &
+                    (rec.inner.flags[1] == ctx.i_df) & outer_eq])
+        cmp_parts = reg("cmp_parts", Cat(*parts))
+        key_parts = reg("key_parts", Cat(*chunks_eq(ctx.key, key, 56)))
+        id_inc = reg("id_inc", id_same & (ctx.id_mode != ID_FIXED) & (d_i == ctx.count))
+        id_fix = reg("id_fix", id_same & (ctx.id_mode != ID_INC) & (d_i == 0))
+        size_ok_1 = reg("size_ok_1", ctx.otl + pl <= self.max_bytes)
+        short_1 = reg("short_1", pl < ctx.mss)
+        segs_1 = reg("segs_1", ctx.count + 1 >= self.max_segs)
+        # The context after merging ``cur`` (fields that change; the rest is ``ctx``).
         odd = ctx.count[0] & ctx.mss[0]
+        u_nseq = reg("u_nseq", (ctx.next_seq + pl)[:32])
+        u_count = reg("u_count", (ctx.count + 1)[:8])
+        u_otl = reg("u_otl", (ctx.otl + pl)[:17])
+        u_psh = reg("u_psh", ctx.psh | psh)
+        u_spay = reg("u_spay", ones_add(ctx.s_pay, Mux(odd, swap16(cur.s_pay), cur.s_pay)),
+                     16)
+        u_idm = Signal(2)
+        # (Also registered: the job pipeline reads ``updc`` in the cycle after the decision,
+        # when ``cur`` may already hold the next packet.)
+        u_tail = reg("u_tail", cur.page)
+        u_ack = reg("u_ack", rec.tcp.ack)
+        u_win = reg("u_win", rec.tcp.window)
+        u_lpl = reg("u_lpl", pl)
+        # CMP2
+        cont_2 = reg("cont_2", cmp_parts.all() & (id_inc | id_fix))
+        key_eq_2 = reg("key_eq_2", key_parts.all())
+        fa_2 = reg("fa_2", psh | short_1 | segs_1)
+        why_2 = reg("why_2", Mux(psh, 0, Mux(short_1, 1, 2)), 2)
+        m.d.sync += u_idm.eq(Mux(id_inc, ID_INC, ID_FIXED))
+        updc = Signal(cl)
         m.d.comb += [
             updc.eq(ctx),
-            updc.tail.eq(cur.page), updc.next_seq.eq(ctx.next_seq + rec.payload_len),
-            updc.count.eq(ctx.count + 1), updc.otl.eq(ctx.otl + rec.payload_len),
-            updc.ack.eq(rec.tcp.ack), updc.win.eq(rec.tcp.window), updc.psh.eq(ctx.psh | psh),
-            updc.id_mode.eq(Mux(id_inc, ID_INC, ID_FIXED)), updc.last_pl.eq(rec.payload_len),
-            updc.s_pay.eq(ones_add(ctx.s_pay, Mux(odd, swap16(cur.s_pay), cur.s_pay))),
+            updc.tail.eq(u_tail), updc.next_seq.eq(u_nseq), updc.count.eq(u_count),
+            updc.otl.eq(u_otl), updc.ack.eq(u_ack), updc.win.eq(u_win),
+            updc.psh.eq(u_psh), updc.id_mode.eq(u_idm), updc.last_pl.eq(u_lpl),
+            updc.s_pay.eq(u_spay),
         ]
-        flush_after = psh | (rec.payload_len < ctx.mss) | (ctx.count + 1 >= self.max_segs)
-        after_reason = Mux(psh, 0, Mux(rec.payload_len < ctx.mss, 1, 2))
 
-        # Jobs: flush of context ``fc`` (slot ``fslot``), pass-through / drop of ``cur``.
-        fc = Signal(cl)
-        fslot = Signal(range(max(N, 2)))
-        fjob = Signal(jl)
-        grow = Signal(16)
-        a_itl = Signal(16)
-        a_tl = Signal(16)
-        m.d.comb += [grow.eq(fc.otl - fc.first_otl), a_itl.eq(fc.first_itl + grow),
-                     a_tl.eq(a_itl - 20)]
-        a_ulen = Signal(16)
-        m.d.comb += a_ulen.eq(fc.otl - (fc.off.opaque - fc.off.l3))
-        fwo = Cat(fc.flags | Mux(fc.psh, TCP_PSH, 0), Const(0, 4), fc.doff)
-        isrc, idst = fc.key[96:128], fc.key[128:160]
-        osrc, odst = fc.key[32:64], fc.key[64:96]
-        ps_tcp = fold(wide_sum(pseudo(isrc, idst, 6, a_tl)))
-        tsum = fold(wide_sum([fc.hdr_base, fc.s_pay, fwo, fc.win, ps_tcp] + _w16(fc.ack)))
-        fopq = [fc.opaque.word_select(k, 8) for k in range(8)]
-        usum = fold(wide_sum(pseudo(osrc, odst, 17, a_ulen) +
-                             [Cat(fopq[1], fopq[0]), Cat(fopq[3], fopq[2]), a_ulen, fc.s_mid,
-                              ~ps_tcp]))
-        ucs = Signal(16)
-        m.d.comb += ucs.eq(Mux(fc.udp_csum, Mux(~usum == 0, 0xFFFF, ~usum), 0))
-        single = fc.count == 1
+        # --- context table writes ------------------------------------------------------
+        # An open writes ``newc`` in the deciding cycle; a merge writes ``updc`` one cycle
+        # later (``wb``), so the wide write-data multiplexer is selected by a register.
+        wb = Signal()
+        wb_addr = Signal(range(NI))
+        wb_data = Signal(cl)
+        wb_tag = Signal(32)
+        m.d.sync += wb.eq(0)
+        open_now = Signal()
+        open_at = Signal(range(NI))
         m.d.comb += [
-            fjob.kind.eq(Mux(single, JOB_RAW, JOB_AGG)), fjob.page.eq(fc.head),
-            fjob.length.eq(fc.off.payload + fc.mss), fjob.count.eq(fc.count),
-            fjob.hdr.eq(fc.off.payload), fjob.mss.eq(fc.mss), fjob.last_pl.eq(fc.last_pl),
-            fjob.l3.eq(fc.off.l3), fjob.opaque.eq(fc.off.opaque),
-            fjob.inner_l3.eq(fc.off.inner_l3), fjob.l4.eq(fc.off.l4),
-            fjob.tunnel.eq(fc.tunnel), fjob.udp.eq(fc.udp),
-            fjob.otl.eq(fc.otl), fjob.ocs.eq(csum_update(fc.o_csum, fc.first_otl, fc.otl)),
-            fjob.ulen.eq(a_ulen), fjob.ucs.eq(ucs),
-            fjob.itl.eq(a_itl), fjob.ics.eq(csum_update(fc.i_csum, fc.first_itl, a_itl)),
-            fjob.ack.eq(fc.ack), fjob.flags.eq(fwo), fjob.win.eq(fc.win),
-            fjob.tcs.eq(~tsum),
-            fjob.meta.agg.eq(~single), fjob.meta.segs.eq(fc.count), fjob.meta.mss.eq(fc.mss),
-            fjob.meta.ctx.eq(fslot), fjob.meta.profile.eq(fc.profile),
-            fjob.meta.kind.eq(fc.kind), fjob.meta.csum_ok.eq(1),
+            cw.en.eq(wb | open_now), cw.addr.eq(Mux(wb, wb_addr, open_at)),
+            cw.data.eq(Mux(wb, wb_data, newc)), dw.data.tag.eq(Mux(wb, wb_tag, tag)),
         ]
+
+        # --- the job pipeline ------------------------------------------------------------
+        # A job is issued in one cycle (``issue``: flush of the context ``ctx`` or ``updc``,
+        # or pass-through / drop of ``cur``), its fields are computed over JOB_STAGES
+        # registered stages of short additions, then it enters ``jq``. ``room`` says a job
+        # may be issued (registered, with a margin for the job issued meanwhile).
+        j0 = Signal(data.StructLayout({"v": 1, "flush": 1, "upd": 1, "slot": range(NI),
+                                       "pjob": jl}))
+        inflight = Signal(range(self.JOB_STAGES + 3))
+        room = Signal()
+        issue = Signal()
+        push = Signal()
+        m.d.sync += [j0.v.eq(0), inflight.eq(inflight + issue - push),
+                     room.eq(jq.level + inflight + issue < self.JOB_DEPTH - 1)]
+        self._job_pipeline(m, j0, ctx, updc, jq, push)
         pjob = Signal(jl)
         m.d.comb += [
             pjob.kind.eq(Mux(cur.oversize, JOB_DROP, JOB_RAW)), pjob.page.eq(cur.page),
             pjob.length.eq(Mux(cur.oversize, self.max_frame, cur.length)), pjob.count.eq(1),
-            pjob.meta.segs.eq(1), pjob.meta.mss.eq(Mux(flow_pkt, rec.payload_len, 0)),
+            pjob.meta.segs.eq(1), pjob.meta.mss.eq(Mux(flow_pkt, pl, 0)),
             pjob.meta.profile.eq(rec.cls.profile), pjob.meta.kind.eq(rec.cls.kind),
-            pjob.meta.csum_ok.eq(csum_ok),
+            pjob.meta.csum_ok.eq(csum_ok_e),
         ]
 
         # Statistics are computed here and registered (one cycle late, no comb path out).
         stats = Signal(rsc_stats_layout())
         m.d.sync += self.stats.eq(stats)
-        slot = Signal(range(max(N, 2)))     # the context slot ``cur`` uses
-        scan = Signal(range(max(N, 2)))     # timeout / flush-all scan position
+        slot = Signal(range(NI))      # the context slot ``cur`` found (or the victim's)
+        hit = Signal()
+        free_any = Signal()
+        free_idx = Signal(range(NI))
+        xslot = Signal(range(NI))     # the slot of a pool / timeout / flush-all operation
+        X_POOL, X_TIMEOUT, X_ALL = 0, 1, 2
+        xop = Signal(2)
+        scan = Signal(range(NI))      # timeout / flush-all scan position
         flush_req = Signal()
         with m.If(self.flush_all):
             m.d.sync += flush_req.eq(1)
         desc_valid = ing.d.valid
 
-        def push(job):
-            m.d.comb += [jq.w_data.eq(job), jq.w_en.eq(1)]
-
-        def flush_ctx(value, at, reason):
-            m.d.comb += [fc.eq(value), fslot.eq(at)]
-            push(fjob)
+        def issue_flush(at, upd, reason):
+            m.d.comb += issue.eq(1)
+            m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(upd), j0.slot.eq(at)]
             m.d.comb += [cam.we.eq(1), cam.w_index.eq(at), cam.w_valid.eq(0),
                          stats.aggregates_out.eq(1), stats[f"flush_{reason}"].eq(1)]
 
-        def open_ctx(at):
-            m.d.comb += [cw.addr.eq(at), cw.data.eq(newc), cw.en.eq(1),
-                         cam.we.eq(1), cam.w_index.eq(at), cam.w_tag.eq(tag), cam.w_valid.eq(1),
-                         stats.merged.eq(1)]
-            m.d.sync += [stamps[at].eq(stamp_now + 1), stamp_now.eq(stamp_now + 1)]
-
-        def pass_cur():
-            push(pjob)
+        def issue_pass():
+            m.d.comb += issue.eq(1)
+            m.d.sync += [j0.v.eq(1), j0.flush.eq(0), j0.pjob.eq(pjob)]
             with m.If(cur.oversize):
                 m.d.comb += stats.dropped.eq(1)
             with m.Else():
                 m.d.comb += stats.pass_through.eq(1)
 
+        def open_ctx(at):
+            # (Follows an ``issue_flush`` of the same slot in the same cycle: this CAM write
+            # wins.)
+            m.d.comb += [open_now.eq(1), open_at.eq(at),
+                         cam.we.eq(1), cam.w_index.eq(at), cam.w_tag.eq(tag), cam.w_valid.eq(1),
+                         stats.merged.eq(1)]
+            for i in range(N):
+                with m.If(at == i):
+                    m.d.sync += older[i].eq(0)
+                with m.Else():
+                    m.d.sync += older[i].bit_select(at, 1).eq(1)
+
+        def accept():
+            m.d.comb += [ing.d.ready.eq(1), stats.packets_in.eq(1)]
+            m.d.sync += [cur.eq(ing.d.payload), tag.eq(nd_tag)]
+
+        def finish():
+            """The decision is complete: take the next descriptor at once if one waits."""
+            with m.If(desc_valid & ~flush_req):
+                accept()
+                m.next = "CAM"
+            with m.Else():
+                m.next = "IDLE"
+
         # (Registered straight from the expression: a lone comb assignment to one bit of
         # ``stats`` becomes an always block Icarus may never run, leaving it X.) Must follow
         # the ``self.stats.eq(stats)`` above, which it overrides for this bit.
-        m.d.sync += self.stats.pool_exhausted.eq(self.i.valid & ~ing.i.ready & ~pool.alloc_ok)
+        m.d.sync += self.stats.pool_exhausted.eq(self.i.valid & ~ing.i.ready & ~pool.alloc_ok &
+                                                  ~pool.filling)
 
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(flush_req):
                     m.d.sync += [flush_req.eq(0), scan.eq(0)]
-                    m.next = "FA_READ"
+                    m.next = "FA"
                 with m.Elif(desc_valid):
-                    m.d.comb += [ing.d.ready.eq(1), stats.packets_in.eq(1)]
-                    m.d.sync += cur.eq(ing.d.payload)
-                    m.next = "TAG"
-                with m.Elif((pool.free_count < self.reserve) & cam.valid.any()):
-                    m.d.comb += rsel.eq(oldest)
-                    m.d.sync += [raddr.eq(oldest), slot.eq(oldest)]
-                    m.next = "POOL"
-                with m.Elif(self.timeout_us != 0):
-                    m.d.comb += rsel.eq(scan)
-                    m.d.sync += [raddr.eq(scan), slot.eq(scan),
-                                 scan.eq(Mux(scan == N - 1, 0, scan + 1))]
-                    with m.If(cam.valid.bit_select(scan, 1)):
-                        m.next = "TIMEOUT"
-            with m.State("TAG"):
-                # ``tag`` is being registered; the CAM looks it up next cycle.
-                with m.If(cur.oversize | ~flow_pkt):
-                    with m.If(jq.w_rdy):
-                        pass_cur()
-                        m.next = "IDLE"
-                with m.Else():
+                    accept()
                     m.next = "CAM"
+                with m.Elif((pool.free_count < self.reserve) & valid.any() & ~jq.r_rdy &
+                            (inflight == 0)):
+                    # (Only when no flush is queued: the free count lags the flushes whose
+                    # pages the emitter has yet to read; one flush at a time.)
+                    m.d.sync += xop.eq(X_POOL)
+                    m.next = "X_RD"
+                with m.Elif(self.timeout_us != 0):
+                    m.d.sync += scan.eq(Mux(scan == N - 1, 0, scan + 1))
+                    with m.If(valid.bit_select(scan, 1)):
+                        m.d.sync += [xop.eq(X_TIMEOUT), xslot.eq(scan)]
+                        m.next = "X_RD"
             with m.State("CAM"):
-                m.next = "LOOK"       # the CAM compares ``tag`` (result next cycle)
-            with m.State("LOOK"):
-                with m.If(cam.hit):
-                    m.d.comb += rsel.eq(cam.index)
-                    m.d.sync += [raddr.eq(cam.index), slot.eq(cam.index)]
-                    m.next = "HIT"
-                with m.Else():
-                    m.d.sync += slot.eq(cam.free_index)
-                    m.next = "MISS"
-            with m.State("HIT"):
-                with m.If(jq.w_rdy):
-                    with m.If(~key_eq):
+                m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
+            with m.State("RD"):
+                index = onehot_index(cam.match, N)
+                m.d.comb += rsel.eq(index)
+                m.d.sync += [slot.eq(index), hit.eq(cam.match.any()),
+                             free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
+                m.next = "RD2"
+            with m.State("RD2"):
+                m.d.sync += ctx.eq(cr.data)
+                m.next = "CMP"
+            with m.State("CMP"):
+                m.next = "CMP2"
+            with m.State("CMP2"):
+                m.next = "DEC"
+            with m.State("DEC"):
+                # A branch that issues a job waits for ``room``; opens and plain merges
+                # never wait.
+                with m.If(cur.oversize | ~flow_pkt):
+                    with m.If(room):
+                        issue_pass()
+                        finish()
+                with m.Elif(~hit):
+                    with m.If(~cand_e | psh | (self.max_segs <= 1)):
+                        with m.If(room):
+                            issue_pass()
+                            finish()
+                    with m.Elif(free_any):
+                        open_ctx(free_idx)
+                        finish()
+                    with m.Else():
+                        m.next = "EV_RD"
+                with m.Elif(~key_eq_2):
+                    with m.If(room):
                         m.d.comb += stats.collisions.eq(1)
-                        pass_cur()
-                        m.next = "IDLE"
-                    with m.Elif(~cand):
-                        flush_ctx(ctx, slot, "other")
+                        issue_pass()
+                        finish()
+                with m.Elif(~cand_e):
+                    with m.If(room):
+                        issue_flush(slot, 0, "other")
                         m.next = "PASS"
-                    with m.Elif(cont & size_ok):
-                        m.d.comb += [cw.addr.eq(slot), cw.data.eq(updc), cw.en.eq(1),
-                                     link_w.addr.eq(ctx.tail), link_w.data.eq(cur.page),
+                with m.Elif(cont_2 & size_ok_1):
+                    with m.If(~fa_2 | room):
+                        m.d.sync += [wb.eq(1), wb_addr.eq(slot), wb_data.eq(updc),
+                                     wb_tag.eq(tag)]
+                        m.d.comb += [link_w.addr.eq(ctx.tail), link_w.data.eq(cur.page),
                                      link_w.en.eq(1), stats.merged.eq(1)]
-                        with m.If(flush_after):
-                            m.d.comb += [fc.eq(updc), fslot.eq(slot)]
-                            push(fjob)
+                        with m.If(fa_2):
+                            m.d.comb += issue.eq(1)
+                            m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(1),
+                                         j0.slot.eq(slot)]
                             m.d.comb += [cam.we.eq(1), cam.w_index.eq(slot),
                                          cam.w_valid.eq(0), stats.aggregates_out.eq(1)]
-                            with m.Switch(after_reason):
+                            with m.Switch(why_2):
                                 with m.Case(0):
                                     m.d.comb += stats.flush_psh.eq(1)
                                 with m.Case(1):
                                     m.d.comb += stats.flush_short.eq(1)
                                 with m.Default():
                                     m.d.comb += stats.flush_segs.eq(1)
-                        m.next = "IDLE"
-                    with m.Elif(cont):
-                        flush_ctx(ctx, slot, "size")
-                        m.next = "NEW"
-                    with m.Else():
-                        flush_ctx(ctx, slot, "mismatch")
-                        m.next = "NEW"
-            with m.State("MISS"):
-                with m.If(~cand | psh | (self.max_segs <= 1)):
-                    with m.If(jq.w_rdy):
-                        pass_cur()
-                        m.next = "IDLE"
-                with m.Elif(cam.free_any):
-                    open_ctx(cam.free_index)
-                    m.next = "IDLE"
+                        finish()
                 with m.Else():
-                    m.d.comb += rsel.eq(oldest)
-                    m.d.sync += [raddr.eq(oldest), slot.eq(oldest)]
-                    m.next = "EVICT"
-            with m.State("EVICT"):
-                with m.If(jq.w_rdy):
-                    flush_ctx(ctx, slot, "full")
-                    m.next = "NEW"
-            with m.State("NEW"):
-                with m.If(psh | (self.max_segs <= 1)):
-                    with m.If(jq.w_rdy):
-                        pass_cur()
-                        m.next = "IDLE"
-                with m.Else():
-                    open_ctx(slot)
-                    m.next = "IDLE"
+                    with m.If(room):
+                        with m.If(cont_2):
+                            issue_flush(slot, 0, "size")
+                        with m.Else():
+                            issue_flush(slot, 0, "mismatch")
+                        with m.If(psh | (self.max_segs <= 1)):
+                            m.next = "PASS"
+                        with m.Else():
+                            open_ctx(slot)
+                            finish()
             with m.State("PASS"):
-                with m.If(jq.w_rdy):
-                    pass_cur()
-                    m.next = "IDLE"
-            with m.State("POOL"):
-                with m.If(jq.w_rdy):
-                    flush_ctx(ctx, slot, "pool")
-                    m.next = "IDLE"
-            with m.State("TIMEOUT"):
-                with m.If((now - ctx.start)[:16] >= self.timeout_us):
-                    with m.If(jq.w_rdy):
-                        flush_ctx(ctx, slot, "timeout")
-                        m.next = "IDLE"
-                with m.Else():
-                    m.next = "IDLE"
-            with m.State("FA_READ"):
-                m.d.comb += rsel.eq(scan)
-                m.d.sync += [raddr.eq(scan), slot.eq(scan)]
-                m.next = "FA"
+                with m.If(room):
+                    issue_pass()
+                    finish()
+            with m.State("EV_RD"):
+                # The table is full: the oldest context makes room.
+                m.d.comb += rsel.eq(oldest)
+                m.d.sync += slot.eq(oldest)
+                m.next = "EV_RD2"
+            with m.State("EV_RD2"):
+                m.d.sync += ctx.eq(cr.data)
+                m.next = "EV_DO"
+            with m.State("EV_DO"):
+                with m.If(room):
+                    issue_flush(slot, 0, "full")
+                    open_ctx(slot)
+                    finish()
             with m.State("FA"):
-                with m.If(~cam.valid.bit_select(slot, 1) | jq.w_rdy):
-                    with m.If(cam.valid.bit_select(slot, 1)):
-                        flush_ctx(ctx, slot, "all")
+                # Flush-all: every valid slot in order.
+                with m.If(valid.bit_select(scan, 1)):
+                    m.d.sync += [xop.eq(X_ALL), xslot.eq(scan)]
+                    m.next = "X_RD"
+                with m.Elif(scan == N - 1):
+                    m.next = "IDLE"
+                with m.Else():
                     m.d.sync += scan.eq(scan + 1)
-                    with m.If(scan == N - 1):
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "FA_READ"
+            with m.State("X_RD"):
+                with m.If(xop == X_POOL):
+                    m.d.comb += rsel.eq(oldest)
+                    m.d.sync += xslot.eq(oldest)
+                with m.Else():
+                    m.d.comb += rsel.eq(xslot)
+                m.next = "X_RD2"
+            with m.State("X_RD2"):
+                m.d.sync += ctx.eq(cr.data)
+                m.next = "X_DO"
+            with m.State("X_DO"):
+                with m.Switch(xop):
+                    with m.Case(X_POOL):
+                        with m.If(room):
+                            issue_flush(xslot, 0, "pool")
+                            m.next = "IDLE"
+                    with m.Case(X_TIMEOUT):
+                        with m.If((now - ctx.start)[:16] >= self.timeout_us):
+                            with m.If(room):
+                                issue_flush(xslot, 0, "timeout")
+                                m.next = "IDLE"
+                        with m.Else():
+                            m.next = "IDLE"
+                    with m.Default():
+                        with m.If(room):
+                            issue_flush(xslot, 0, "all")
+                            with m.If(scan == N - 1):
+                                m.next = "IDLE"
+                            with m.Else():
+                                m.d.sync += scan.eq(scan + 1)
+                                m.next = "FA"
         return m
+
+    #: Registered stages between a job's issue and ``jq``; ``jq``'s depth.
+    JOB_STAGES = 6
+    JOB_DEPTH = 8
+
+    def _job_pipeline(self, m, j0, ctx, updc, jq, push):
+        """Flush jobs from a context: lengths and checksums in stages of at most two short
+        additions each (DESIGN.md section 7: 2-input adds, fold deferred)."""
+        jl = job_layout(self.pages)
+        NI = max(self.contexts, 2)
+        # J0: the context (``updc`` after a merge, else ``ctx``: both hold still for the few
+        # cycles after the issue), its static fields, first sums.
+        fc = Signal(ctx_layout(self.pages, self.opaque_bytes))
+        m.d.comb += fc.eq(Mux(j0.upd, updc, ctx))
+        single = fc.count == 1
+        fjob = Signal(jl)
+        fwo = Cat(fc.flags | Mux(fc.psh, TCP_PSH, 0), Const(0, 4), fc.doff)
+        m.d.comb += [
+            fjob.kind.eq(Mux(single, JOB_RAW, JOB_AGG)), fjob.page.eq(fc.head),
+            fjob.length.eq(fc.off.payload + fc.mss), fjob.count.eq(fc.count),
+            fjob.hdr.eq(fc.off.payload), fjob.mss.eq(fc.mss), fjob.last_pl.eq(fc.last_pl),
+            fjob.l3.eq(fc.off.l3), fjob.opaque.eq(fc.off.opaque),
+            fjob.inner_l3.eq(fc.off.inner_l3), fjob.l4.eq(fc.off.l4),
+            fjob.tunnel.eq(fc.tunnel), fjob.udp.eq(fc.udp), fjob.otl.eq(fc.otl),
+            fjob.ack.eq(fc.ack), fjob.flags.eq(fwo), fjob.win.eq(fc.win),
+            fjob.meta.agg.eq(~single), fjob.meta.segs.eq(fc.count), fjob.meta.mss.eq(fc.mss),
+            fjob.meta.ctx.eq(j0.slot), fjob.meta.profile.eq(fc.profile),
+            fjob.meta.kind.eq(fc.kind), fjob.meta.csum_ok.eq(1),
+        ]
+        otl = fc.otl[:16]
+
+        def stage(n, fields):
+            """Register ``fields`` (name -> value) as stage ``n``; returns name -> register."""
+            out = {}
+            for name, value in fields.items():
+                value = Value.cast(value)
+                r = Signal(len(value), name=f"j{n}_{name}")
+                m.d.sync += r.eq(value)
+                out[name] = r
+            return out
+
+        s = stage(1, {
+            "v": j0.v, "flush": j0.flush, "job": Mux(j0.flush, fjob, j0.pjob),
+            "udp_csum": fc.udp_csum,
+            "a_itl": (otl + fc.d_itl)[:16], "a_tl": (otl + fc.d_tl)[:16],
+            "a_ulen": (otl - fc.u_off)[:16], "oc": otl + fc.o_base,
+            "t1": fc.hdr_base + fc.s_pay, "t2": fwo + fc.win,
+            "t3": fc.ack[16:] + fc.ack[:16],
+            "p_in": fc.p_in, "i_base": fc.i_base, "u_base": fc.u_base,
+        })
+        s = stage(2, {
+            "v": s["v"], "flush": s["flush"], "job": s["job"], "udp_csum": s["udp_csum"],
+            "ocs": ~_fold17(s["oc"]), "ps1": s["p_in"] + s["a_tl"],
+            "ic": s["i_base"] + s["a_itl"], "t12": s["t1"] + s["t2"], "t3": s["t3"],
+            "u1": s["u_base"] + s["a_ulen"], "a_ulen": s["a_ulen"], "a_itl": s["a_itl"],
+        })
+        s = stage(3, {
+            "v": s["v"], "flush": s["flush"], "job": s["job"], "udp_csum": s["udp_csum"],
+            "ocs": s["ocs"], "a_ulen": s["a_ulen"], "a_itl": s["a_itl"],
+            "ps": _fold17(s["ps1"]), "ics": ~_fold17(s["ic"]), "t123": s["t12"] + s["t3"],
+            "u2": s["u1"] + s["a_ulen"],
+        })
+        s = stage(4, {
+            "v": s["v"], "flush": s["flush"], "job": s["job"], "udp_csum": s["udp_csum"],
+            "ocs": s["ocs"], "ics": s["ics"], "a_ulen": s["a_ulen"], "a_itl": s["a_itl"],
+            "t": s["t123"] + s["ps"], "u": s["u2"] + ~s["ps"][:16],
+        })
+        s = stage(5, {
+            "v": s["v"], "flush": s["flush"], "job": s["job"], "udp_csum": s["udp_csum"],
+            "ocs": s["ocs"], "ics": s["ics"], "a_ulen": s["a_ulen"], "a_itl": s["a_itl"],
+            "t": _half_fold(s["t"]), "u": _half_fold(s["u"]),
+        })
+        s = stage(6, {
+            "v": s["v"], "flush": s["flush"], "job": s["job"], "udp_csum": s["udp_csum"],
+            "ocs": s["ocs"], "ics": s["ics"], "a_ulen": s["a_ulen"], "a_itl": s["a_itl"],
+            "tsum": _fold17(s["t"]), "usum": _fold17(s["u"]),
+        })
+        assert self.JOB_STAGES == 6
+        job = Signal(jl)
+        m.d.comb += job.eq(s["job"])
+        with m.If(s["flush"]):
+            m.d.comb += [
+                job.ocs.eq(s["ocs"]), job.ics.eq(s["ics"]), job.itl.eq(s["a_itl"]),
+                job.ulen.eq(s["a_ulen"]), job.tcs.eq(~s["tsum"]),
+                job.ucs.eq(Mux(s["udp_csum"], Mux(s["usum"] == 0xFFFF, 0xFFFF, ~s["usum"]),
+                               0)),
+            ]
+        m.d.comb += [jq.w_data.eq(job), jq.w_en.eq(s["v"]), push.eq(s["v"])]

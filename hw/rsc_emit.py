@@ -9,7 +9,6 @@ from amaranth import *
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .byteorder import lane
 from .layouts import OFFSET_BITS
 from .rsc_layouts import RxMeta
 from .stream import check_width, packet_layout
@@ -46,7 +45,8 @@ class RscEmitter(wiring.Component):
     cycle at each page boundary and between segments of an aggregate (following a link). A
     drop walks the frame's pages without output. Backpressure on ``o`` stops
     the pool reads through a credit counter; nothing is lost. Pages are freed (``free``) as
-    soon as their last word has been read. Latency from job to first beat: 3 cycles.
+    soon as their last word has been read. Latency from job to first beat: 4 cycles (the pool's
+    read data is registered, then patched or aligned, then queued).
     """
 
     DEPTH = 8
@@ -74,44 +74,74 @@ class RscEmitter(wiring.Component):
         beat = Signal(16)
         seg = Signal(8)
         lw = (W - 1).bit_length()
+        NW = max(W // 2, 1)           # 16-bit words per beat
 
-        info = data.StructLayout({"s": range(W), "c": range(W + 1), "last": 1, "patch": 1,
-                                  "bpos": 17, "meta": RxMeta})
-        entry = data.StructLayout({"data": 8 * W, "info": info})
+        # The header fields an aggregate's first segment gets: (offset, value, enable).
+        def patch_list(j):
+            return [
+                (j.l3 + 2, j.otl, j.tunnel), (j.l3 + 10, j.ocs, j.tunnel),
+                (j.opaque + 4, j.ulen, j.tunnel & j.udp),
+                (j.opaque + 6, j.ucs, j.tunnel & j.udp),
+                (j.inner_l3 + 2, j.itl, 1), (j.inner_l3 + 10, j.ics, 1),
+                (j.l4 + 8, j.ack[16:], 1), (j.l4 + 10, j.ack[:16], 1),
+                (j.l4 + 12, j.flags, 1), (j.l4 + 14, j.win, 1), (j.l4 + 16, j.tcs, 1),
+            ]
+        NP = len(patch_list(job))
+
+        info = data.StructLayout({"s": range(W), "c": range(W + 1), "lm": W, "last": 1,
+                                  "patch": 1, "psel": NP * NW, "meta": RxMeta})
+        entry = data.StructLayout({"data": 8 * W, "c": range(W + 1), "last": 1, "meta": RxMeta})
         m.submodules.q = q = fifo.SyncFIFO(width=Shape.cast(entry).width, depth=self.DEPTH)
-        issued = Signal()
-        rinfo = Signal(info)
-        credit = q.level + issued < self.DEPTH - 1
+        # Reads in flight: issued (v1, info1), data being registered (v2, d2, info2).
+        v1, v2 = Signal(), Signal()
+        info1, info2 = Signal(info), Signal(info)
+        d2 = Signal(8 * W)
+        m.d.sync += [v2.eq(v1), info2.eq(info1), d2.eq(self.r_data)]
+        credit = Signal()
+        m.d.comb += credit.eq(q.level + v1 + v2 < self.DEPTH - 1)
 
-        # Region of the current segment, in bytes of its page: [lo, hi).
-        lo = Signal(17)
-        hi = Signal(17)
-        last_seg = seg + 1 >= job.count
-        m.d.comb += [
-            lo.eq(Mux(seg == 0, 0, job.hdr)),
-            hi.eq(Mux(job.kind == JOB_RAW, job.length,
-                      Mux(seg == 0, job.length,
-                          job.hdr + Mux(last_seg, job.last_pl, job.mss)))),
-        ]
-        bstart = beat * W
-        blo = Signal(17)
-        bhi = Signal(17)
-        m.d.comb += [blo.eq(Mux(bstart > lo, bstart, lo)),
-                     bhi.eq(Mux(bstart + W < hi, bstart + W, hi))]
-        seg_done = bstart + W >= hi
+        # The current segment, computed when it starts: first beat's start lane ``s0`` (0
+        # for a segment that starts the frame), last beat ``last_beat`` and its byte count
+        # ``c_last``, whether it is the job's last segment.
+        s0 = Signal(range(W))
+        at_first = Signal()
+        last_beat = Signal(16)
+        c_last = Signal(range(W + 1))
+        last_seg = Signal()
+        # Patch positions of the job: beat and 16-bit word of each field.
+        pbeat = [Signal(16, name=f"pbeat{i}") for i in range(NP)]
+        pword = [Signal(range(NW), name=f"pword{i}") for i in range(NP)]
+
+        def seg_bounds(lo, hi, is_last):
+            """Register the segment [lo, hi) of its page (hi > lo)."""
+            end = Signal(17)
+            m.d.comb += end.eq(hi - 1)
+            m.d.sync += [s0.eq(lo[:lw] if lw else 0), at_first.eq(1),
+                         last_beat.eq(end[lw:] if lw else end), c_last.eq(end[:lw] + 1 if lw else 1),
+                         last_seg.eq(is_last)]
+
         cur = Signal(info)
+        seg_done = beat == last_beat
         m.d.comb += [
-            cur.s.eq(blo - bstart), cur.c.eq(bhi - blo),
+            cur.s.eq(Mux(at_first, s0, 0)),
+            cur.c.eq(Mux(seg_done, c_last, W) - Mux(at_first, s0, 0)),
             cur.last.eq(seg_done & ((job.kind == JOB_RAW) | last_seg)),
             cur.patch.eq((job.kind == JOB_AGG) & (seg == 0)),
-            cur.bpos.eq(bstart), cur.meta.eq(job.meta),
+            cur.meta.eq(job.meta),
         ]
+        m.d.comb += cur.lm.eq(Cat((j >= cur.s) & (j < cur.s + cur.c) for j in range(W)))
+        psel = []
+        for i, (_, _, en) in enumerate(patch_list(job)):
+            hit = cur.patch & en & (beat == pbeat[i])
+            psel += [hit & (pword[i] == w) for w in range(NW)]
+        m.d.comb += cur.psel.eq(Cat(*psel))
+
         pb = (self.page_beats - 1).bit_length()
         seg_first = Signal(range(self.pages))
         drop = job.kind == JOB_DROP
         page_end = (beat + 1)[:pb] == 0
         m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb])]
-        m.d.sync += issued.eq(0)
+        m.d.sync += v1.eq(0)
 
         # The next segment's first page is read as soon as a segment starts (its first page
         # may be freed and reused before the segment ends).
@@ -125,6 +155,10 @@ class RscEmitter(wiring.Component):
             m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
                          seg.eq(0), grab.eq(1)]
             m.d.comb += [self.link_en.eq(1), self.link_page.eq(nxt.page)]
+            seg_bounds(Const(0, 17), nxt.length, (nxt.kind == JOB_RAW) | (nxt.count <= 1))
+            for i, (at, _, _) in enumerate(patch_list(nxt)):
+                at = Value.cast(at)[:17]
+                m.d.sync += [pbeat[i].eq(at[lw:]), pword[i].eq(at[1:lw] if lw > 1 else 0)]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -135,7 +169,8 @@ class RscEmitter(wiring.Component):
             with m.State("READ"):
                 with m.If(credit | drop):
                     m.d.comb += self.r_en.eq(~drop)
-                    m.d.sync += [issued.eq(~drop), rinfo.eq(cur), beat.eq(beat + 1)]
+                    m.d.sync += [v1.eq(~drop), info1.eq(cur), beat.eq(beat + 1),
+                                 at_first.eq(0)]
                     with m.If(seg_done | page_end):
                         m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
                     with m.If(seg_done):
@@ -161,35 +196,34 @@ class RscEmitter(wiring.Component):
                 m.d.sync += [page.eq(next_seg), seg_first.eq(next_seg), seg.eq(seg + 1),
                              beat.eq(job.hdr >> lw), grab.eq(1)]
                 m.d.comb += [self.link_en.eq(1), self.link_page.eq(next_seg)]
+                seg_bounds(Value.cast(job.hdr)[:17],
+                           job.hdr + Mux(seg + 2 >= job.count, job.last_pl, job.mss),
+                           seg + 2 >= job.count)
                 m.next = "READ"
 
-        # Read data arrives one cycle after the request: patch the header, queue it.
-        patched = self.r_data
-        patches = [
-            (job.l3 + 2, job.otl, job.tunnel), (job.l3 + 10, job.ocs, job.tunnel),
-            (job.opaque + 4, job.ulen, job.tunnel & job.udp),
-            (job.opaque + 6, job.ucs, job.tunnel & job.udp),
-            (job.inner_l3 + 2, job.itl, 1), (job.inner_l3 + 10, job.ics, 1),
-            (job.l4 + 8, job.ack[16:], 1), (job.l4 + 10, job.ack[:16], 1),
-            (job.l4 + 12, job.flags, 1), (job.l4 + 14, job.win, 1), (job.l4 + 16, job.tcs, 1),
-        ]
-        # Every patched 16-bit field sits at an even offset (the engine merges only frames
-        # whose headers start at even offsets), so it never straddles two beats.
-        stage = patched
-        for at, value, en in patches:
-            at = Value.cast(at)[:17]
-            rel = (at - rinfo.bpos)[:lw]
-            hit = rinfo.patch & en & ((at >> lw) == (rinfo.bpos >> lw))
-            fmask = Const(0xFFFF, 8 * W) << (rel * 8)
-            nxt = Signal(8 * W)
-            m.d.comb += nxt.eq(Mux(hit, (stage & ~fmask) | (Cat(value[8:16], value[0:8])
-                                                            << (rel * 8)), stage))
-            stage = nxt
-        patched = stage
-
+        # Read data, registered (d2, info2): the first segment of an aggregate gets its
+        # header fields (selected per 16-bit word when the read was issued); any other beat
+        # keeps lanes [s, s + c), moved down to lane 0. Every patched field sits at an even
+        # offset (the engine merges only frames whose headers start at even offsets), so it
+        # never straddles two beats.
+        lmask = Cat(info2.lm[j].replicate(8) for j in range(W))
+        d2m = Signal(8 * W)
+        m.d.comb += d2m.eq(d2 & lmask)
+        words = []
+        for w in range(NW):
+            orig = d2m.word_select(w, 16)
+            sel = [info2.psel[i * NW + w] for i in range(NP)]
+            repl = 0
+            for i, (_, v, _) in enumerate(patch_list(job)):
+                v = Value.cast(v)[:16]
+                repl = repl | Mux(sel[i], Cat(v[8:16], v[0:8]), 0)
+            words.append(Mux(Cat(*sel).any(), repl, orig))
+        patched = Cat(*words)
+        aligned = d2m >> (info2.s * 8)
         qin = Signal(entry)
-        m.d.comb += [qin.data.eq(patched), qin.info.eq(rinfo),
-                     q.w_data.eq(qin), q.w_en.eq(issued)]
+        m.d.comb += [qin.data.eq(Mux(info2.patch, patched, aligned)), qin.c.eq(info2.c),
+                     qin.last.eq(info2.last), qin.meta.eq(info2.meta),
+                     q.w_data.eq(qin), q.w_en.eq(v2)]
 
         # Packer: bytes [s, s+c) of each queued word, appended behind the ``n`` held bytes.
         qout = Signal(entry)
@@ -200,14 +234,12 @@ class RscEmitter(wiring.Component):
         tail_meta = Signal(RxMeta)
         advance = ~self.o.valid | self.o.ready
         d = qout.data
-        lanemask = Cat(((j >= qout.info.s) & (j < qout.info.s + qout.info.c)).replicate(8)
-                       for j in range(W))
         shifted = Signal(16 * W)
-        m.d.comb += shifted.eq(((d & lanemask) >> (qout.info.s * 8)) << (n * 8))
+        m.d.comb += shifted.eq(d << (n * 8))
         combined = Signal(16 * W)
         m.d.comb += combined.eq(shifted | acc)
         total = Signal(range(2 * W + 1))
-        m.d.comb += total.eq(n + qout.info.c)
+        m.d.comb += total.eq(n + qout.c)
 
         def keep_of(count):
             return (Const(1, W + 1) << count) - 1
@@ -223,16 +255,16 @@ class RscEmitter(wiring.Component):
                 with m.If(total >= W):
                     m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(combined[:8 * W]),
                                  self.o.payload.keep.eq((1 << W) - 1),
-                                 self.o.payload.last.eq(qout.info.last & (total == W)),
-                                 self.o.payload.meta.eq(qout.info.meta),
+                                 self.o.payload.last.eq(qout.last & (total == W)),
+                                 self.o.payload.meta.eq(qout.meta),
                                  acc.eq(combined[8 * W:]), n.eq(total - W),
-                                 tail.eq(qout.info.last & (total > W)),
-                                 tail_meta.eq(qout.info.meta)]
-                with m.Elif(qout.info.last):
+                                 tail.eq(qout.last & (total > W)),
+                                 tail_meta.eq(qout.meta)]
+                with m.Elif(qout.last):
                     m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(combined[:8 * W]),
                                  self.o.payload.keep.eq(keep_of(total)),
                                  self.o.payload.last.eq(1),
-                                 self.o.payload.meta.eq(qout.info.meta),
+                                 self.o.payload.meta.eq(qout.meta),
                                  acc.eq(0), n.eq(0)]
                 with m.Else():
                     m.d.sync += [self.o.valid.eq(0), acc.eq(combined[:8 * W]), n.eq(total)]

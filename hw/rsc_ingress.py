@@ -10,7 +10,7 @@ from amaranth import *
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .byteorder import lane
+from .capture import capture_region
 from .checksum import ChecksumAccumulator
 from .layouts import ParseRecord, parsed_signature
 from .rsc_layouts import OPT_BYTES
@@ -38,8 +38,8 @@ class RscIngress(wiring.Component):
     than ``max_frame`` bytes are consumed but stored only up to ``max_frame`` and flagged
     ``oversize`` (the decision stage drops them).
 
-    Latency: a descriptor is offered 4 cycles after the frame's last beat (checksum
-    accumulators). ``i.ready`` is low only at a beat that starts a page when no pool page is
+    Latency: a descriptor is offered 5 cycles after the frame's last beat (a registered copy
+    of each beat feeds the sums and the option capture, then the checksum accumulators). ``i.ready`` is low only at a beat that starts a page when no pool page is
     free, or at the first beat of a frame when ``depth`` descriptors are waiting. Reset forgets
     a frame in progress (reset the pool with it).
     """
@@ -66,15 +66,21 @@ class RscIngress(wiring.Component):
         W = self.width
         p = self.i.payload
         rec = p.meta
-        m.submodules.dq = dq = fifo.SyncFIFO(width=Shape.cast(self.dlayout).width,
+        lw = (W - 1).bit_length()
+        # What is known at the last beat (record, page, length) waits in ``dq``; the option
+        # bytes (``oq``) and the sums (``sq``) follow a few cycles later.
+        qlayout = data.StructLayout({"rec": ParseRecord(self.opaque_bytes),
+                                     "page": range(self.pages), "length": 17, "oversize": 1})
+        m.submodules.dq = dq = fifo.SyncFIFO(width=Shape.cast(qlayout).width,
                                              depth=self.depth)
+        m.submodules.oq = oq = fifo.SyncFIFO(width=8 * OPT_BYTES, depth=self.depth)
         m.submodules.sq = sq = fifo.SyncFIFO(width=64, depth=self.depth)
 
+        # Stage 0: take the beat, store it, describe the frame at its last beat.
         in_pkt = Signal()
         page = Signal(range(self.pages))
         first_page = Signal(range(self.pages))
         beat = Signal(16)
-        opts = Signal(8 * OPT_BYTES)
         pb = (self.page_beats - 1).bit_length()
 
         first = ~in_pkt
@@ -99,75 +105,88 @@ class RscIngress(wiring.Component):
                 m.d.sync += first_page.eq(self.alloc_page)
         frame_page = Mux(first, self.alloc_page, first_page)
 
-        # Byte positions of this beat's lanes, and the regions the sums cover.
-        pos = [Signal(17, name=f"pos{j}") for j in range(W)]
-        for j in range(W):
-            m.d.comb += pos[j].eq(beat * W + j)
-        off = rec.off
-        ipend = Signal(17)
-        oend = Signal(17)
-        m.d.comb += [ipend.eq(off.inner_l3 + rec.inner.total_len),
-                     oend.eq(off.l3 + rec.outer.total_len)]
-
-        def region(lo, hi):
-            return Cat((pos[j] >= lo) & (pos[j] < hi) & p.keep[j] for j in range(W))
-
-        masks = {
-            "s_tcp": region(off.l4, ipend),
-            "s_pay": region(off.payload, ipend),
-            "s_udp": region(off.opaque, oend),
-            "s_mid": region(off.opaque + 8, off.inner_l3),
-        }
-        last_d = Signal(ChecksumAccumulator.LATENCY)
-        m.d.sync += last_d.eq(Cat(take & p.last, last_d))
-        sums = []
-        for name, mask in masks.items():
-            acc = ChecksumAccumulator(W)
-            m.submodules[f"acc_{name}"] = acc
-            m.d.comb += [acc.i_valid.eq(take), acc.i_first.eq(first), acc.i_data.eq(p.data),
-                         acc.i_mask.eq(mask)]
-            sums.append(acc.o_sum)
-        m.d.comb += [sq.w_data.eq(Cat(*sums)), sq.w_en.eq(last_d[-1])]
-
-        # TCP option bytes: option byte k sits at l4 + 20 + k (before the payload). Each beat's
-        # option lanes are shifted into place with one variable shift.
-        ostart = Signal(17)
-        m.d.comb += ostart.eq(off.l4 + 20)
-        omask = Cat(((pos[j] >= ostart) & (pos[j] < off.payload) & p.keep[j]).replicate(8)
-                    for j in range(W))
-        masked = Signal(8 * W)
-        m.d.comb += masked.eq(p.data & omask)
-        placed = Signal(8 * OPT_BYTES + 8 * W)
-        with m.If(beat * W >= ostart):
-            m.d.comb += placed.eq(masked << ((beat * W - ostart)[:6] * 8))
-        with m.Else():
-            m.d.comb += placed.eq(masked >> ((ostart - beat * W)[:6] * 8))
-        opt_next = Signal(8 * OPT_BYTES)
-        m.d.comb += opt_next.eq(Mux(first, 0, opts) | placed[:8 * OPT_BYTES])
-        with m.If(take):
-            m.d.sync += opts.eq(opt_next)
-
-        desc = Signal(self.dlayout)
+        desc = Signal(qlayout)
+        length = Signal(17)
         m.d.comb += [
+            length.eq(beat * W + keep_count(p.keep, W)),
             desc.rec.eq(rec),
             desc.page.eq(frame_page),
-            desc.length.eq(beat * W + keep_count(p.keep, W)),
-            desc.oversize.eq(beat * W + keep_count(p.keep, W) > self.max_frame),
-            desc.opts.eq(opt_next),
+            desc.length.eq(length),
+            desc.oversize.eq(length > self.max_frame),
             dq.w_data.eq(desc),
             dq.w_en.eq(take & p.last),
         ]
 
-        out = Signal(self.dlayout)
+        # Stage 1 (registered): the beat again, with the region bounds of its frame computed
+        # from the record, for the sums and the option capture (no addition on their path).
+        off = rec.off
+        v1, first1, last1 = Signal(), Signal(), Signal()
+        beat1 = Signal(16)
+        keep1 = Signal(W)
+        d1 = Signal(8 * W)
+        m.d.sync += [v1.eq(take), first1.eq(first), last1.eq(p.last), beat1.eq(beat),
+                     keep1.eq(p.keep),
+                     d1.eq(p.data & Cat(p.keep[j].replicate(8) for j in range(W)))]
+        bounds = {
+            "l4": off.l4, "ipend": off.inner_l3 + rec.inner.total_len,
+            "payload": off.payload, "opaque": off.opaque,
+            "oend": off.l3 + rec.outer.total_len, "mid": off.opaque + 8,
+            "inner_l3": off.inner_l3, "ostart": off.l4 + 20,
+        }
+        b = {}
+        for name, value in bounds.items():
+            b[name] = Signal(17, name=f"b_{name}")
+            m.d.sync += b[name].eq(value)
+        # Option byte k is kept when k < doff * 4 - 20 (the option bytes of the header).
+        nopt = Signal(signed(12))
+        m.d.sync += nopt.eq(off.payload - off.l4 - 20)
+        omask = Cat(nopt > k for k in range(OPT_BYTES))
+
+        pos = [Cat(Const(j, lw), beat1) if lw else beat1 for j in range(W)]
+
+        def region(lo, hi):
+            return Cat((pos[j] >= lo) & (pos[j] < hi) & keep1[j] for j in range(W))
+
+        masks = {
+            "s_tcp": region(b["l4"], b["ipend"]),
+            "s_pay": region(b["payload"], b["ipend"]),
+            "s_udp": region(b["opaque"], b["oend"]),
+            "s_mid": region(b["mid"], b["inner_l3"]),
+        }
+        last_d = Signal(ChecksumAccumulator.LATENCY)
+        m.d.sync += last_d.eq(Cat(v1 & last1, last_d))
+        sums = []
+        for name, mask in masks.items():
+            acc = ChecksumAccumulator(W)
+            m.submodules[f"acc_{name}"] = acc
+            m.d.comb += [acc.i_valid.eq(v1), acc.i_first.eq(first1), acc.i_data.eq(d1),
+                         acc.i_mask.eq(mask)]
+            sums.append(acc.o_sum)
+        m.d.comb += [sq.w_data.eq(Cat(*sums)), sq.w_en.eq(last_d[-1])]
+
+        # TCP option bytes: byte k sits at l4 + 20 + k (before the payload).
+        lanes = [d1.word_select(j, 8) for j in range(W)]
+        _, opt_next = capture_region(m, width=W, count=OPT_BYTES, start=b["ostart"],
+                                     beat=beat1, lanes=lanes, take=v1, first=first1,
+                                     name="opt")
+        m.d.comb += [oq.w_data.eq(Cat(*opt_next) & Cat(omask[k].replicate(8)
+                                                       for k in range(OPT_BYTES))),
+                     oq.w_en.eq(v1 & last1)]
+
+        out = Signal(qlayout)
+        ready_all = dq.r_rdy & oq.r_rdy & sq.r_rdy
         m.d.comb += [
             out.eq(dq.r_data),
-            self.d.payload.eq(out),
+            self.d.payload.rec.eq(out.rec), self.d.payload.page.eq(out.page),
+            self.d.payload.length.eq(out.length), self.d.payload.oversize.eq(out.oversize),
+            self.d.payload.opts.eq(oq.r_data),
             self.d.payload.s_tcp.eq(sq.r_data[0:16]),
             self.d.payload.s_pay.eq(sq.r_data[16:32]),
             self.d.payload.s_udp.eq(sq.r_data[32:48]),
             self.d.payload.s_mid.eq(sq.r_data[48:64]),
-            self.d.valid.eq(dq.r_rdy & sq.r_rdy),
-            dq.r_en.eq(self.d.ready & sq.r_rdy),
-            sq.r_en.eq(self.d.ready & dq.r_rdy),
+            self.d.valid.eq(ready_all),
+            dq.r_en.eq(self.d.ready & ready_all),
+            oq.r_en.eq(self.d.ready & ready_all),
+            sq.r_en.eq(self.d.ready & ready_all),
         ]
         return m

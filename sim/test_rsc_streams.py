@@ -2,15 +2,18 @@
 
 Not a test module by itself (no test functions); sim/test_rsc.py and tests/test_model_rsc.py
 import it. Every case is a function ``case(encap) -> (inputs, expected)`` where ``inputs`` is
-a list of frames (time 0) or of (frame, time_us) pairs and ``expected`` the segment counts of
-the outputs in order (after the final flush-all); the expectations are written by hand from
-the rules of the issue and GRO, independently of the model.
+a list of frames (time 0) or of (frame, time_us) pairs (a frame of ``None``: nothing arrives,
+time passes) and ``expected`` the segment counts of the outputs in order (after the final
+flush-all); the expectations are written by hand from the rules of the issue and GRO,
+independently of the model. Engine settings per case: :func:`case_config`; contexts:
+:data:`TABLE`.
 """
 
 from tunnelnic.packets import build_packet
 from tunnelnic.presets import preset
 
-__all__ = ["PRESET_ENCAP", "profiles_for", "Flow", "MATRIX", "plain_or"]
+__all__ = ["PRESET_ENCAP", "profiles_for", "Flow", "MATRIX", "TUNNEL_MATRIX", "TABLE",
+           "plain_or", "random_mix", "case_config"]
 
 #: preset name -> (packet builder encapsulation, extra builder arguments)
 PRESET_ENCAP = {
@@ -25,6 +28,10 @@ PRESET_ENCAP = {
 }
 
 MSS = 200
+
+#: Flow contexts of the engine under test (sim/test_rsc.py) and of the model in the matrix
+#: tests: the "N flows" and "N + 1 flows" cases use it.
+TABLE = 8
 
 
 def profiles_for(name):
@@ -199,11 +206,32 @@ def tenant_isolation(p):
     return frames, [3, 3]
 
 
+def flows_n(p, segs=3):
+    """As many flows as contexts, interleaved: each keeps its context."""
+    fl = [Flow(p, sport=42000 + i, flow=200 + i) for i in range(TABLE)]
+    return [f.seg() for _ in range(segs) for f in fl], [segs] * TABLE
+
+
+def flows_n_plus_1(p, segs=3):
+    """One flow more than contexts, round robin: every segment evicts the oldest context
+    (the next flow's), so every segment leaves alone."""
+    fl = [Flow(p, sport=43000 + i, flow=300 + i) for i in range(TABLE + 1)]
+    frames = [f.seg() for _ in range(segs) for f in fl]
+    return frames, [1] * len(frames)
+
+
 def timeout(p):
     f = Flow(p)
     # timeout 100 us: two segments, a pause, two more.
     frames = [(f.seg(), 0), (f.seg(), 10), (f.seg(), 500), (f.seg(), 510)]
     return frames, [2, 2]
+
+
+def timeout_idle(p):
+    """Timeout with the clock running and no traffic at all afterwards: the aggregate leaves
+    by the timer alone (``(None, t)``: no frame, time passes until ``t``)."""
+    f = Flow(p)
+    return [(f.seg(), 0), (f.seg(), 10), (None, 400)], [2]
 
 
 MATRIX = {c.__name__: c for c in [
@@ -215,17 +243,34 @@ MATRIX = {c.__name__: c for c in [
     _field_differs("ecn_differs", inner_tos=1), _field_differs("df_differs", inner_df=False),
     _special("ip_options", inner_options=b"\x01\x01\x01\x00"),
     _special("fragment", inner_mf=True),
-    ipid_fixed, ipid_switch, boundary_exact, boundary_over, interleaved, tenant_isolation,
-    timeout,
+    ipid_fixed, ipid_switch, boundary_exact, boundary_over, interleaved, flows_n,
+    flows_n_plus_1, tenant_isolation, timeout, timeout_idle,
 ]}
 
-#: Cases that only make sense with a tunnel (outer header fields).
+def opaque_differs(p):
+    """Same flow key, an opaque byte outside the key differs (the outer UDP source port, or
+    NVGRE's inner Ethernet source): never merged across the difference."""
+    kw = {"nvgre": {"inner_eth_src": "02:00:00:00:01:09"}, "gre-key": None,
+          "gre-cks": None}.get(p, {"udp_sport": 50001})
+    f = Flow(p)
+    if kw is None:          # an opaque header of format and flow fields only
+        return [f.seg() for _ in range(4)], [4]
+    return [f.seg(), f.seg(), f.seg(**kw), f.seg(**kw)], [2, 2]
+
+
+#: Cases that only make sense with a tunnel (outer header fields, the opaque header).
 TUNNEL_MATRIX = {c.__name__: c for c in [
     _field_differs("outer_ttl_differs", outer_ttl=9),
     _field_differs("outer_tos_differs", outer_tos=4),
     _field_differs("outer_df_differs", outer_df=False),
     _special("outer_options", outer_options=b"\x01\x01\x01\x00"),
+    opaque_differs,
 ]}
+
+
+def case_config(case):
+    """Engine settings a matrix case needs (besides the defaults)."""
+    return {"timeout_us": 100} if case.startswith("timeout") else {}
 
 
 def random_mix(name, rng, count, flows=6):

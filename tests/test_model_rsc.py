@@ -5,23 +5,31 @@ import random
 import pytest
 
 from tunnelnic.model import parse
-from tunnelnic.model.rsc import RscConfig, RscModel, rsc, flow_key
+from tunnelnic.model.rsc import RscConfig, RscModel, flow_key
 from tunnelnic.packets import check_checksums, dissect
 
-from sim.test_rsc_streams import (MATRIX, MSS, PRESET_ENCAP, TUNNEL_MATRIX, Flow,
-                                  profiles_for)
+from sim.test_rsc_streams import (MATRIX, MSS, PRESET_ENCAP, TABLE, TUNNEL_MATRIX, Flow,
+                                  case_config, profiles_for)
 
 PRESETS = list(PRESET_ENCAP)
 
 
 def run_model(name, frames, **cfg):
+    """Frames (or (frame, time) pairs; a frame of None lets time pass) through the model, then
+    a flush-all."""
     profiles = profiles_for(name)
     inputs = []
+    model = RscModel(RscConfig(**cfg))
+    outs = []
     for item in frames:
         frame, t = item if isinstance(item, tuple) else (item, 0)
+        if frame is None:
+            outs += model.advance(t)
+            continue
         inputs.append((frame, parse(frame, profiles), t))
-    outs, counters = rsc(inputs, RscConfig(**cfg))
-    return inputs, outs, counters
+        outs += model.push(*inputs[-1])
+    outs += model.flush_all()
+    return inputs, outs, model.counters
 
 
 def check_outputs(name, inputs, outs):
@@ -47,13 +55,14 @@ def check_outputs(name, inputs, outs):
 @pytest.mark.parametrize("name", PRESETS)
 def test_matrix(name, case):
     frames, expected = MATRIX[case](name)
-    cfg = {"timeout_us": 100} if case == "timeout" else {}
-    inputs, outs, counters = run_model(name, frames, **cfg)
+    inputs, outs, counters = run_model(name, frames, contexts=TABLE, **case_config(case))
     if name == "gre-cks":
-        expected = [1] * len(frames)     # GRE with checksum/sequence: never merged
+        expected = [1] * len(inputs)     # GRE with checksum/sequence: never merged
     assert [o.segs for o in outs] == expected
     check_outputs(name, inputs, outs)
-    assert counters["packets_in"] == len(frames)
+    assert counters["packets_in"] == len(inputs)
+    if case == "timeout_idle" and name != "gre-cks":
+        assert counters["flush_timeout"] == 1 and counters["flush_all"] == 0
 
 
 @pytest.mark.parametrize("case", list(TUNNEL_MATRIX))
