@@ -14,10 +14,6 @@ CSR block reports it in ``id.caps2.has_tso``/``has_rsc``; with ``parser=False`` 
 are plain wires (for control-path tests). Every counter of the map that no built-in block feeds
 stays 0.
 
-Known defect: with ``rsc=True`` the RX path elaborates and its registers and counters are
-wired, but tests/test_driver_core.py::test_driver_core_rsc (a strict xfail) shows no aggregate
-leaving the core; the default build keeps ``rsc=False``.
-
 Stats are wired by name: every field of a block's ``stats`` port must have a counter register
 of the same name in the block's regfile of ``regmap/tunnelnic.rdl`` (an error at construction
 otherwise), so a new statistic cannot be silently dropped.

@@ -4,9 +4,8 @@ counters and classification that follow the configuration (a profile disabled by
 stops matching).
 
 With the TSO engine built in, the default-MSS register set through the driver decides the
-segment sizes. With RSC built in, the timeout register set through the driver should decide when an
-open aggregate is flushed: that test is a strict xfail (a known defect of the RSC path inside
-the core, see test_driver_core_rsc). Profile matching through the driver is tested here and in
+segment sizes. With RSC built in, the timeout register set through the driver decides when an
+open aggregate is flushed. Profile matching through the driver is tested here and in
 amaranth.sim (tests/test_core_pysim.py)."""
 
 import cocotb
@@ -183,9 +182,6 @@ def test_driver_core_matching():
         "tests.test_driver_core", name="driver-core-axil")
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: inside NicCore the RSC engine emits nothing "
-                   "for two merged VXLAN segments, neither on timeout nor on flush-all (the engine "
-                   "alone and parser+engine pass sim/test_rsc.py); see the issue notes")
 def test_driver_core_rsc():
     run(lambda: make_dut("axil", rsc=True), {"control": "axil", "profiles": PROFILES,
                                               "rsc": True},
