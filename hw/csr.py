@@ -79,7 +79,7 @@ def _leaves(regmap, kind):
 
 def struct_value(layout, values, path=()):
     """One whole-vector value of ``layout`` from ``values`` ({path tuple: Value}, missing
-    leaves 0). Assign struct ports with this, not member by member: Amaranth turns member
+    leaves 0; a narrower value is zero-extended to its leaf, a wider one truncated). Assign struct ports with this, not member by member: Amaranth turns member
     assignments into slice writes, on which Icarus' always_comb re-triggers itself forever."""
     if isinstance(layout, type) and issubclass(layout, (data.Struct, data.Union)):
         layout = data.Layout.cast(layout)
@@ -101,7 +101,11 @@ def struct_value(layout, values, path=()):
     if v is None:
         return C(0, width)
     v = Value.cast(v)
-    return v[:width] if len(v) >= width else v.as_unsigned()
+    if len(v) >= width:
+        return v[:width]
+    # Zero-extend explicitly: inside a Cat a narrow value keeps its own width, which would shift
+    # every later leaf (as_unsigned() does not widen).
+    return Cat(v, C(0, width - len(v)))
 
 
 def _or_tree(terms):
