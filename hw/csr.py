@@ -9,7 +9,7 @@ from the field properties. Its ports mirror the map's hierarchy:
             nested structs/arrays: ``cfg.tso.ctrl.mss_default``, ``cfg.profile[2].word0.enable``.
             ``singlepulse`` fields are high for exactly one cycle after the write.
 ``sts``     ``In``: every hardware-written field (``hw=w``) except ``id.layout.hash``, which the
-            block drives itself: ``sts.flow.word[3].value``.
+            block drives itself: ``sts.flow.next_seq.seq``.
 ``events``  ``In``: one increment per counter register, ``incrwidth`` bits wide:
             ``events.rsc_stats.merged``. Added every cycle.
 
@@ -78,9 +78,10 @@ def _leaves(regmap, kind):
 
 
 def struct_value(layout, values, path=()):
-    """One whole-vector value of ``layout`` from ``values`` ({path tuple: Value}, missing
-    leaves 0; a narrower value is zero-extended to its leaf, a wider one truncated). Assign struct ports with this, not member by member: Amaranth turns member
-    assignments into slice writes, on which Icarus' always_comb re-triggers itself forever."""
+    """One whole-vector value of ``layout`` from ``values`` ({path tuple: Value}; missing
+    leaves are 0, a narrower value is zero-extended to its leaf, a wider one truncated).
+    Assign struct ports with this, not member by member: Amaranth turns member assignments
+    into slice writes, on which Icarus' always_comb re-triggers itself forever."""
     if isinstance(layout, type) and issubclass(layout, (data.Struct, data.Union)):
         layout = data.Layout.cast(layout)
     if isinstance(layout, data.StructLayout):
