@@ -22,6 +22,10 @@ With RSC built in, the ``flow`` registers show the context selected by ``flow.se
 flow key, expected sequence number, segment count and MSS (all 0 for a context without an open
 aggregate).
 
+The board's MACs sit outside the core: their :data:`hw.mac.MAC_STATS` pulses (``sync``
+domain) come in on ``host_mac_stats`` and ``net_mac_stats`` and are counted in the regfiles
+of those names (inputs left unconnected count nothing).
+
 Stats are wired by name: every field of a block's ``stats`` port must have a counter register
 of the same name in the block's regfile of ``regmap/tunnelnic.rdl`` (an error at construction
 otherwise), so a new statistic cannot be silently dropped.
@@ -36,11 +40,16 @@ from amaranth.lib.wiring import In, Out
 
 from .csr import CsrBlock, struct_value
 from .layouts import TsoRequest
+from .mac import MAC_STATS
 from .profile import FIELDS
 from .rsc_layouts import RxMeta
 from .stream import PacketSignature, check_width, keep_count
 
-__all__ = ["NicCore"]
+__all__ = ["NicCore", "MAC_PORTS"]
+
+#: The MACs' statistics inputs (board top: port 0 = host, port 1 = network), counted in the
+#: regfiles of the same names.
+MAC_PORTS = ("host_mac_stats", "net_mac_stats")
 
 
 class NicCore(wiring.Component):
@@ -99,9 +108,12 @@ class NicCore(wiring.Component):
                                  opaque_bytes=opaque_bytes,
                                  cycles_per_us=max(1, clk_freq // 1_000_000))
             self._check_stats("rsc_stats", self.rsc)
+        for group in MAC_PORTS:
+            self._check_layout(group, MAC_STATS, "hw.mac.MAC_STATS")
         members = {
             "tx_i": In(PacketSignature(width, TsoRequest)), "tx_o": Out(PacketSignature(width)),
             "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width, RxMeta)),
+            **{group: In(MAC_STATS) for group in MAC_PORTS},
         }
         if control == "axil":
             members["bus"] = self.csr.signature.members["bus"]
@@ -111,13 +123,16 @@ class NicCore(wiring.Component):
         super().__init__(members)
 
     def _check_stats(self, group, block):
+        self._check_layout(group, block.signature.members["stats"].shape,
+                           f"{type(block).__name__}.stats")
+
+    def _check_layout(self, group, layout, what):
         events = self.csr.signature.members["events"].shape
         have = set(events[group].shape.members) if group in events.members else set()
-        stats = set(block.signature.members["stats"].shape.members)
-        missing = stats - have
+        missing = set(data.Layout.cast(layout).members) - have
         if missing:
-            raise ValueError(f"{type(block).__name__}.stats has {sorted(missing)} but "
-                             f"regmap/tunnelnic.rdl regfile {group} does not count them")
+            raise ValueError(f"{what} has {sorted(missing)} but regmap/tunnelnic.rdl regfile "
+                             f"{group} does not count them")
 
     def _parsed_meta(self, rec):
         """RX metadata of a packet no RSC engine saw: one segment, its TCP payload length as
@@ -226,6 +241,9 @@ class NicCore(wiring.Component):
                 events[("core_stats", f"{name}_pkts_{suffix}")] = beat & port.p.last
                 events[("core_stats", f"{name}_bytes_{suffix}")] = Mux(
                     beat, keep_count(port.p.keep, self.width), 0)
+        for group in MAC_PORTS:
+            for field in MAC_STATS.members:
+                events[(group, field)] = Value.cast(getattr(self, group)[field])
         m.d.comb += [csr.sts.as_value().eq(struct_value(csr.sts.shape(), sts)),
                      csr.events.as_value().eq(struct_value(csr.events.shape(), events))]
         return m

@@ -149,6 +149,34 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t rx_bytes_out;
 } tunnelnic__core_stats_t;
 
+// regfile - tunnelnic::mac_stats_t_name_a431e0d2
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t rx_good;
+    uint32_t rx_fcs_error;
+    uint32_t rx_runt;
+    uint32_t rx_oversize;
+    uint32_t rx_phy_error;
+    uint32_t rx_preamble_error;
+    uint32_t rx_fifo_drop;
+    uint32_t tx_frame;
+    uint32_t tx_oversize;
+    uint32_t tx_underrun;
+} tunnelnic__mac_stats_t_name_a431e0d2_t;
+
+// regfile - tunnelnic::mac_stats_t_name_4389791e
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t rx_good;
+    uint32_t rx_fcs_error;
+    uint32_t rx_runt;
+    uint32_t rx_oversize;
+    uint32_t rx_phy_error;
+    uint32_t rx_preamble_error;
+    uint32_t rx_fifo_drop;
+    uint32_t tx_frame;
+    uint32_t tx_oversize;
+    uint32_t tx_underrun;
+} tunnelnic__mac_stats_t_name_4389791e_t;
+
 // regfile - tunnelnic::tso_stats
 typedef struct __attribute__ ((__packed__)) {
     uint32_t superframes;
@@ -410,7 +438,11 @@ typedef struct __attribute__ ((__packed__)) {
     tunnelnic__rsc_t rsc;
     uint8_t RESERVED_12c_1ff[0xd4];
     tunnelnic__core_stats_t core_stats;
-    uint8_t RESERVED_220_2bf[0xa0];
+    uint8_t RESERVED_220_23f[0x20];
+    tunnelnic__mac_stats_t_name_a431e0d2_t host_mac_stats;
+    uint8_t RESERVED_268_27f[0x18];
+    tunnelnic__mac_stats_t_name_4389791e_t net_mac_stats;
+    uint8_t RESERVED_2a8_2bf[0x18];
     tunnelnic__tso_stats_t tso_stats;
     uint8_t RESERVED_2e8_2ff[0x18];
     tunnelnic__rsc_stats_t rsc_stats;

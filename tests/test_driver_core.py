@@ -38,6 +38,9 @@ async def open_nic(dut):
     p = params()
     tb = StreamBench(dut, sources=("s_axis_tx_i", "s_axis_rx_i"),
                      sinks=("m_axis_tx_o", "m_axis_rx_o"), seed=3)
+    from hw.core import MAC_PORTS
+    for group in MAC_PORTS:              # no MACs here
+        getattr(dut, group).value = 0
     if p["control"] == "axil":
         transport = AxiLiteTransport(AxiLiteMaster(AxiLiteBus.from_prefix(dut, "bus"),
                                                    dut.clk, dut.rst))
