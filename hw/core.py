@@ -87,6 +87,7 @@ class NicCore(wiring.Component):
         if control == "uart":
             from .uart_bridge import UartBridge
             self.bridge = UartBridge(clk_freq, baud, self.csr.addr_width, timeout=uart_timeout)
+            self._check_stats("uart_stats", self.bridge)
         self.tx_parser = self.rx_parser = None
         if parser:
             from .parser import HeaderParser
@@ -241,6 +242,9 @@ class NicCore(wiring.Component):
                 events[("core_stats", f"{name}_pkts_{suffix}")] = beat & port.p.last
                 events[("core_stats", f"{name}_bytes_{suffix}")] = Mux(
                     beat, keep_count(port.p.keep, self.width), 0)
+        if self.control == "uart":
+            for field in self.bridge.signature.members["stats"].shape.members:
+                events[("uart_stats", field)] = Value.cast(self.bridge.stats[field])
         for group in MAC_PORTS:
             for field in MAC_STATS.members:
                 events[(group, field)] = Value.cast(getattr(self, group)[field])

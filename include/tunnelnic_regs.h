@@ -212,6 +212,19 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t pool_exhausted;
 } tunnelnic__rsc_stats_t;
 
+// regfile - tunnelnic::uart_stats
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t requests;
+    uint32_t ignored;
+    uint32_t framing;
+    uint32_t truncated;
+    uint32_t bad_check;
+    uint32_t bad_cmd;
+    uint32_t bad_addr;
+    uint32_t bus_error;
+    uint32_t discarded;
+} tunnelnic__uart_stats_t;
+
 // reg - tunnelnic::flow::select
 #define TUNNELNIC__FLOW__SELECT__INDEX_bm 0xff
 #define TUNNELNIC__FLOW__SELECT__INDEX_bp 0
@@ -446,7 +459,9 @@ typedef struct __attribute__ ((__packed__)) {
     tunnelnic__tso_stats_t tso_stats;
     uint8_t RESERVED_2e8_2ff[0x18];
     tunnelnic__rsc_stats_t rsc_stats;
-    uint8_t RESERVED_344_3ff[0xbc];
+    uint8_t RESERVED_344_37f[0x3c];
+    tunnelnic__uart_stats_t uart_stats;
+    uint8_t RESERVED_3a4_3ff[0x5c];
     tunnelnic__flow_t flow;
     uint8_t RESERVED_430_5ff[0x1d0];
     tunnelnic__tx_parser_stats_t tx_parser_stats;
