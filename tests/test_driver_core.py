@@ -22,10 +22,10 @@ CONTEXTS = 32
 TIMEOUTS = (5, 20)      # microseconds: T-1 .. T+2 windows that do not overlap
 
 
-def make_dut(control, tso=False, rsc=False):
+def make_dut(control, tso=False, rsc=False, width=8):
     from hw.core import NicCore
     from tunnelnic.driver.simtop import FlatPorts
-    return FlatPorts(NicCore(8, profiles=PROFILES, contexts=CONTEXTS, control=control,
+    return FlatPorts(NicCore(width, profiles=PROFILES, contexts=CONTEXTS, control=control,
                              clk_freq=CLK, baud=CLK // DIVISOR, uart_timeout=400, tso=tso,
                              rsc=rsc))
 
@@ -350,6 +350,14 @@ def test_driver_core_rsc(control):
                                                "rsc": True},
         "tests.test_driver_core", name=f"driver-core-{control}-rsc",
         build_params={"rsc": True, "control": control},
+        testcase=["timeout_register_sets_flush_timing", "flush_all_register_and_flow_table"])
+
+
+def test_driver_core_rsc_w4():
+    """The other width (W=4): the same RSC tests over AXI4-Lite."""
+    run(lambda: make_dut("axil", rsc=True, width=4), {"control": "axil", "profiles": PROFILES,
+                                                       "rsc": True, "width": 4},
+        "tests.test_driver_core", name="driver-core-axil-rsc-w4",
         testcase=["timeout_register_sets_flush_timing", "flush_all_register_and_flow_table"])
 
 
