@@ -306,6 +306,11 @@ async def flush_all_register_and_flow_table(dut):
         assert (got["next_seq"], got["count"], got["mss"], got["tag"]) == (
             ctx.next_seq, ctx.count, ctx.mss, ctx.tag), got
 
+    # An index past N reads 0 (not the slot its low bits name: slot 1 is open).
+    await nic.write_reg("flow.select", index=CONTEXTS + 1)
+    assert (await nic.read_reg("flow.state"))["valid"] == 0
+    assert (await nic.read_reg("flow.next_seq"))["seq"] == 0
+
     await nic.flush_all()
     for want in model.flush_all():
         got = await tb.recv("m_axis_rx_o", timeout_cycles=20000)
