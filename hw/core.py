@@ -8,15 +8,23 @@
                                                               <-- every block's stats (counters)
 
 ``tx_i`` carries a :class:`hw.layouts.TsoRequest` as ``meta`` (the host's per-packet request);
-``tx_o`` and ``rx_o`` carry plain packets. Blocks not built in (``tso=False``, ``rsc=False``:
-built in) are replaced by a pass-through of the parser's output, and the
-CSR block reports it in ``id.caps2.has_tso``/``has_rsc``; with ``parser=False`` the datapaths
-are plain wires (for control-path tests). Every counter of the map that no built-in block feeds
-stays 0.
+``tx_o`` carries plain packets; ``rx_o`` carries :class:`hw.rsc_layouts.RxMeta` as ``meta``, the
+RX per-packet result (aggregate or not, segments, MSS, context, profile, kind, checksum status;
+DESIGN.md section 2). An engine not built in (``tso=False``, ``rsc=False``) is replaced by a
+pass-through of the parser's output, and the CSR block reports it in
+``id.caps2.has_tso``/``has_rsc``; without RSC, ``rx_o.meta`` is that of an RSC pass-through
+(one segment, the TCP payload length as MSS, the record's profile and kind) except that
+``csum_ok`` is 0, as nothing verified the checksums. With ``parser=False`` the datapaths are
+plain wires (for control-path tests) and ``rx_o.meta`` is 0. Every counter of the map that no
+built-in block feeds stays 0.
 
-Known defect: with ``rsc=True`` the RX path elaborates and its registers and counters are
-wired, but tests/test_driver_core.py::test_driver_core_rsc (a strict xfail) shows no aggregate
-leaving the core; the default build keeps ``rsc=False``.
+With RSC built in, the ``flow`` registers show the context selected by ``flow.select``: its
+flow key, expected sequence number, segment count and MSS (all 0 for a context without an open
+aggregate).
+
+The board's MACs sit outside the core: their :data:`hw.mac.MAC_STATS` pulses (``sync``
+domain) come in on ``host_mac_stats`` and ``net_mac_stats`` and are counted in the regfiles
+of those names (inputs left unconnected count nothing).
 
 Stats are wired by name: every field of a block's ``stats`` port must have a counter register
 of the same name in the block's regfile of ``regmap/tunnelnic.rdl`` (an error at construction
@@ -32,10 +40,16 @@ from amaranth.lib.wiring import In, Out
 
 from .csr import CsrBlock, struct_value
 from .layouts import TsoRequest
+from .mac import MAC_STATS
 from .profile import FIELDS
+from .rsc_layouts import RxMeta
 from .stream import PacketSignature, check_width, keep_count
 
-__all__ = ["NicCore"]
+__all__ = ["NicCore", "MAC_PORTS"]
+
+#: The MACs' statistics inputs (board top: port 0 = host, port 1 = network), counted in the
+#: regfiles of the same names.
+MAC_PORTS = ("host_mac_stats", "net_mac_stats")
 
 
 class NicCore(wiring.Component):
@@ -73,6 +87,7 @@ class NicCore(wiring.Component):
         if control == "uart":
             from .uart_bridge import UartBridge
             self.bridge = UartBridge(clk_freq, baud, self.csr.addr_width, timeout=uart_timeout)
+            self._check_stats("uart_stats", self.bridge)
         self.tx_parser = self.rx_parser = None
         if parser:
             from .parser import HeaderParser
@@ -94,9 +109,12 @@ class NicCore(wiring.Component):
                                  opaque_bytes=opaque_bytes,
                                  cycles_per_us=max(1, clk_freq // 1_000_000))
             self._check_stats("rsc_stats", self.rsc)
+        for group in MAC_PORTS:
+            self._check_layout(group, MAC_STATS, "hw.mac.MAC_STATS")
         members = {
             "tx_i": In(PacketSignature(width, TsoRequest)), "tx_o": Out(PacketSignature(width)),
-            "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width)),
+            "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width, RxMeta)),
+            **{group: In(MAC_STATS) for group in MAC_PORTS},
         }
         if control == "axil":
             members["bus"] = self.csr.signature.members["bus"]
@@ -106,13 +124,44 @@ class NicCore(wiring.Component):
         super().__init__(members)
 
     def _check_stats(self, group, block):
+        self._check_layout(group, block.signature.members["stats"].shape,
+                           f"{type(block).__name__}.stats")
+
+    def _check_layout(self, group, layout, what):
         events = self.csr.signature.members["events"].shape
         have = set(events[group].shape.members) if group in events.members else set()
-        stats = set(block.signature.members["stats"].shape.members)
-        missing = stats - have
+        missing = set(data.Layout.cast(layout).members) - have
         if missing:
-            raise ValueError(f"{type(block).__name__}.stats has {sorted(missing)} but "
-                             f"regmap/tunnelnic.rdl regfile {group} does not count them")
+            raise ValueError(f"{what} has {sorted(missing)} but regmap/tunnelnic.rdl regfile "
+                             f"{group} does not count them")
+
+    def _parsed_meta(self, rec):
+        """RX metadata of a packet no RSC engine saw: one segment, its TCP payload length as
+        MSS when it has a TCP header, context 0, the record's profile and kind, checksums not
+        verified (``csum_ok`` 0)."""
+        flow_pkt = rec.tcp.present & (rec.off.l4 != 0)
+        return struct_value(RxMeta, {("segs",): C(1, 8),
+                                     ("mss",): Mux(flow_pkt, rec.payload_len, 0),
+                                     ("profile",): rec.cls.profile, ("kind",): rec.cls.kind})
+
+    def _flow_view(self, m, rsc, index):
+        """The ``flow`` registers from the engine's debug read port; all 0 unless the selected
+        context (index < N) holds an open aggregate."""
+        in_range = Signal()
+        m.d.sync += in_range.eq(index < rsc.contexts)
+        ok = Signal()
+        m.d.comb += ok.eq(rsc.dbg_valid & in_range)
+        key = [rsc.dbg_key.word_select(k, 32) for k in range(7)]
+        fields = {
+            ("state", "valid"): ok, ("state", "tunnel"): key[0][3], ("state", "profile"): key[0][:3],
+            ("state", "count"): rsc.dbg_count, ("state", "mss"): rsc.dbg_mss,
+            ("next_seq", "seq"): rsc.dbg_seq,
+            ("outer_src", "addr"): key[1], ("outer_dst", "addr"): key[2],
+            ("inner_src", "addr"): key[3], ("inner_dst", "addr"): key[4],
+            ("ports", "dport"): key[5][:16], ("ports", "sport"): key[5][16:],
+            ("flow_field", "value"): key[6],
+        }
+        return {("flow",) + path: Mux(ok, value, 0) for path, value in fields.items()}
 
     def elaborate(self, platform):
         m = Module()
@@ -129,12 +178,11 @@ class NicCore(wiring.Component):
         sts = {("id", "caps2", "has_tso"): C(int(self.tso_enabled), 1),
                ("id", "caps2", "has_rsc"): C(int(self.rsc_enabled), 1)}
         events = {}
-        # Without RSC the flow-table view reads 0; with it, words 0..3 are the selected
-        # context's valid bit, flow tag, expected sequence number and segment count.
 
         for name, parser, src, dst in (("tx", self.tx_parser, self.tx_i, self.tx_o),
                                        ("rx", self.rx_parser, self.rx_i, self.rx_o)):
             if parser is None:
+                # Plain wires; RX metadata 0.
                 m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready),
                              dst.p.as_value().eq(Cat(src.p.data, src.p.keep, src.p.last))]
             else:
@@ -158,12 +206,10 @@ class NicCore(wiring.Component):
                 if name == "rx" and self.rsc is not None:
                     m.submodules.rsc = rsc = self.rsc
                     wiring.connect(m, parser.o, rsc.i)
-                    # The RX meta (segments, MSS, context) has no place on rx_o yet.
-                    r = rsc.o.p
                     caps = cfg.rsc.caps
                     m.d.comb += [
                         dst.valid.eq(rsc.o.valid), rsc.o.ready.eq(dst.ready),
-                        dst.p.as_value().eq(Cat(r.data, r.keep, r.last)),
+                        dst.p.as_value().eq(rsc.o.p.as_value()),
                         rsc.enable.eq(cfg.rsc.ctrl.enable),
                         rsc.flush_all.eq(cfg.rsc.ctrl.flush_all),
                         rsc.timeout_us.eq(cfg.rsc.timeout.timeout_us),
@@ -173,9 +219,7 @@ class NicCore(wiring.Component):
                     ]
                     for field in rsc.signature.members["stats"].shape.members:
                         events[("rsc_stats", field)] = Value.cast(rsc.stats[field])
-                    for i, sig in enumerate((rsc.dbg_valid, rsc.dbg_tag, rsc.dbg_seq,
-                                             rsc.dbg_count)):
-                        sts[("flow", "word", i, "value")] = sig
+                    sts.update(self._flow_view(m, rsc, cfg.flow.select.index))
                 elif name == "tx" and self.tso is not None:
                     m.submodules.tso = tso = self.tso
                     wiring.connect(m, parser.o, tso.i)
@@ -186,16 +230,24 @@ class NicCore(wiring.Component):
                     for field in tso.signature.members["stats"].shape.members:
                         events[("tso_stats", field)] = Value.cast(tso.stats[field])
                 else:
-                    # No engine on this path: pass the parsed packet through.
+                    # No engine on this path: pass the parsed packet through (RX: with the
+                    # RX metadata a pass-through of the RSC engine would carry, unverified).
                     o = parser.o.p
+                    meta = [self._parsed_meta(o.meta)] if name == "rx" else []
                     m.d.comb += [dst.valid.eq(parser.o.valid), parser.o.ready.eq(dst.ready),
-                                 dst.p.as_value().eq(Cat(o.data, o.keep, o.last))]
+                                 dst.p.as_value().eq(Cat(o.data, o.keep, o.last, *meta))]
             # Edge counters of the core.
             for port, suffix in ((src, "in"), (dst, "out")):
                 beat = port.valid & port.ready
                 events[("core_stats", f"{name}_pkts_{suffix}")] = beat & port.p.last
                 events[("core_stats", f"{name}_bytes_{suffix}")] = Mux(
                     beat, keep_count(port.p.keep, self.width), 0)
+        if self.control == "uart":
+            for field in self.bridge.signature.members["stats"].shape.members:
+                events[("uart_stats", field)] = Value.cast(self.bridge.stats[field])
+        for group in MAC_PORTS:
+            for field in MAC_STATS.members:
+                events[(group, field)] = Value.cast(getattr(self, group)[field])
         m.d.comb += [csr.sts.as_value().eq(struct_value(csr.sts.shape(), sts)),
                      csr.events.as_value().eq(struct_value(csr.events.shape(), events))]
         return m

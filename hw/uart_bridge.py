@@ -16,19 +16,36 @@ Robustness, by construction:
   corrupted that way fails its CRC or times out.
 - The bus access itself cannot wedge the bridge: the CSR block answers every access.
 
+Every outcome is counted: ``stats`` pulses once per event (:data:`BRIDGE_STATS`; the NIC core
+counts them in the ``uart_stats`` registers), registered one cycle late.
+
 Latency: a response starts a few cycles after the request's last stop bit (plus the bus access,
 3-4 cycles on :class:`hw.csr.CsrBlock`). Throughput: one access per 18 byte times. Reset: hunting,
 line idle.
 """
 
 from amaranth import *
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axil import AxiLiteSignature
 from .uart import UartRx, UartTx
 
-__all__ = ["UartBridge", "SYNC_REQUEST", "SYNC_RESPONSE", "CMD_READ", "CMD_WRITE"]
+__all__ = ["UartBridge", "BRIDGE_STATS", "SYNC_REQUEST", "SYNC_RESPONSE", "CMD_READ",
+           "CMD_WRITE"]
+
+#: One pulse per event (names of the ``uart_stats`` counters).
+BRIDGE_STATS = data.StructLayout({
+    "requests": 1,      # complete frames received (whatever their check)
+    "ignored": 1,       # bytes outside a frame that are not the sync byte
+    "framing": 1,       # bytes with a framing error (stop bit low); one inside a frame drops it
+    "truncated": 1,     # frames dropped because their bytes stopped for ``timeout`` cycles
+    "bad_check": 1,     # CRC mismatch: answered BAD_CHECK, not executed
+    "bad_cmd": 1,       # unknown command: answered BAD_CMD, not executed
+    "bad_addr": 1,      # address beyond the bus: answered BUS_ERROR, no bus access
+    "bus_error": 1,     # the bus answered SLVERR (unmapped, or a write to a read-only register)
+    "discarded": 1,     # bytes that arrived while a request executed or was answered (overrun)
+})
 
 SYNC_REQUEST, SYNC_RESPONSE = 0xA5, 0x5A
 CMD_READ, CMD_WRITE = 0x52, 0x57
@@ -83,7 +100,8 @@ class UartBridge(wiring.Component):
             raise ValueError(f"timeout of {self.timeout} cycles is shorter than one byte "
                              f"({10 * self._rx.divisor} cycles)")
         super().__init__({"rx": In(1, init=1), "tx": Out(1, init=1),
-                          "bus": Out(AxiLiteSignature(addr_width))})
+                          "bus": Out(AxiLiteSignature(addr_width)),
+                          "stats": Out(BRIDGE_STATS)})
 
     def elaborate(self, platform):
         m = Module()
@@ -185,6 +203,25 @@ class UartBridge(wiring.Component):
                     m.d.sync += index.eq(index + 1)
                     with m.If(index == 7):
                         m.next = "HUNT"
+        # Statistics: pure expressions of the state, registered as one vector.
+        hunt, recv, check = fsm.ongoing("HUNT"), fsm.ongoing("RECV"), fsm.ongoing("CHECK")
+        crc_ok = crc.crc == rx_crc
+        cmd_ok = (cmd == CMD_READ) | (cmd == CMD_WRITE)
+        addr_ok = addr[self.addr_width:] == 0 if self.addr_width < 16 else C(1)
+        events = {
+            "requests": check,
+            "ignored": hunt & byte_in & (urx.o.payload.data != SYNC_REQUEST),
+            "framing": bad_byte,
+            "truncated": recv & ~bad_byte & (timer == self.timeout),
+            "bad_check": check & ~crc_ok,
+            "bad_cmd": check & crc_ok & ~cmd_ok,
+            "bad_addr": check & crc_ok & cmd_ok & ~addr_ok,
+            "bus_error": ((fsm.ongoing("READ_DATA") & bus.rvalid & (bus.rresp != 0)) |
+                          (fsm.ongoing("WRITE_RESP") & bus.bvalid & (bus.bresp != 0))),
+            "discarded": byte_in & ~hunt & ~recv,
+        }
+        m.d.sync += self.stats.as_value().eq(Cat(*(events[n] for n in BRIDGE_STATS.members)))
+
         sending = fsm.ongoing("SEND") & utx.i.ready
         receiving = fsm.ongoing("RECV") & byte_in & (timer != self.timeout)
         m.d.comb += [

@@ -20,7 +20,7 @@ extern "C" {
 #define TUNNELNIC__ID__VERSION__MINOR_bm 0xffff
 #define TUNNELNIC__ID__VERSION__MINOR_bp 0
 #define TUNNELNIC__ID__VERSION__MINOR_bw 16
-#define TUNNELNIC__ID__VERSION__MINOR_reset 0x0
+#define TUNNELNIC__ID__VERSION__MINOR_reset 0x1
 #define TUNNELNIC__ID__VERSION__MAJOR_bm 0xffff0000
 #define TUNNELNIC__ID__VERSION__MAJOR_bp 16
 #define TUNNELNIC__ID__VERSION__MAJOR_bw 16
@@ -149,6 +149,34 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t rx_bytes_out;
 } tunnelnic__core_stats_t;
 
+// regfile - tunnelnic::mac_stats_t_name_a431e0d2
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t rx_good;
+    uint32_t rx_fcs_error;
+    uint32_t rx_runt;
+    uint32_t rx_oversize;
+    uint32_t rx_phy_error;
+    uint32_t rx_preamble_error;
+    uint32_t rx_fifo_drop;
+    uint32_t tx_frame;
+    uint32_t tx_oversize;
+    uint32_t tx_underrun;
+} tunnelnic__mac_stats_t_name_a431e0d2_t;
+
+// regfile - tunnelnic::mac_stats_t_name_4389791e
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t rx_good;
+    uint32_t rx_fcs_error;
+    uint32_t rx_runt;
+    uint32_t rx_oversize;
+    uint32_t rx_phy_error;
+    uint32_t rx_preamble_error;
+    uint32_t rx_fifo_drop;
+    uint32_t tx_frame;
+    uint32_t tx_oversize;
+    uint32_t tx_underrun;
+} tunnelnic__mac_stats_t_name_4389791e_t;
+
 // regfile - tunnelnic::tso_stats
 typedef struct __attribute__ ((__packed__)) {
     uint32_t superframes;
@@ -184,22 +212,92 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t pool_exhausted;
 } tunnelnic__rsc_stats_t;
 
+// regfile - tunnelnic::uart_stats
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t requests;
+    uint32_t ignored;
+    uint32_t framing;
+    uint32_t truncated;
+    uint32_t bad_check;
+    uint32_t bad_cmd;
+    uint32_t bad_addr;
+    uint32_t bus_error;
+    uint32_t discarded;
+} tunnelnic__uart_stats_t;
+
 // reg - tunnelnic::flow::select
 #define TUNNELNIC__FLOW__SELECT__INDEX_bm 0xff
 #define TUNNELNIC__FLOW__SELECT__INDEX_bp 0
 #define TUNNELNIC__FLOW__SELECT__INDEX_bw 8
 #define TUNNELNIC__FLOW__SELECT__INDEX_reset 0x0
 
-// reg - tunnelnic::flow::flow_word
-#define TUNNELNIC__FLOW__FLOW_WORD__VALUE_bm 0xffffffff
-#define TUNNELNIC__FLOW__FLOW_WORD__VALUE_bp 0
-#define TUNNELNIC__FLOW__FLOW_WORD__VALUE_bw 32
+// reg - tunnelnic::flow::state
+#define TUNNELNIC__FLOW__STATE__VALID_bm 0x1
+#define TUNNELNIC__FLOW__STATE__VALID_bp 0
+#define TUNNELNIC__FLOW__STATE__VALID_bw 1
+#define TUNNELNIC__FLOW__STATE__TUNNEL_bm 0x2
+#define TUNNELNIC__FLOW__STATE__TUNNEL_bp 1
+#define TUNNELNIC__FLOW__STATE__TUNNEL_bw 1
+#define TUNNELNIC__FLOW__STATE__PROFILE_bm 0x1c
+#define TUNNELNIC__FLOW__STATE__PROFILE_bp 2
+#define TUNNELNIC__FLOW__STATE__PROFILE_bw 3
+#define TUNNELNIC__FLOW__STATE__COUNT_bm 0xff00
+#define TUNNELNIC__FLOW__STATE__COUNT_bp 8
+#define TUNNELNIC__FLOW__STATE__COUNT_bw 8
+#define TUNNELNIC__FLOW__STATE__MSS_bm 0xffff0000
+#define TUNNELNIC__FLOW__STATE__MSS_bp 16
+#define TUNNELNIC__FLOW__STATE__MSS_bw 16
+
+// reg - tunnelnic::flow::next_seq
+#define TUNNELNIC__FLOW__NEXT_SEQ__SEQ_bm 0xffffffff
+#define TUNNELNIC__FLOW__NEXT_SEQ__SEQ_bp 0
+#define TUNNELNIC__FLOW__NEXT_SEQ__SEQ_bw 32
+
+// reg - tunnelnic::flow::inner_src
+#define TUNNELNIC__FLOW__INNER_SRC__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__INNER_SRC__ADDR_bp 0
+#define TUNNELNIC__FLOW__INNER_SRC__ADDR_bw 32
+
+// reg - tunnelnic::flow::inner_dst
+#define TUNNELNIC__FLOW__INNER_DST__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__INNER_DST__ADDR_bp 0
+#define TUNNELNIC__FLOW__INNER_DST__ADDR_bw 32
+
+// reg - tunnelnic::flow::ports
+#define TUNNELNIC__FLOW__PORTS__DPORT_bm 0xffff
+#define TUNNELNIC__FLOW__PORTS__DPORT_bp 0
+#define TUNNELNIC__FLOW__PORTS__DPORT_bw 16
+#define TUNNELNIC__FLOW__PORTS__SPORT_bm 0xffff0000
+#define TUNNELNIC__FLOW__PORTS__SPORT_bp 16
+#define TUNNELNIC__FLOW__PORTS__SPORT_bw 16
+
+// reg - tunnelnic::flow::flow_field
+#define TUNNELNIC__FLOW__FLOW_FIELD__VALUE_bm 0xffffffff
+#define TUNNELNIC__FLOW__FLOW_FIELD__VALUE_bp 0
+#define TUNNELNIC__FLOW__FLOW_FIELD__VALUE_bw 32
+
+// reg - tunnelnic::flow::outer_src
+#define TUNNELNIC__FLOW__OUTER_SRC__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__OUTER_SRC__ADDR_bp 0
+#define TUNNELNIC__FLOW__OUTER_SRC__ADDR_bw 32
+
+// reg - tunnelnic::flow::outer_dst
+#define TUNNELNIC__FLOW__OUTER_DST__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__OUTER_DST__ADDR_bp 0
+#define TUNNELNIC__FLOW__OUTER_DST__ADDR_bw 32
 
 // regfile - tunnelnic::flow
 typedef struct __attribute__ ((__packed__)) {
     uint32_t select;
     uint8_t RESERVED_4_f[0xc];
-    uint32_t word[8];
+    uint32_t state;
+    uint32_t next_seq;
+    uint32_t inner_src;
+    uint32_t inner_dst;
+    uint32_t ports;
+    uint32_t flow_field;
+    uint32_t outer_src;
+    uint32_t outer_dst;
 } tunnelnic__flow_t;
 
 // regfile - tunnelnic::tx_parser_stats
@@ -353,11 +451,17 @@ typedef struct __attribute__ ((__packed__)) {
     tunnelnic__rsc_t rsc;
     uint8_t RESERVED_12c_1ff[0xd4];
     tunnelnic__core_stats_t core_stats;
-    uint8_t RESERVED_220_2bf[0xa0];
+    uint8_t RESERVED_220_23f[0x20];
+    tunnelnic__mac_stats_t_name_a431e0d2_t host_mac_stats;
+    uint8_t RESERVED_268_27f[0x18];
+    tunnelnic__mac_stats_t_name_4389791e_t net_mac_stats;
+    uint8_t RESERVED_2a8_2bf[0x18];
     tunnelnic__tso_stats_t tso_stats;
     uint8_t RESERVED_2e8_2ff[0x18];
     tunnelnic__rsc_stats_t rsc_stats;
-    uint8_t RESERVED_344_3ff[0xbc];
+    uint8_t RESERVED_344_37f[0x3c];
+    tunnelnic__uart_stats_t uart_stats;
+    uint8_t RESERVED_3a4_3ff[0x5c];
     tunnelnic__flow_t flow;
     uint8_t RESERVED_430_5ff[0x1d0];
     tunnelnic__tx_parser_stats_t tx_parser_stats;
