@@ -190,7 +190,8 @@ class HeaderParser(wiring.Component):
         side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1})
         m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
         m.d.comb += [
-            line.i.valid.eq(sb.valid & (decq.level < dec_depth - 4)),
+            # Room for every decision still in the classifier's pipeline.
+            line.i.valid.eq(sb.valid & (decq.level < dec_depth - (Classifier.LATENCY + 3))),
             line.i.p.b.eq(sb), line.i.p.l3.eq(l3_b), line.i.p.opaque.eq(opaque_reg),
             line.i.p.known.eq(known_b),
             take_b.eq(line.i.valid & line.i.ready),
@@ -219,7 +220,7 @@ class HeaderParser(wiring.Component):
         # (substituted when the record is finalised), because a plain packet's decision may
         # arrive after its IPv4 header has passed.
         inner_l3 = Signal(20)
-        m.d.comb += inner_l3.eq(si.opaque + dec.opaque_len)
+        m.d.comb += inner_l3.eq(dec.inner_l3)
         gate_in = dec_ok & dec.matched & si.known
         inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
                                           name="innerI", **common)

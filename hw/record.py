@@ -108,7 +108,7 @@ class RecordBuilder(wiring.Component):
                 a["limit"].eq(limit), a["short"].eq(short), a["o_present"].eq(o_present),
                 a["o_valid"].eq(o_valid), a["o_hlen"].eq(o_ihl << 2),
                 a["opaque_off"].eq(opaque_off),
-                a["inner_l3"].eq(Mux(dec.matched, opaque_off + dec.opaque_len, l3)),
+                a["inner_l3"].eq(Mux(dec.matched, dec.inner_l3, l3)),
                 a["inner_def"].eq(o_valid & Mux(dec.matched, ~dec.len_outside,
                                                 outer_b[9] == 6)),
                 a["osum_ok"].eq(fold(self.osum) == 0xFFFF),
