@@ -12,7 +12,7 @@ W:1 lane multiplexer shared by every byte at the same ``start % W`` phase.
 
 from amaranth import *
 
-from .checksum import beat_words, wide_sum
+from .checksum import beat_words
 
 __all__ = ["capture_region", "region_sum", "beat_index_bits"]
 
@@ -60,22 +60,38 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
     return regs, nexts
 
 
-def region_sum(m, *, width, start, end, beat, data, take, first, name="sum"):
+def region_sum(m, *, width, start, end, beat, data, take, first, gate=1, name="sum"):
     """Running (unfolded) one's-complement sum of bytes ``[start, end)`` of the packet.
 
-    Returns ``(acc, nxt)`` like :func:`capture_region`. 21 bits: exact for regions up to
-    1024 bytes (fold with :func:`hw.checksum.fold`).
+    Two registered steps, so no cycle holds a compare and an adder tree in series: the cycle a
+    beat is taken, its lane masks (beat index against ``start // W`` and ``end // W``, lane
+    against the remainders) zero the bytes outside the region and the W/2 words are
+    registered; the next cycle each word lane adds its word into its own 21-bit accumulator
+    (exact for regions up to 1024 bytes). Returns the W/2 accumulators' next values, valid the
+    cycle *after* the region's last beat was taken; add them (:func:`hw.checksum.wide_sum`) and
+    fold. ``gate`` low excludes the beat.
     """
     lw = (width - 1).bit_length()
-    mask = []
-    for i in range(width):
-        pos = Cat(Const(i, lw), beat) if lw else beat
-        mask.append((pos >= start) & (pos < end))
-    part = Signal(16 + width.bit_length(), name=f"{name}_part")
-    m.d.comb += part.eq(wide_sum(beat_words(data, Cat(*mask), width)))
-    acc = Signal(21, name=name)
-    nxt = Signal(21, name=f"{name}_next")
-    m.d.comb += nxt.eq(Mux(first, 0, acc) + part)
-    with m.If(take):
-        m.d.sync += acc.eq(nxt)
-    return acc, Mux(take, nxt, acc)
+    start, end = Value.cast(start), Value.cast(end)
+    sb, sr = start[lw:], start[:lw]
+    eb, er = end[lw:], end[:lw]
+    after_s, at_s = Signal(name=f"{name}_after_s"), Signal(name=f"{name}_at_s")
+    before_e, at_e = Signal(name=f"{name}_before_e"), Signal(name=f"{name}_at_e")
+    m.d.comb += [after_s.eq(beat > sb), at_s.eq(beat == sb),
+                 before_e.eq(beat < eb), at_e.eq(beat == eb)]
+    mask = [gate & (after_s | (at_s & (sr <= i))) & (before_e | (at_e & (er > i)))
+            for i in range(width)]
+    words = beat_words(data, Cat(*mask), width)
+    k_take, k_first = Signal(name=f"{name}_k_take"), Signal(name=f"{name}_k_first")
+    m.d.sync += [k_take.eq(take), k_first.eq(first)]
+    nexts = []
+    for k, word in enumerate(words):
+        wr = Signal(16, name=f"{name}_w{k}")
+        m.d.sync += wr.eq(word)
+        acc = Signal(21, name=f"{name}_acc{k}")
+        nxt = Signal(21, name=f"{name}_acc{k}_next")
+        m.d.comb += nxt.eq(Mux(k_first, 0, acc) + wr)
+        with m.If(k_take):
+            m.d.sync += acc.eq(nxt)
+        nexts.append(nxt)
+    return nexts

@@ -43,6 +43,10 @@ from .stream import PacketSignature, check_width, keep_count
 __all__ = ["HeaderParser"]
 
 MAX_OPAQUE_START = 22 + 60   # l3 with two tags + IPv4 header with 40 bytes of options
+#: Cycles between two records' completions: the builder reads its held inputs for the three
+#: cycles from i_valid on, and i_valid comes three cycles after the completing beat is taken
+#: (stage J latches the captures, stage K the checksum sums).
+BUILD_SPACING = 4
 
 
 def _stats_layout(profiles):
@@ -199,45 +203,16 @@ class HeaderParser(wiring.Component):
         ]
         si = line.o.p
 
-        # ---- stage I -----------------------------------------------------------------------
+        # ---- stage I: the take decision --------------------------------------------------
+        # Stage I decides whether the line's head beat moves on (its decision is there when it
+        # needs one, the record queue and the builder have room); stage J, one register later,
+        # captures from the taken beat, so the take decision drives only a few enables.
         go_i = Signal()   # stage I takes the line's head beat this cycle, if there is one
         take_i = line.o.valid & go_i
         first_i = si.b.beat == 0
-        lanes_i = [si.b.data.word_select(i, 8) for i in range(W)]
         bend_i = beat_end(si.b.beat)
         dec = Decision(decq.r_data)
         dec_ok = decq.r_rdy
-        common = dict(width=W, beat=si.b.beat, lanes=lanes_i, take=take_i, first=first_i)
-        _, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI", **common)
-        _, outer_n = capture_region(m, count=20, start=si.l3, name="outerI", **common)
-        _, opq_n = capture_region(m, count=C, start=si.opaque, gate=si.known, name="opq",
-                                  **common)
-        o_ihl = outer_n[0][:4]
-        sum_args = dict(width=W, beat=si.b.beat, data=si.b.data, take=take_i, first=first_i)
-        _, osum_n = region_sum(m, start=si.l3, end=si.l3 + (Mux(o_ihl < 5, 5, o_ihl) << 2),
-                               name="osum", **sum_args)
-        # The inner IPv4 header of a tunnel is captured here; plain TCP's is the outer one
-        # (substituted when the record is finalised), because a plain packet's decision may
-        # arrive after its IPv4 header has passed.
-        inner_l3 = Signal(20)
-        m.d.comb += inner_l3.eq(dec.inner_l3)
-        gate_in = dec_ok & dec.matched & si.known
-        inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
-                                          name="innerI", **common)
-        i_ihl_n = inner_n[0][:4]
-        _, isum_n = region_sum(m, start=Mux(gate_in, inner_l3, 0xFFFFF),
-                               end=inner_l3 + (Mux(i_ihl_n < 5, 5, i_ihl_n) << 2),
-                               name="isum", **sum_args)
-        inner_seen = Signal()
-        with m.If(take_i):
-            m.d.sync += inner_seen.eq((inner_seen & ~first_i) |
-                                      (gate_in & (bend_i >= inner_l3)))
-        # TCP: after the tunnel's inner header, or right after the outer one for plain TCP.
-        l4 = Signal(20)
-        m.d.comb += l4.eq(Mux(dec.matched, inner_l3 + (inner_r[0][:4] << 2), si.opaque))
-        gate_tcp = dec_ok & si.known & ~first_i & (~dec.matched | inner_seen)
-        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
-
         done = Signal()
         done_i = done & ~first_i
         pending = line.o.valid & ~done_i & (si.b.last | (bend_i >= H - 1))
@@ -249,24 +224,104 @@ class HeaderParser(wiring.Component):
             m.d.sync += done.eq(done_i | compl)
         m.d.comb += decq.r_en.eq(compl)
 
-        # Latch everything the record is computed from; the builder takes three cycles.
-        m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C)
-        with m.If(compl):
+        # ---- stage J: captures from the taken beat -----------------------------------------
+        j_layout = data.StructLayout({"valid": 1, "compl": 1, "first": 1, "b": beat_layout,
+                                      "l3": 5, "opaque": 10, "known": 1, "dec_ok": 1,
+                                      "dec": Decision, "inner_l3": 10})
+        j = Signal(j_layout)
+        m.d.sync += [
+            j.valid.eq(take_i), j.compl.eq(compl), j.first.eq(first_i), j.b.eq(si.b),
+            j.l3.eq(si.l3), j.opaque.eq(si.opaque), j.known.eq(si.known),
+            j.dec_ok.eq(dec_ok), j.dec.eq(Mux(dec_ok, decq.r_data, 0)),
+            # Capture offsets past 1023 never fall inside the header window: saturate.
+            j.inner_l3.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10])),
+        ]
+        take_j, first_j = j.valid, j.first
+        lanes_j = [j.b.data.word_select(i, 8) for i in range(W)]
+        bend_j = beat_end(j.b.beat)
+        common = dict(width=W, beat=j.b.beat, lanes=lanes_j, take=take_j, first=first_j)
+        sum_args = dict(width=W, beat=j.b.beat, data=j.b.data, take=take_j, first=first_j)
+        eth_r, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
+                                      **common)
+        outer_r, outer_n = capture_region(m, count=20, start=j.l3, name="outerI", **common)
+        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, name="opq",
+                                  **common)
+
+        def header_end(base, ihl_reg, ihl_next, name, fallback=None):
+            """``base + 4 * max(5, ihl)``: the end of an IPv4 header's checksummed region.
+
+            At W <= 8 from the *registered* IHL, one cycle late: the beat after the IHL byte's
+            lies wholly inside the first 20 header bytes, so it cannot tell, and a stale IHL
+            (the previous packet's, or zero) reads as 5. At W = 16 that beat may hold options,
+            so the end is computed from the byte as it is captured.
+            """
+            if W > 8:
+                return base + (Mux(ihl_next < 5, 5, ihl_next) << 2)
+            end = Signal(11, name=name)
+            value = base + (Mux(ihl_reg < 5, 5, ihl_reg) << 2)
+            m.d.sync += end.eq(value if fallback is None else Mux(fallback, 2047, value))
+            return end
+
+        osum_n = region_sum(m, start=j.l3, end=header_end(j.l3, outer_r[0][:4],
+                                                          outer_n[0][:4], "osum_end"),
+                            name="osum", **sum_args)
+        # The inner IPv4 header of a tunnel is captured here; plain TCP's is the outer one
+        # (substituted when the record is finalised), because a plain packet's decision may
+        # arrive after its IPv4 header has passed.
+        inner_l3 = j.inner_l3
+        gate_in = j.dec_ok & j.dec.matched & j.known
+        inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
+                                          name="innerI", **common)
+        isum_n = region_sum(m, start=inner_l3, gate=gate_in,
+                            end=header_end(inner_l3, inner_r[0][:4], inner_n[0][:4],
+                                           "isum_end", fallback=~gate_in),
+                            name="isum", **sum_args)
+        inner_seen = Signal()
+        with m.If(take_j):
+            m.d.sync += inner_seen.eq((inner_seen & ~first_j) |
+                                      (gate_in & (bend_j >= inner_l3)))
+        # TCP: after the tunnel's inner header, or right after the outer one for plain TCP.
+        # A tunnel's TCP offset is registered from the captured inner IHL (and so is its
+        # gate): the TCP header starts at least 20 bytes after the IHL byte, two beats later
+        # at W <= 8.
+        if W <= 8:
+            l4_tun, l4_tun_ok = Signal(11), Signal()
+            m.d.sync += [l4_tun.eq(inner_l3 + (inner_r[0][:4] << 2)),
+                         l4_tun_ok.eq(inner_seen)]
+        else:
+            l4_tun, l4_tun_ok = inner_l3 + (inner_r[0][:4] << 2), inner_seen
+        l4 = Signal(11)
+        m.d.comb += l4.eq(Mux(j.dec.matched, l4_tun, j.opaque))
+        gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
+        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
+
+        # Latch everything the record is computed from (the checksum sums one cycle later).
+        m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
+                                                   sum_words=W // 2)
+        with m.If(j.compl):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
                 bld.opaque.eq(Cat(*opq_n)),
                 # Plain TCP's inner header is its outer one.
-                bld.inner.eq(Mux(dec.matched, Cat(*inner_n), Cat(*outer_n))),
-                bld.tcp.eq(Cat(*tcp_n)), bld.osum.eq(osum_n),
-                bld.isum.eq(Mux(dec.matched, isum_n, osum_n)),
-                bld.dec.eq(Mux(dec_ok, decq.r_data, 0)), bld.ended.eq(si.b.last),
-                bld.flen.eq(frame_len(si.b.beat, si.b.keep)),
+                bld.inner.eq(Mux(j.dec.matched, Cat(*inner_n), Cat(*outer_n))),
+                bld.tcp.eq(Cat(*tcp_n)),
+                bld.dec.eq(j.dec), bld.ended.eq(j.b.last),
+                bld.flen.eq(frame_len(j.b.beat, j.b.keep)),
             ]
-        m.d.sync += bld.i_valid.eq(compl)
+        k_compl, k_matched = Signal(), Signal()
+        m.d.sync += [k_compl.eq(j.compl), k_matched.eq(j.dec.matched)]
+        with m.If(k_compl):
+            m.d.sync += [bld.osum.eq(Cat(*osum_n)),
+                         bld.isum.eq(Mux(k_matched, Cat(*isum_n), Cat(*osum_n)))]
+        m.d.sync += bld.i_valid.eq(k_compl)
+        # A record may complete only every BUILD_SPACING cycles (the builder reads its
+        # inputs for three cycles after i_valid, see hw/record.py).
+        recent = Signal(BUILD_SPACING - 1)
+        m.d.sync += recent.eq(Cat(compl, recent[:-1]))
         rec = bld.o
         fin_valid = bld.o_valid
 
-        rec_depth = 4
+        rec_depth = 8
         m.submodules.records = recq = fifo.SyncFIFO(width=rec.shape().size, depth=rec_depth)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
@@ -277,7 +332,7 @@ class HeaderParser(wiring.Component):
         m.d.comb += [
             beats.i.valid.eq(take_i), beats.i.p.data.eq(si.b.data), beats.i.p.keep.eq(si.b.keep),
             beats.i.p.last.eq(si.b.last), beats.i.p.user.eq(si.b.user),
-            go_i.eq(beats.i.ready & (recq.level < rec_depth - 2) & ~(pending & bld.busy) &
+            go_i.eq(beats.i.ready & (recq.level < rec_depth - 4) & ~(pending & recent.any()) &
                     (dec_ok | ~needs)),
             line.o.ready.eq(go_i),
         ]

@@ -16,7 +16,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .byteorder import be_value
-from .checksum import fold
+from .checksum import wide_sum
 from .classifier import Decision
 from .layouts import Ipv4Fields, Kind, ParseRecord, Reason, TcpFields
 
@@ -64,15 +64,21 @@ def _tcp(b, present):
 
 
 class RecordBuilder(wiring.Component):
-    """See the module docstring. ``header_window`` is H, ``opaque_bytes`` is C."""
+    """See the module docstring. ``header_window`` is H, ``opaque_bytes`` is C.
 
-    def __init__(self, *, header_window=256, opaque_bytes=64):
+    ``osum``/``isum`` are the two IPv4 header sums as ``sum_words`` unfolded 21-bit partial
+    sums (one per word lane of the parser's beat), added in stage A and checked in stage B.
+    """
+
+    def __init__(self, *, header_window=256, opaque_bytes=64, sum_words=1):
         self.header_window = header_window
         self.opaque_bytes = opaque_bytes
+        self.sum_words = sum_words
         super().__init__({
             "i_valid": In(1),
             "eth": In(8 * ETH_BYTES), "outer": In(160), "inner": In(160), "tcp": In(160),
-            "opaque": In(8 * opaque_bytes), "osum": In(21), "isum": In(21),
+            "opaque": In(8 * opaque_bytes),
+            "osum": In(21 * sum_words), "isum": In(21 * sum_words),
             "dec": In(Decision), "ended": In(1), "flen": In(16),
             "busy": Out(1), "o_valid": Out(1), "o": Out(ParseRecord(opaque_bytes)),
         })
@@ -99,7 +105,7 @@ class RecordBuilder(wiring.Component):
         a = {name: Signal(shape, name=f"a_{name}") for name, shape in {
             "l3": 5, "is4": 1, "is6": 1, "vlans": 2, "tci0": 16, "tci1": 16, "et": 16,
             "limit": 16, "short": 1, "o_present": 1, "o_valid": 1, "o_hlen": 8,
-            "opaque_off": 8, "inner_l3": 20, "inner_def": 1, "osum_ok": 1, "isum_ok": 1,
+            "opaque_off": 8, "inner_l3": 20, "inner_def": 1, "osum": 24, "isum": 24,
             "outer": Ipv4Fields}.items()}
         with m.If(self.i_valid):
             m.d.sync += [
@@ -111,8 +117,10 @@ class RecordBuilder(wiring.Component):
                 a["inner_l3"].eq(Mux(dec.matched, dec.inner_l3, l3)),
                 a["inner_def"].eq(o_valid & Mux(dec.matched, ~dec.len_outside,
                                                 outer_b[9] == 6)),
-                a["osum_ok"].eq(fold(self.osum) == 0xFFFF),
-                a["isum_ok"].eq(fold(self.isum) == 0xFFFF),
+                a["osum"].eq(wide_sum(self.osum.word_select(k, 21)
+                                      for k in range(self.sum_words))),
+                a["isum"].eq(wide_sum(self.isum.word_select(k, 21)
+                                      for k in range(self.sum_words))),
                 a["outer"].eq(_ipv4(outer_b, o_present)),
             ]
 
@@ -133,7 +141,12 @@ class RecordBuilder(wiring.Component):
         need(1, a["l3"])
         need(a["is4"], a["l3"] + 20)
         need(a["o_valid"], a["l3"] + a["o_hlen"])
-        o_csum_ok = a["o_valid"] & avail(a["l3"] + a["o_hlen"]) & a["osum_ok"]
+        def sum_ok(v):
+            # fold(v) == 0xFFFF: v is a non-zero multiple of 0xFFFF; v < 2**24, so its first
+            # fold step (below 2 * 0xFFFF) must be exactly 0xFFFF.
+            return (v[:16] + v[16:]) == 0xFFFF
+
+        o_csum_ok = a["o_valid"] & avail(a["l3"] + a["o_hlen"]) & sum_ok(a["osum"])
         inner_l3 = a["inner_l3"]
         i_present = a["inner_def"] & avail(inner_l3 + 20)
         need(a["inner_def"], inner_l3 + 20)
@@ -142,7 +155,7 @@ class RecordBuilder(wiring.Component):
         i_valid = i_present & (i_ver == 4) & (i_ihl >= 5)
         i_hlen = i_ihl << 2
         need(i_valid, inner_l3 + i_hlen)
-        i_csum_ok = i_valid & avail(inner_l3 + i_hlen) & a["isum_ok"]
+        i_csum_ok = i_valid & avail(inner_l3 + i_hlen) & sum_ok(a["isum"])
         l4_def = i_valid & (i_proto == 6)
         l4 = Signal(20)
         m.d.comb += l4.eq(inner_l3 + i_hlen)
