@@ -43,10 +43,11 @@ from .stream import PacketSignature, check_width, keep_count
 __all__ = ["HeaderParser"]
 
 MAX_OPAQUE_START = 22 + 60   # l3 with two tags + IPv4 header with 40 bytes of options
-#: Cycles between two records' completions: the builder reads its held inputs for the three
-#: cycles from i_valid on, and i_valid comes three cycles after the completing beat is taken
-#: (stage J latches the captures, stage K the checksum sums).
-BUILD_SPACING = 4
+#: Cycles between two records' completions. The builder reads its held inputs in the i_valid
+#: cycle and the next (hw/record.py); i_valid comes three cycles after the completing beat is
+#: taken, the captures being latched one cycle earlier than the checksum sums (stage J, then
+#: stage K), so the next completion may be taken 3 cycles later at the soonest.
+BUILD_SPACING = 3
 
 
 def _stats_layout(profiles):
@@ -129,9 +130,13 @@ class HeaderParser(wiring.Component):
         in_lanes = masked_lanes(self.i.p.data, self.i.p.keep)
         with m.If(in_take):
             m.d.sync += in_beat.eq(bump(in_beat, self.i.p.last))
-        eth_b, _ = capture_region(m, width=W, count=ETH_BYTES, start=Const(0, 1), beat=in_beat,
-                                  lanes=in_lanes, take=in_take, first=in_beat == 0, name="ethB")
-        l3_b, is4_b = eth_fields(m, eth_b, "B")[:2]
+        _, eth_bn = capture_region(m, width=W, count=ETH_BYTES, start=Const(0, 1), beat=in_beat,
+                                   lanes=in_lanes, take=in_take, first=in_beat == 0, name="ethB")
+        # Where the outer IPv4 header starts, registered with the beat that enters stage B.
+        l3_n, is4_n = eth_fields(m, eth_bn, "B")[:2]
+        l3_b, is4_b = Signal(5), Signal()
+        with m.If(in_take):
+            m.d.sync += [l3_b.eq(l3_n), is4_b.eq(is4_n)]
 
         # ---- stage B ---------------------------------------------------------------------
         beat_layout = data.StructLayout({"valid": 1, "data": 8 * W, "keep": W, "last": 1,
