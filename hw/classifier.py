@@ -119,8 +119,9 @@ class Classifier(wiring.Component):
       pre-aligned value/mask registers, availability; 1b: match, first-match one-hot, opaque
       length), selected (2: AND-OR over the one-hot) and finished (3: inner header offset).
 
-    Configuration (``table``) is registered before use: a profile write takes effect two cycles
-    later. Reset: no decision in flight.
+    Values derived from the configuration (``table``, expected to come from registers) are
+    registered: a profile write takes full effect two cycles later. Reset: no decision in
+    flight.
     """
 
     LATENCY = 6
@@ -150,12 +151,12 @@ class Classifier(wiring.Component):
         cfg = []
         for p in range(P):
             prof = self.table[p]
-            c = {name: Signal(len(prof[name]), name=f"p{p}_cfg_{name}") for name in (
+            # Plain fields are used as they are (they are registers already); derived ones
+            # are registered here.
+            c = {name: prof[name] for name in (
                 "enable", "outer_proto", "len_mode", "udp", "udp_csum", "tso_en", "rsc_en",
                 "ipid_fixed", "opaque_len", "len_bytes", "len_shift", "len_scale", "len_mask",
                 "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
-            for name, sig in c.items():
-                m.d.sync += sig.eq(prof[name])
             fv, fm = Signal(32, name=f"p{p}_cfg_fv"), Signal(32, name=f"p{p}_cfg_fm")
             m.d.sync += [fv.eq(left_align(prof.fmt_value, prof.fmt_len)),
                          fm.eq(left_align(prof.fmt_mask, prof.fmt_len))]

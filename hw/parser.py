@@ -196,13 +196,17 @@ class HeaderParser(wiring.Component):
         # Stage I waits here for a packet's decision; meanwhile stage B runs ahead to the
         # beats that complete it. A FIFO (not a fixed delay) so that input pauses cannot let
         # stage I overtake the decision.
-        side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1})
+        # Stage I's take decision reads only flags computed here (no compare on its path).
+        side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1,
+                                         "first": 1, "in_opaque": 1, "ends": 1})
         m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
         m.d.comb += [
             # Room for every decision still in the classifier's pipeline.
             line.i.valid.eq(sb.valid & (decq.level < dec_depth - (Classifier.LATENCY + 3))),
             line.i.p.b.eq(sb), line.i.p.l3.eq(l3_b), line.i.p.opaque.eq(opaque_reg),
-            line.i.p.known.eq(known_b),
+            line.i.p.known.eq(known_b), line.i.p.first.eq(first_b),
+            line.i.p.in_opaque.eq(known_b & (bend_b >= opaque_reg)),
+            line.i.p.ends.eq(sb.last | (bend_b >= H - 1)),
             take_b.eq(line.i.valid & line.i.ready),
             adv_b.eq(~sb.valid | take_b),
         ]
@@ -214,16 +218,15 @@ class HeaderParser(wiring.Component):
         # captures from the taken beat, so the take decision drives only a few enables.
         go_i = Signal()   # stage I takes the line's head beat this cycle, if there is one
         take_i = line.o.valid & go_i
-        first_i = si.b.beat == 0
-        bend_i = beat_end(si.b.beat)
+        first_i = si.first
         dec = Decision(decq.r_data)
         dec_ok = decq.r_rdy
         done = Signal()
         done_i = done & ~first_i
-        pending = line.o.valid & ~done_i & (si.b.last | (bend_i >= H - 1))
+        pending = line.o.valid & ~done_i & si.ends
         # Beats from the opaque region on, and the completing beat, need the decision.
         # (Not after the record is done: the decision has been consumed by then.)
-        needs = ~done_i & ((si.known & (bend_i >= si.opaque)) | pending)
+        needs = ~done_i & (si.in_opaque | pending)
         compl = take_i & pending
         with m.If(take_i):
             m.d.sync += done.eq(done_i | compl)
