@@ -27,7 +27,7 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
 
     Returns ``(regs, nexts)``: the byte registers (valid after the region's last beat has been
     taken, for the rest of the packet) and their next values (valid in the cycle a beat is
-    taken, so a decision taken with that beat can include it). ``gate`` must be high for a
+    taken, so a decision taken with that beat can include it; meaningless in other cycles). ``gate`` must be high for a
     byte to be captured (e.g. "the start offset is known yet").
     """
     lw = (width - 1).bit_length()
@@ -48,11 +48,13 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
             m.d.comb += byte.eq(lane_array[s[:lw]])
             phase[kr] = (s[lw], byte)
         carry, byte = phase[kr]
+        # ``take`` only enables the register: the next value assumes the beat is taken, so
+        # the take decision is not in series with the compare and the lane multiplexer.
         hit = Signal(name=f"{name}_hit{k}")
-        m.d.comb += hit.eq(take & gate & Mux(carry, rel == kq + 1, rel == kq))
+        m.d.comb += hit.eq(gate & Mux(carry, rel == kq + 1, rel == kq))
         reg = Signal(8, name=f"{name}{k}")
         nxt = Signal(8, name=f"{name}{k}_next")
-        m.d.comb += nxt.eq(Mux(hit, byte, Mux(take & first, 0, reg)))
+        m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))
         with m.If(take):
             m.d.sync += reg.eq(nxt)
         regs.append(reg)

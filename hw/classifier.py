@@ -217,7 +217,7 @@ class Classifier(wiring.Component):
                     byte = Signal(8, name=f"p{p}_{kind}_lane{k}")
                     m.d.comb += byte.eq(lane_array[sel[:lw]])
                     hit = Signal(name=f"p{p}_{kind}_hit{k}")
-                    m.d.comb += hit.eq(take & r["known"] & Mux(sel[lw], eq1, eq0))
+                    m.d.comb += hit.eq(r["known"] & Mux(sel[lw], eq1, eq0))
                     reg = Signal(8, name=f"p{p}_{kind}{k}")
                     nxt = Signal(8, name=f"p{p}_{kind}{k}_next")
                     m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))

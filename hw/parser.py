@@ -43,11 +43,10 @@ from .stream import PacketSignature, check_width, keep_count
 __all__ = ["HeaderParser"]
 
 MAX_OPAQUE_START = 22 + 60   # l3 with two tags + IPv4 header with 40 bytes of options
-#: Cycles between two records' completions. The builder reads its held inputs in the i_valid
-#: cycle and the next (hw/record.py); i_valid comes three cycles after the completing beat is
-#: taken, the captures being latched one cycle earlier than the checksum sums (stage J, then
-#: stage K), so the next completion may be taken 3 cycles later at the soonest.
-BUILD_SPACING = 3
+#: Cycles between two records' completions: the record builder starts a record at most every
+#: 4 cycles (hw/record.py), and its held inputs are latched before that (stage J latches the
+#: captures, stage K the checksum sums, i_valid follows).
+BUILD_SPACING = 4
 
 
 def _stats_layout(profiles):
@@ -198,15 +197,22 @@ class HeaderParser(wiring.Component):
         # stage I overtake the decision.
         # Stage I's take decision reads only flags computed here (no compare on its path).
         side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1,
-                                         "first": 1, "in_opaque": 1, "ends": 1})
+                                         "first": 1, "in_opaque": 1, "ends": 1,
+                                         "is4": 1, "flen": 16, "short": 1})
         m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
+        # Registered (a cycle late, hence one more entry of margin).
+        dec_room = Signal()
+        m.d.sync += dec_room.eq(decq.level < dec_depth - (Classifier.LATENCY + 4))
         m.d.comb += [
             # Room for every decision still in the classifier's pipeline.
-            line.i.valid.eq(sb.valid & (decq.level < dec_depth - (Classifier.LATENCY + 3))),
+            line.i.valid.eq(sb.valid & dec_room),
             line.i.p.b.eq(sb), line.i.p.l3.eq(l3_b), line.i.p.opaque.eq(opaque_reg),
             line.i.p.known.eq(known_b), line.i.p.first.eq(first_b),
             line.i.p.in_opaque.eq(known_b & (bend_b >= opaque_reg)),
             line.i.p.ends.eq(sb.last | (bend_b >= H - 1)),
+            # What the record builder needs first, computed here where it is cheap.
+            line.i.p.is4.eq(is4_b), line.i.p.flen.eq(flen_b),
+            line.i.p.short.eq(sb.last & (flen_b <= H)),
             take_b.eq(line.i.valid & line.i.ready),
             adv_b.eq(~sb.valid | take_b),
         ]
@@ -235,11 +241,13 @@ class HeaderParser(wiring.Component):
         # ---- stage J: captures from the taken beat -----------------------------------------
         j_layout = data.StructLayout({"valid": 1, "compl": 1, "first": 1, "b": beat_layout,
                                       "l3": 5, "opaque": 10, "known": 1, "dec_ok": 1,
-                                      "dec": Decision, "inner_l3": 10})
+                                      "dec": Decision, "inner_l3": 10,
+                                      "is4": 1, "flen": 16, "short": 1})
         j = Signal(j_layout)
         m.d.sync += [
             j.valid.eq(take_i), j.compl.eq(compl), j.first.eq(first_i), j.b.eq(si.b),
             j.l3.eq(si.l3), j.opaque.eq(si.opaque), j.known.eq(si.known),
+            j.is4.eq(si.is4), j.flen.eq(si.flen), j.short.eq(si.short),
             j.dec_ok.eq(dec_ok), j.dec.eq(Mux(dec_ok, decq.r_data, 0)),
             # Capture offsets past 1023 never fall inside the header window: saturate.
             j.inner_l3.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10])),
@@ -313,8 +321,8 @@ class HeaderParser(wiring.Component):
                 # Plain TCP's inner header is its outer one.
                 bld.inner.eq(Mux(j.dec.matched, Cat(*inner_n), Cat(*outer_n))),
                 bld.tcp.eq(Cat(*tcp_n)),
-                bld.dec.eq(j.dec), bld.ended.eq(j.b.last),
-                bld.flen.eq(frame_len(j.b.beat, j.b.keep)),
+                bld.dec.eq(j.dec), bld.ended.eq(j.b.last), bld.flen.eq(j.flen),
+                bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.short.eq(j.short),
             ]
         k_compl, k_matched = Signal(), Signal()
         m.d.sync += [k_compl.eq(j.compl), k_matched.eq(j.dec.matched)]

@@ -2,15 +2,16 @@
 
 :class:`RecordBuilder` computes, from the bytes the parser captured and the classifier's
 decision, every field of :class:`hw.layouts.ParseRecord` exactly as docs/parse-record.md says.
-It is a four-stage pipeline (A: Ethernet and outer header; B1: the inner header's and TCP's
+It is a five-stage pipeline (A: Ethernet and outer header; B1: the inner header's and TCP's
 offsets and end positions, checksum checks; B2: their compares against the frame/window
-limit, lengths, errors; C: reason and classification), so no cycle holds more than one adder
-and one compare; stages are registered and never read the record back (Icarus turns such
-read-backs into zero-time loops).
+limit; B3: presence, lengths, errors; C: reason and classification), so no cycle holds more
+than one adder or one compare and a few LUTs; stages are registered and never read the
+record back (Icarus turns such read-backs into zero-time loops).
 
-Latency 4 cycles from ``i_valid`` to ``o_valid``. The inputs are read in the ``i_valid`` cycle
-and the next one (``busy``); the caller may load new inputs in the cycle after that, so a new
-record can start every 2 cycles.
+Latency 5 cycles from ``i_valid`` to ``o_valid``. The inputs are read in the ``i_valid`` cycle
+and the next one (``busy``); the caller may load new inputs in the cycle after that. Stage
+registers are held for the stages after them, so a new record may start (``i_valid``) every
+4 cycles: line rate for packets of 4 beats or more (60-byte frames at W <= 16).
 """
 
 from amaranth import *
@@ -82,6 +83,9 @@ class RecordBuilder(wiring.Component):
             "opaque": In(8 * opaque_bytes),
             "osum": In(21 * sum_words), "isum": In(21 * sum_words),
             "dec": In(Decision), "ended": In(1), "flen": In(16),
+            # From the parser, equal to what the Ethernet bytes and the frame length give:
+            # the outer header's offset, "IPv4", and "ended within the window".
+            "l3": In(5), "is4": In(1), "short": In(1),
             "busy": Out(1), "o_valid": Out(1), "o": Out(ParseRecord(opaque_bytes)),
         })
 
@@ -89,15 +93,15 @@ class RecordBuilder(wiring.Component):
         m = Module()
         H = self.header_window
         dec = self.dec
-        va = Signal()   # stage B1 runs (then B2 with vb1, C with vb2)
+        va = Signal()   # stage B1 runs (then B2 with vb1, B3 with vb2, C with vb3)
         m.d.sync += va.eq(self.i_valid)
-        # A new input may be captured in the cycle stage B2 runs, not while A or B1 read it.
+        # New inputs may be latched from the cycle stage B2 runs, not while A or B1 read them.
         m.d.comb += self.busy.eq(self.i_valid | va)
 
         # ---- stage A: Ethernet, outer IPv4, where the inner header is -----------------------
         E = _bytes(self.eth, ETH_BYTES)
-        l3, is4, is6, vlans, tci0, tci1, et = eth_fields(m, E, "R")
-        short = self.ended & (self.flen <= H)
+        _, _, is6, vlans, tci0, tci1, et = eth_fields(m, E, "R")
+        l3, is4, short = self.l3, self.is4, self.short
         limit = Mux(short, self.flen, H)
         outer_b = _bytes(self.outer, 20)
         o_present = is4 & (l3 + 20 <= limit)
@@ -123,7 +127,7 @@ class RecordBuilder(wiring.Component):
                                       for k in range(self.sum_words))),
                 a["isum"].eq(wide_sum(self.isum.word_select(k, 21)
                                       for k in range(self.sum_words))),
-                a["outer"].eq(_ipv4(outer_b, o_present)),
+                a["outer"].eq(_ipv4(outer_b, 1)),   # zeroed unless present in stage B1
             ]
 
         # ---- stage B1: the inner header's and TCP's offsets, sums, checksum checks ----------
@@ -146,7 +150,7 @@ class RecordBuilder(wiring.Component):
             "inner": Ipv4Fields, "tcp": TcpFields, "l3_20": 6, "l3_oh": 7,
             "il3_20": 21, "l4": 21, "l4_20": 21, "payload": 21, "i_end": 21, "o_end": 17,
             "hdrs": 7, "osum_ok": 1, "isum_ok": 1, "dec": Decision, "eth_addr": 96,
-            "o_frag": 1}.items()}
+            "o_frag": 1, "outer": Ipv4Fields}.items()}
         outer = a["outer"]
         with m.If(va):
             m.d.sync += [
@@ -161,6 +165,7 @@ class RecordBuilder(wiring.Component):
                 b1["osum_ok"].eq(sum_ok(a["osum"])), b1["isum_ok"].eq(sum_ok(a["isum"])),
                 b1["dec"].eq(dec), b1["eth_addr"].eq(Cat(be_value(E[0:6]), be_value(E[6:12]))),
                 b1["o_frag"].eq(outer.flags[0] | (outer.frag_off != 0)),
+                b1["outer"].eq(Mux(a["o_present"], outer, 0)),
             ]
         # The opaque bytes go straight to the record (they only depend on stage A's verdict);
         # the previous record left the output register long before (records are >= 4 apart).
@@ -169,41 +174,61 @@ class RecordBuilder(wiring.Component):
         vb1 = Signal()
         m.d.sync += vb1.eq(va)
 
-        # ---- stage B2: inner IPv4, TCP, lengths, errors ----------------------------------------
+        # ---- stage B2: every compare against the limit (and the length compares) -----------
+        lim = a["limit"]
+        inner = b1["inner"]
+        i_total = inner.total_len
+        hdrs = b1["hdrs"]
+        ends = {"l3": a["l3"], "l3_20": b1["l3_20"], "l3_oh": b1["l3_oh"],
+                "il3_20": b1["il3_20"], "l4": b1["l4"], "l4_20": b1["l4_20"],
+                "payload": b1["payload"]}
+        g = {f"av_{k}": Signal(name=f"g_av_{k}") for k in ends}
+        g.update({name: Signal(shape, name=f"g_{name}") for name, shape in {
+            "short_lt": 1, "hdrs_fit": 1, "pay_len": 16, "iend_gt": 1, "olen_lt": 1}.items()})
+        with m.If(vb1):
+            m.d.sync += [g[f"av_{k}"].eq(v <= lim) for k, v in ends.items()]
+            m.d.sync += [
+                g["short_lt"].eq(lim < b1["o_end"]),
+                g["hdrs_fit"].eq(i_total >= hdrs),
+                g["pay_len"].eq(i_total - hdrs),
+                g["iend_gt"].eq(b1["i_end"] > b1["o_end"]),
+                g["olen_lt"].eq(b1["outer"].total_len < a["o_hlen"]),
+            ]
+        vb2 = Signal()
+        m.d.sync += vb2.eq(vb1)
+
+        # ---- stage B3: inner IPv4, TCP, lengths, errors ----------------------------------------
         dec = b1["dec"]
         matched = dec.matched
-        lim = a["limit"]
+        outer = b1["outer"]
         trunc, window = [], []
 
-        def need(cond, end):
-            bad = cond & (end > lim)
+        def avail(key):
+            return g[f"av_{key}"]
+
+        def need(cond, key):
+            bad = cond & ~avail(key)
             trunc.append(bad & a["short"])
             window.append(bad & ~a["short"])
 
-        def avail(end):
-            return end <= lim
-
-        need(1, a["l3"])
-        need(a["is4"], b1["l3_20"])
-        need(a["o_valid"], b1["l3_oh"])
-        o_csum_ok = a["o_valid"] & avail(b1["l3_oh"]) & b1["osum_ok"]
-        inner = b1["inner"]
-        i_present = a["inner_def"] & avail(b1["il3_20"])
-        need(a["inner_def"], b1["il3_20"])
+        need(1, "l3")
+        need(a["is4"], "l3_20")
+        need(a["o_valid"], "l3_oh")
+        o_csum_ok = a["o_valid"] & avail("l3_oh") & b1["osum_ok"]
+        i_present = a["inner_def"] & avail("il3_20")
+        need(a["inner_def"], "il3_20")
         i_ver, i_ihl, i_proto = inner.version, inner.ihl, inner.proto
         i_valid = i_present & (i_ver == 4) & (i_ihl >= 5)
-        need(i_valid, b1["l4"])
-        i_csum_ok = i_valid & avail(b1["l4"]) & b1["isum_ok"]
+        need(i_valid, "l4")
+        i_csum_ok = i_valid & avail("l4") & b1["isum_ok"]
         l4_def = i_valid & (i_proto == 6)
-        t_present = l4_def & avail(b1["l4_20"])
-        need(l4_def, b1["l4_20"])
+        t_present = l4_def & avail("l4_20")
+        need(l4_def, "l4_20")
         doff = b1["tcp"].doff
         tcp_ok = t_present & (doff >= 5)
-        need(tcp_ok, b1["payload"])
+        need(tcp_ok, "payload")
         trunc.append(matched & dec.field_trunc)
         window.append(matched & dec.field_window)
-        i_total = inner.total_len
-        hdrs = b1["hdrs"]
         i_frag = inner.flags[0] | (inner.frag_off != 0)
         b = {name: Signal(shape, name=f"b_{name}") for name, shape in {
             "inner": Ipv4Fields, "tcp": TcpFields, "o_csum_ok": 1, "i_csum_ok": 1,
@@ -213,7 +238,7 @@ class RecordBuilder(wiring.Component):
             "outer_bad_len": 1, "inner_bad_len": 1,
             "c_ipv6": 1, "c_frag": 1, "c_opts": 1, "c_not_tcp": 1, "c_field": 1,
             "c_doff": 1, "dec": Decision, "eth_addr": 96}.items()}
-        with m.If(vb1):
+        with m.If(vb2):
             m.d.sync += [
                 b["inner"].eq(Mux(i_present, inner, 0)),
                 b["tcp"].eq(Mux(t_present, b1["tcp"], 0)),
@@ -222,19 +247,19 @@ class RecordBuilder(wiring.Component):
                 b["inner_l3"].eq(Mux(a["inner_def"] | matched, inner_l3, 0)),
                 b["l4"].eq(Mux(l4_def, b1["l4"], 0)),
                 b["payload"].eq(Mux(tcp_ok, b1["payload"], 0)),
-                b["payload_len"].eq(Mux(tcp_ok & (i_total >= hdrs), i_total - hdrs, 0)),
+                b["payload_len"].eq(Mux(tcp_ok & g["hdrs_fit"], g["pay_len"], 0)),
                 b["truncated"].eq(Cat(*trunc).any()),
                 b["window"].eq(Cat(*window).any()),
-                b["short_frame"].eq(a["o_valid"] & a["short"] & (lim < b1["o_end"])),
+                b["short_frame"].eq(a["o_valid"] & a["short"] & g["short_lt"]),
                 b["outer_bad_ihl"].eq(a["o_present"] & ((outer.version != 4) |
                                                          (outer.ihl < 5))),
                 b["inner_bad_ihl"].eq(i_present & matched & (i_ver != 6) &
                                       ((i_ver != 4) | (i_ihl < 5))),
                 b["outer_bad_csum"].eq(a["o_valid"] & ~o_csum_ok),
                 b["inner_bad_csum"].eq(i_valid & ~i_csum_ok),
-                b["outer_bad_len"].eq(a["o_valid"] & (outer.total_len < a["o_hlen"])),
-                b["inner_bad_len"].eq((tcp_ok & (i_total < hdrs)) |
-                                      (matched & i_valid & (b1["i_end"] > b1["o_end"]))),
+                b["outer_bad_len"].eq(a["o_valid"] & g["olen_lt"]),
+                b["inner_bad_len"].eq((tcp_ok & ~g["hdrs_fit"]) |
+                                      (matched & i_valid & g["iend_gt"])),
                 b["c_ipv6"].eq(a["is6"] | (matched & i_present & (i_ver == 6))),
                 b["c_frag"].eq((a["o_valid"] & b1["o_frag"]) | (i_valid & i_frag)),
                 b["c_opts"].eq((a["o_valid"] & (outer.ihl > 5)) | (i_valid & (i_ihl > 5))),
@@ -244,8 +269,8 @@ class RecordBuilder(wiring.Component):
                 b["c_doff"].eq(t_present & (doff < 5)),
                 b["dec"].eq(dec), b["eth_addr"].eq(b1["eth_addr"]),
             ]
-        vb2 = Signal()
-        m.d.sync += [vb2.eq(vb1), self.o_valid.eq(vb2)]
+        vb3 = Signal()
+        m.d.sync += [vb3.eq(vb2), self.o_valid.eq(vb3)]
 
         # ---- stage C: reason, classification, the record ---------------------------------------
         conds = [
@@ -269,10 +294,10 @@ class RecordBuilder(wiring.Component):
         dec = b["dec"]
         matched = dec.matched
         rec = self.o
-        with m.If(vb2):
+        with m.If(vb3):
             m.d.sync += [
                 rec.eth.eq(Cat(b["eth_addr"], a["vlans"], a["tci0"], a["tci1"], a["et"])),
-                rec.outer.eq(Cat(a["outer"].as_value()[:-1], b["o_csum_ok"])),
+                rec.outer.eq(Cat(b1["outer"].as_value()[:-1], b["o_csum_ok"])),
                 rec.inner.eq(Cat(b["inner"].as_value()[:-1], b["i_csum_ok"])),
                 rec.tcp.eq(b["tcp"]),
                 rec.off.eq(Cat(Const(0, 10) | a["l3"], Const(0, 10) | a["opaque_off"],
