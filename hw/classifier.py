@@ -101,7 +101,9 @@ class Classifier(wiring.Component):
     Inputs describe the beat leaving the parser's outer stage: ``take`` (it leaves now),
     ``first``, ``beat`` (index in the packet), ``data`` (W lanes, zero past ``keep``),
     ``opaque``/``opaque_known`` (start of the opaque region, at most 82: 8 bits keep every
-    offset adder short), ``outer_valid``/``outer_proto``.
+    offset adder short), the outer header's ``outer_is4`` (ethertype), ``outer_vihl`` (its
+    version/IHL byte), ``outer_avail`` (its 20 bytes are in the frame and the window) and
+    ``outer_proto``.
     On ``trigger`` (with ``take``: all fields of every profile lie in beats already taken, or
     the packet ends here with ``ended``/``frame_len``) the decision starts; ``o_valid`` pulses
     :attr:`LATENCY` cycles later with ``o``. One decision per packet; the pipeline accepts a
@@ -136,7 +138,8 @@ class Classifier(wiring.Component):
             "table": In(data.ArrayLayout(Profile, profiles)),
             "take": In(1), "first": In(1), "beat": In(beat_bits), "data": In(8 * width),
             "opaque": In(8), "opaque_known": In(1),
-            "outer_valid": In(1), "outer_proto": In(8),
+            "outer_is4": In(1), "outer_vihl": In(8), "outer_avail": In(1),
+            "outer_proto": In(8),
             "trigger": In(1), "ended": In(1), "frame_len": In(16),
             "o_valid": Out(1), "o": Out(Decision),
         })
@@ -180,14 +183,16 @@ class Classifier(wiring.Component):
         r = {name: Signal(len(port), name=f"r_{name}") for name, port in (
             ("take", self.take), ("first", self.first), ("beat", self.beat),
             ("data", self.data), ("known", self.opaque_known), ("ended", self.ended),
-            ("flen", self.frame_len), ("outer", self.outer_valid),
+            ("flen", self.frame_len), ("is4", self.outer_is4), ("vihl", self.outer_vihl),
+            ("avail", self.outer_avail),
             ("proto", self.outer_proto), ("opaque", self.opaque))}
         r["trig"] = Signal(name="r_trig")
         m.d.sync += [
             r["take"].eq(self.take), r["first"].eq(self.first), r["beat"].eq(self.beat),
             r["data"].eq(self.data), r["known"].eq(self.opaque_known),
             r["ended"].eq(self.ended), r["flen"].eq(self.frame_len),
-            r["outer"].eq(self.outer_valid), r["proto"].eq(self.outer_proto),
+            r["is4"].eq(self.outer_is4), r["vihl"].eq(self.outer_vihl),
+            r["avail"].eq(self.outer_avail), r["proto"].eq(self.outer_proto),
             r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
         ]
         lane_array = Array(r["data"].word_select(i, 8) for i in range(W))
@@ -232,11 +237,15 @@ class Classifier(wiring.Component):
 
         # ---- stage 0: what the decision needs besides the fields -------------------------------
         s0 = {name: Signal(len(r[name]), name=f"s0_{name}")
-              for name in ("opaque", "outer", "proto", "ended", "flen")}
+              for name in ("opaque", "proto", "ended", "flen")}
+        s0["outer"] = Signal(name="s0_outer")
         s0_valid = Signal()
         m.d.sync += s0_valid.eq(r["trig"])
         with m.If(r["trig"]):
-            m.d.sync += [s0[name].eq(r[name]) for name in s0]
+            m.d.sync += [s0[name].eq(r[name]) for name in s0 if name != "outer"]
+            # The outer header is valid: IPv4, version 4, IHL >= 5, 20 bytes available.
+            m.d.sync += s0["outer"].eq(r["is4"] & (r["vihl"][4:8] == 4) &
+                                       (r["vihl"][:4] >= 5) & r["avail"])
         s0_short = Signal()
         m.d.comb += s0_short.eq(s0["ended"] & (s0["flen"] <= H))
         # Absolute field ends, one cycle behind the registered opaque start (so they match s0).
@@ -258,8 +267,8 @@ class Classifier(wiring.Component):
         for p in range(P):
             c, lat, e = cfg[p], latched[p], ends[p]
             sig = {name: Signal(width, name=f"p{p}_a_{name}") for name, width in (
-                ("fmt_eq", 1), ("fmt_ok", 1), ("pre", 1), ("len_v", 16), ("len_out", 1),
-                ("flow", 32), ("flow_out", 1), ("cut", 1), ("short", 1))}
+                ("match", 1), ("len_v", 16), ("len_out", 1),
+                ("flow", 32), ("flow_ok", 1), ("flow_out", 1), ("cut", 1), ("short", 1))}
 
             def avail(end):
                 return (end <= H) & (~s0["ended"] | (end <= s0["flen"]))
@@ -270,15 +279,15 @@ class Classifier(wiring.Component):
             flow_size_ok = c["flow_len"] <= 4
             l_av, w_av = avail(e["len"]), avail(e["flow"])
             m.d.sync += [
-                sig["fmt_eq"].eq(((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0),
-                sig["fmt_ok"].eq((c["fmt_len"] >= 1) & (c["fmt_len"] <= 4) & c["fmt_in"] &
-                                 avail(e["fmt"])),
-                sig["pre"].eq(c["enable"] & c["fhi"] & s0["outer"] &
-                              (s0["proto"] == c["outer_proto"])),
+                sig["match"].eq(c["enable"] & c["fhi"] & s0["outer"] &
+                                (s0["proto"] == c["outer_proto"]) &
+                                (c["fmt_len"] >= 1) & (c["fmt_len"] <= 4) & c["fmt_in"] &
+                                avail(e["fmt"]) &
+                                (((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0)),
                 sig["len_v"].eq((len_val & c["len_mask"]) >> c["len_shift"]),
                 sig["len_out"].eq(c["len_mode"] & ~(len_size_ok & c["len_in"] & l_av)),
-                sig["flow"].eq(Mux(has_flow & flow_size_ok & c["flow_in"] & w_av,
-                                   right_align(lat["flow"], c["flow_len"]), 0)),
+                sig["flow"].eq(right_align(lat["flow"], c["flow_len"])),
+                sig["flow_ok"].eq(has_flow & flow_size_ok & c["flow_in"] & w_av),
                 sig["flow_out"].eq(has_flow & ~(flow_size_ok & c["flow_in"] & w_av)),
                 # Fields inside the capture but past the frame/window end: truncation/window.
                 sig["cut"].eq((c["len_mode"] & len_size_ok & c["len_in"] & ~l_av) |
@@ -292,7 +301,7 @@ class Classifier(wiring.Component):
         m.d.sync += b_valid.eq(a_valid)
         b_opaque = Signal(8)
         m.d.sync += b_opaque.eq(a_opaque)
-        matches = [a[p]["pre"] & a[p]["fmt_ok"] & a[p]["fmt_eq"] for p in range(P)]
+        matches = [a[p]["match"] for p in range(P)]
         win = Signal(P)
         for p in range(P):
             earlier = Cat(*matches[:p]).any() if p else Const(0)
@@ -308,7 +317,7 @@ class Classifier(wiring.Component):
                 rd.profile.eq(p),
                 rd.opaque_len.eq(Mux(sa["len_out"], 0, o_len)),
                 rd.len_outside.eq(sa["len_out"]),
-                rd.flow.eq(sa["flow"]),
+                rd.flow.eq(Mux(sa["flow_ok"], sa["flow"], 0)),
                 rd.flow_outside.eq(sa["flow_out"]),
                 rd.field_trunc.eq(sa["cut"] & sa["short"]),
                 rd.field_window.eq(sa["cut"] & ~sa["short"]),

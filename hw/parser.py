@@ -36,9 +36,9 @@ from .buffer import StreamFifo
 from .capture import beat_index_bits, capture_region, region_sum
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
-from .record import ETH_BYTES, RecordBuilder, eth_fields
+from .record import ETH_BYTES, RecordBuilder
 from .profile import Profile
-from .stream import PacketSignature, check_width, keep_count
+from .stream import PacketSignature, check_width
 
 __all__ = ["HeaderParser"]
 
@@ -120,7 +120,12 @@ class HeaderParser(wiring.Component):
             return Cat(Const(W - 1, lw), beat) if lw else beat
 
         def frame_len(beat, keep):
-            return (beat << lw) + keep_count(keep, W)
+            # keep is contiguous from lane 0: the length is the first clear lane's index,
+            # or the next beat's start when every lane is kept (no adder tree over keep).
+            low = Const(0, lw)
+            for i in reversed(range(W)):
+                low = Mux(~keep[i], i, low)
+            return Mux(keep[W - 1], Cat(Const(0, lw), beat + 1), Cat(low, beat))
 
         # ---- input: Ethernet bytes at fixed offsets ------------------------------------
         in_beat = Signal(BB)
@@ -129,13 +134,31 @@ class HeaderParser(wiring.Component):
         in_lanes = masked_lanes(self.i.p.data, self.i.p.keep)
         with m.If(in_take):
             m.d.sync += in_beat.eq(bump(in_beat, self.i.p.last))
-        _, eth_bn = capture_region(m, width=W, count=ETH_BYTES, start=Const(0, 1), beat=in_beat,
-                                   lanes=in_lanes, take=in_take, first=in_beat == 0, name="ethB")
-        # Where the outer IPv4 header starts, registered with the beat that enters stage B.
-        l3_n, is4_n = eth_fields(m, eth_bn, "B")[:2]
+        # Where the outer IPv4 header starts, registered with the beat that enters stage B:
+        # flags of the candidate ethertype fields (bytes 12, 16, 20) are captured, not their
+        # bytes, so no 16-bit compare follows a lane multiplexer.
+        in_first = in_beat == 0
+        flags = {}
+        for pos, kinds in ((12, ("tpid", "ip4")), (16, ("tpid", "ip4")), (20, ("ip4",))):
+            value = Cat(in_lanes[pos % W + 1], in_lanes[pos % W])   # big-endian, even offset
+            for kind in kinds:
+                hit = Signal(name=f"eth{pos}_{kind}")
+                flag = Signal(name=f"eth{pos}_{kind}_seen")
+                if kind == "tpid":
+                    m.d.comb += hit.eq((value == 0x8100) | (value == 0x88A8))
+                else:
+                    m.d.comb += hit.eq(value == 0x0800)
+                nxt = Mux(in_beat == pos // W, hit, Mux(in_first, 0, flag))
+                with m.If(in_take):
+                    m.d.sync += flag.eq(nxt)
+                flags[pos, kind] = nxt
+        v0 = flags[12, "tpid"]
+        v1 = v0 & flags[16, "tpid"]
         l3_b, is4_b = Signal(5), Signal()
         with m.If(in_take):
-            m.d.sync += [l3_b.eq(l3_n), is4_b.eq(is4_n)]
+            m.d.sync += [l3_b.eq(14 + ((v0 + v1) << 2)),
+                         is4_b.eq(Mux(v1, flags[20, "ip4"],
+                                      Mux(v0, flags[16, "ip4"], flags[12, "ip4"])))]
 
         # ---- stage B ---------------------------------------------------------------------
         beat_layout = data.StructLayout({"valid": 1, "data": 8 * W, "keep": W, "last": 1,
@@ -179,7 +202,7 @@ class HeaderParser(wiring.Component):
             cls.table.eq(self.table), cls.take.eq(take_b), cls.first.eq(first_b),
             cls.beat.eq(sb.beat), cls.data.eq(sb.data),
             cls.opaque.eq(opaque_reg), cls.opaque_known.eq(known_b),
-            cls.outer_valid.eq(is4_b & (ver_b == 4) & (ihl_b >= 5) & avail20),
+            cls.outer_is4.eq(is4_b), cls.outer_vihl.eq(ob[0]), cls.outer_avail.eq(avail20),
             cls.outer_proto.eq(proto_b), cls.trigger.eq(trig),
             cls.ended.eq(sb.last), cls.frame_len.eq(flen_b),
         ]
@@ -300,14 +323,16 @@ class HeaderParser(wiring.Component):
         # A tunnel's TCP offset is registered from the captured inner IHL (and so is its
         # gate): the TCP header starts at least 20 bytes after the IHL byte, two beats later
         # at W <= 8.
+        # The start itself is registered too (W <= 8): a plain packet's TCP header (at the
+        # opaque start) is at least two beats after the beat that made the start known, and
+        # a tunnel's is gated by the registered IHL as above. A stale start (the previous
+        # beat's) can only capture bytes before the header, which its own bytes overwrite.
+        l4_calc = Mux(j.dec.matched, inner_l3 + (inner_r[0][:4] << 2), j.opaque)
         if W <= 8:
-            l4_tun, l4_tun_ok = Signal(11), Signal()
-            m.d.sync += [l4_tun.eq(inner_l3 + (inner_r[0][:4] << 2)),
-                         l4_tun_ok.eq(inner_seen)]
+            l4, l4_tun_ok = Signal(11, name="l4_start"), Signal()
+            m.d.sync += [l4.eq(l4_calc), l4_tun_ok.eq(inner_seen)]
         else:
-            l4_tun, l4_tun_ok = inner_l3 + (inner_r[0][:4] << 2), inner_seen
-        l4 = Signal(11)
-        m.d.comb += l4.eq(Mux(j.dec.matched, l4_tun, j.opaque))
+            l4, l4_tun_ok = l4_calc, inner_seen
         gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
         _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
 
@@ -345,11 +370,14 @@ class HeaderParser(wiring.Component):
         out_layout = data.StructLayout({"data": 8 * W, "keep": W, "last": 1,
                                         "user": max(user_w, 1)})
         m.submodules.beats = beats = StreamFifo(out_layout, depth=2 * H // W)
+        # Room in both output queues, registered (a cycle late: one more entry of margin).
+        out_room, rec_room = Signal(), Signal()
+        m.d.sync += [out_room.eq(beats.level < beats.depth - 2),
+                     rec_room.eq(recq.level < rec_depth - 5)]
         m.d.comb += [
             beats.i.valid.eq(take_i), beats.i.p.data.eq(si.b.data), beats.i.p.keep.eq(si.b.keep),
             beats.i.p.last.eq(si.b.last), beats.i.p.user.eq(si.b.user),
-            go_i.eq(beats.i.ready & (recq.level < rec_depth - 4) & ~(pending & recent.any()) &
-                    (dec_ok | ~needs)),
+            go_i.eq(out_room & rec_room & ~(pending & recent.any()) & (dec_ok | ~needs)),
             line.o.ready.eq(go_i),
         ]
         m.d.comb += [
