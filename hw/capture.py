@@ -65,10 +65,10 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
 def region_sum(m, *, width, start, end, beat, data, take, first, gate=1, name="sum"):
     """Running (unfolded) one's-complement sum of bytes ``[start, end)`` of the packet.
 
-    Two registered steps, so no cycle holds a compare and an adder tree in series: the cycle a
-    beat is taken, its lane masks (beat index against ``start // W`` and ``end // W``, lane
-    against the remainders) zero the bytes outside the region and the W/2 words are
-    registered; the next cycle each word lane adds its word into its own 21-bit accumulator
+    Two registered steps, so no cycle holds a compare and an adder in series: the cycle a beat
+    is taken, its lane mask (beat index against ``start // W`` and ``end // W``, lane against
+    the remainders) is registered with the beat; the next cycle the masked bytes form W/2
+    words and each word lane adds its word into its own 21-bit accumulator
     (exact for regions up to 1024 bytes). Returns the W/2 accumulators' next values, valid the
     cycle *after* the region's last beat was taken; add them (:func:`hw.checksum.wide_sum`) and
     fold. ``gate`` low excludes the beat.
@@ -81,18 +81,17 @@ def region_sum(m, *, width, start, end, beat, data, take, first, gate=1, name="s
     before_e, at_e = Signal(name=f"{name}_before_e"), Signal(name=f"{name}_at_e")
     m.d.comb += [after_s.eq(beat > sb), at_s.eq(beat == sb),
                  before_e.eq(beat < eb), at_e.eq(beat == eb)]
-    mask = [gate & (after_s | (at_s & (sr <= i))) & (before_e | (at_e & (er > i)))
-            for i in range(width)]
-    words = beat_words(data, Cat(*mask), width)
+    mask = Signal(width, name=f"{name}_mask")
+    m.d.sync += mask.eq(Cat(*(gate & (after_s | (at_s & (sr <= i))) &
+                              (before_e | (at_e & (er > i))) for i in range(width))))
+    k_data = Signal(8 * width, name=f"{name}_k_data")
     k_take, k_first = Signal(name=f"{name}_k_take"), Signal(name=f"{name}_k_first")
-    m.d.sync += [k_take.eq(take), k_first.eq(first)]
+    m.d.sync += [k_data.eq(data), k_take.eq(take), k_first.eq(first)]
     nexts = []
-    for k, word in enumerate(words):
-        wr = Signal(16, name=f"{name}_w{k}")
-        m.d.sync += wr.eq(word)
+    for k, word in enumerate(beat_words(k_data, mask, width)):
         acc = Signal(21, name=f"{name}_acc{k}")
         nxt = Signal(21, name=f"{name}_acc{k}_next")
-        m.d.comb += nxt.eq(Mux(k_first, 0, acc) + wr)
+        m.d.comb += nxt.eq(Mux(k_first, 0, acc) + word)
         with m.If(k_take):
             m.d.sync += acc.eq(nxt)
         nexts.append(nxt)

@@ -139,7 +139,8 @@ class HeaderParser(wiring.Component):
         # bytes, so no 16-bit compare follows a lane multiplexer.
         in_first = in_beat == 0
         flags = {}
-        for pos, kinds in ((12, ("tpid", "ip4")), (16, ("tpid", "ip4")), (20, ("ip4",))):
+        for pos, kinds in ((12, ("tpid", "ip4", "ip6")), (16, ("tpid", "ip4", "ip6")),
+                           (20, ("ip4", "ip6"))):
             value = Cat(in_lanes[pos % W + 1], in_lanes[pos % W])   # big-endian, even offset
             for kind in kinds:
                 hit = Signal(name=f"eth{pos}_{kind}")
@@ -147,18 +148,20 @@ class HeaderParser(wiring.Component):
                 if kind == "tpid":
                     m.d.comb += hit.eq((value == 0x8100) | (value == 0x88A8))
                 else:
-                    m.d.comb += hit.eq(value == 0x0800)
+                    m.d.comb += hit.eq(value == (0x0800 if kind == "ip4" else 0x86DD))
                 nxt = Mux(in_beat == pos // W, hit, Mux(in_first, 0, flag))
                 with m.If(in_take):
                     m.d.sync += flag.eq(nxt)
                 flags[pos, kind] = nxt
         v0 = flags[12, "tpid"]
         v1 = v0 & flags[16, "tpid"]
-        l3_b, is4_b = Signal(5), Signal()
+        l3_b, is4_b, is6_b = Signal(5), Signal(), Signal()
         with m.If(in_take):
             m.d.sync += [l3_b.eq(14 + ((v0 + v1) << 2)),
                          is4_b.eq(Mux(v1, flags[20, "ip4"],
-                                      Mux(v0, flags[16, "ip4"], flags[12, "ip4"])))]
+                                      Mux(v0, flags[16, "ip4"], flags[12, "ip4"]))),
+                         is6_b.eq(Mux(v1, flags[20, "ip6"],
+                                      Mux(v0, flags[16, "ip6"], flags[12, "ip6"])))]
 
         # ---- stage B ---------------------------------------------------------------------
         beat_layout = data.StructLayout({"valid": 1, "data": 8 * W, "keep": W, "last": 1,
@@ -221,7 +224,7 @@ class HeaderParser(wiring.Component):
         # Stage I's take decision reads only flags computed here (no compare on its path).
         side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1,
                                          "first": 1, "in_opaque": 1, "ends": 1,
-                                         "is4": 1, "flen": 16, "short": 1})
+                                         "is4": 1, "is6": 1, "flen": 16, "short": 1})
         m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
         # Registered (a cycle late, hence one more entry of margin).
         dec_room = Signal()
@@ -234,7 +237,7 @@ class HeaderParser(wiring.Component):
             line.i.p.in_opaque.eq(known_b & (bend_b >= opaque_reg)),
             line.i.p.ends.eq(sb.last | (bend_b >= H - 1)),
             # What the record builder needs first, computed here where it is cheap.
-            line.i.p.is4.eq(is4_b), line.i.p.flen.eq(flen_b),
+            line.i.p.is4.eq(is4_b), line.i.p.is6.eq(is6_b), line.i.p.flen.eq(flen_b),
             line.i.p.short.eq(sb.last & (flen_b <= H)),
             take_b.eq(line.i.valid & line.i.ready),
             adv_b.eq(~sb.valid | take_b),
@@ -265,12 +268,12 @@ class HeaderParser(wiring.Component):
         j_layout = data.StructLayout({"valid": 1, "compl": 1, "first": 1, "b": beat_layout,
                                       "l3": 5, "opaque": 10, "known": 1, "dec_ok": 1,
                                       "dec": Decision, "inner_l3": 10,
-                                      "is4": 1, "flen": 16, "short": 1})
+                                      "is4": 1, "is6": 1, "flen": 16, "short": 1})
         j = Signal(j_layout)
         m.d.sync += [
             j.valid.eq(take_i), j.compl.eq(compl), j.first.eq(first_i), j.b.eq(si.b),
             j.l3.eq(si.l3), j.opaque.eq(si.opaque), j.known.eq(si.known),
-            j.is4.eq(si.is4), j.flen.eq(si.flen), j.short.eq(si.short),
+            j.is4.eq(si.is4), j.is6.eq(si.is6), j.flen.eq(si.flen), j.short.eq(si.short),
             j.dec_ok.eq(dec_ok), j.dec.eq(Mux(dec_ok, decq.r_data, 0)),
             # Capture offsets past 1023 never fall inside the header window: saturate.
             j.inner_l3.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10])),
@@ -343,11 +346,11 @@ class HeaderParser(wiring.Component):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
                 bld.opaque.eq(Cat(*opq_n)),
-                # Plain TCP's inner header is its outer one.
-                bld.inner.eq(Mux(j.dec.matched, Cat(*inner_n), Cat(*outer_n))),
+                # (Plain TCP's inner header is its outer one: the builder substitutes it.)
+                bld.inner.eq(Cat(*inner_n)),
                 bld.tcp.eq(Cat(*tcp_n)),
                 bld.dec.eq(j.dec), bld.ended.eq(j.b.last), bld.flen.eq(j.flen),
-                bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.short.eq(j.short),
+                bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.is6.eq(j.is6), bld.short.eq(j.short),
             ]
         k_compl, k_matched = Signal(), Signal()
         m.d.sync += [k_compl.eq(j.compl), k_matched.eq(j.dec.matched)]

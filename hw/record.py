@@ -84,8 +84,9 @@ class RecordBuilder(wiring.Component):
             "osum": In(21 * sum_words), "isum": In(21 * sum_words),
             "dec": In(Decision), "ended": In(1), "flen": In(16),
             # From the parser, equal to what the Ethernet bytes and the frame length give:
-            # the outer header's offset, "IPv4", and "ended within the window".
-            "l3": In(5), "is4": In(1), "short": In(1),
+            # the outer header's offset, "IPv4", "IPv6", and "ended within the window".
+            # ``inner`` is a tunnel's inner header; for plain TCP ``outer`` is used.
+            "l3": In(5), "is4": In(1), "is6": In(1), "short": In(1),
             "busy": Out(1), "o_valid": Out(1), "o": Out(ParseRecord(opaque_bytes)),
         })
 
@@ -100,8 +101,8 @@ class RecordBuilder(wiring.Component):
 
         # ---- stage A: Ethernet, outer IPv4, where the inner header is -----------------------
         E = _bytes(self.eth, ETH_BYTES)
-        _, _, is6, vlans, tci0, tci1, et = eth_fields(m, E, "R")
-        l3, is4, short = self.l3, self.is4, self.short
+        _, _, _, vlans, tci0, tci1, et = eth_fields(m, E, "R")
+        l3, is4, is6, short = self.l3, self.is4, self.is6, self.short
         limit = Mux(short, self.flen, H)
         outer_b = _bytes(self.outer, 20)
         o_present = is4 & (l3 + 20 <= limit)
@@ -133,7 +134,8 @@ class RecordBuilder(wiring.Component):
         # ---- stage B1: the inner header's and TCP's offsets, sums, checksum checks ----------
         # Only adders here (their compares against the limit are stage B2's); inputs that
         # later stages need are copied, so the inputs are read in the first three cycles only.
-        inner_b = _bytes(self.inner, 20)
+        # Plain TCP's inner header is its outer one.
+        inner_b = _bytes(Mux(dec.matched, self.inner, self.outer), 20)
         T = _bytes(self.tcp, 20)
         i_ihl, doff = inner_b[0][:4], T[12][4:8]
         i_hlen = Signal(6)
