@@ -7,21 +7,29 @@ is part of the record, because the inner headers cannot be found without it.
 
 How it works (see docs/architecture.md for the picture):
 
-1. Input: the Ethernet/VLAN bytes (fixed offsets 0..21) are captured as beats enter.
+1. Input: flags of the candidate ethertype fields (bytes 12, 16, 20: VLAN tag, IPv4, IPv6) are
+   captured as beats enter, and from them where the outer IPv4 header starts.
 2. Stage B holds one beat: it captures the outer IPv4 version/IHL/protocol at the VLAN-dependent
-   offset, learns where the opaque region starts, and feeds the classifier, which captures each
+   offset, learns where the opaque region starts, and feeds the classifier (a registered
+   pipeline of its own, :attr:`hw.classifier.Classifier.LATENCY` cycles), which captures each
    profile's fields and, once they have all passed (or the packet ended), decides.
 3. An elastic line (a FIFO of ``2 * (opaque_bytes / W + 4)`` beats, rounded up to a power of
    two) lets stage B run ahead of stage I, which waits at the first beat that needs the packet's
-   decision (its opaque region, or its last header beat) until the decision has arrived.
-4. Stage I captures every record field (Ethernet, outer and inner IPv4, the opaque bytes, TCP)
-   and sums both IPv4 header checksums, at offsets now known. When the packet ends or its
-   header window has passed, :class:`hw.record.RecordBuilder` computes the record (3 cycles)
-   and queues it.
+   decision (its opaque region, or its last header beat) until the decision has arrived. The
+   line also carries the flags stage I's take decision needs, computed in stage B.
+4. Stage I only decides whether the head beat moves on. Stage J (a register after it) captures
+   every record field (Ethernet, outer and inner IPv4, the opaque bytes, TCP) at offsets now
+   known, and masks the two IPv4 header checksum regions; stage K adds the masked words into
+   one accumulator per word lane. When the packet ends or its header window has passed, the
+   captures (J) and sums (K) are latched and :class:`hw.record.RecordBuilder` computes the
+   record (5 cycles) and queues it. Records complete at most every 4 cycles.
 5. Beats wait in a FIFO (2 x header window) until their record is queued, then leave together.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 10 cycles.
-Throughput: one beat per cycle for back-to-back packets of 3 beats or more (every frame from
+Every stage is registered and holds at most one short adder or compare and a few LUTs
+(DESIGN.md section 7: routing is most of every path on the ECP5).
+
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 15 cycles.
+Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
 internal-consistency flag (a decision lost to a full queue); it never rises with legal
