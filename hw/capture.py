@@ -22,20 +22,23 @@ def beat_index_bits(width, limit=1024):
     return (limit // width + 2).bit_length()
 
 
-def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, name="cap"):
+def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, rel=None,
+                   name="cap"):
     """Capture bytes ``[start, start + count)`` of the packet.
 
     Returns ``(regs, nexts)``: the byte registers (valid after the region's last beat has been
     taken, for the rest of the packet) and their next values (valid in the cycle a beat is
-    taken, so a decision taken with that beat can include it; meaningless in other cycles). ``gate`` must be high for a
+    taken, so a decision taken with that beat can include it; meaningless in other cycles).
+    ``rel``, when given, is ``beat - start // W`` computed (and registered) by the caller. ``gate`` must be high for a
     byte to be captured (e.g. "the start offset is known yet").
     """
     lw = (width - 1).bit_length()
     start = Value.cast(start)
     sb = start[lw:] if len(start) > lw else Const(0, 1)
     sr = start[:lw]
-    rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
-    m.d.comb += rel.eq(beat - sb)
+    if rel is None:
+        rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
+        m.d.comb += rel.eq(beat - sb)
     lane_array = Array(lanes)
     phase = {}
     regs, nexts = [], []

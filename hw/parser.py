@@ -286,6 +286,11 @@ class HeaderParser(wiring.Component):
             # Capture offsets past 1023 never fall inside the header window: saturate.
             j.inner_l3.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10])),
         ]
+        # Beat index relative to the outer header's and the opaque region's start beats,
+        # subtracted here (J holds exactly the beat I looks at now) rather than in J.
+        rel_outer = Signal(signed(BB + 2), name="j_rel_outer")
+        rel_opq = Signal(signed(BB + 2), name="j_rel_opq")
+        m.d.sync += [rel_outer.eq(si.b.beat - si.l3[lw:]), rel_opq.eq(si.b.beat - si.opaque[lw:])]
         take_j, first_j = j.valid, j.first
         lanes_j = [j.b.data.word_select(i, 8) for i in range(W)]
         bend_j = beat_end(j.b.beat)
@@ -293,9 +298,10 @@ class HeaderParser(wiring.Component):
         sum_args = dict(width=W, beat=j.b.beat, data=j.b.data, take=take_j, first=first_j)
         eth_r, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
                                       **common)
-        outer_r, outer_n = capture_region(m, count=20, start=j.l3, name="outerI", **common)
-        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, name="opq",
-                                  **common)
+        outer_r, outer_n = capture_region(m, count=20, start=j.l3, rel=rel_outer,
+                                          name="outerI", **common)
+        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, rel=rel_opq,
+                                  name="opq", **common)
 
         def header_end(base, ihl_reg, ihl_next, name, fallback=None):
             """``base + 4 * max(5, ihl)``: the end of an IPv4 header's checksummed region.
