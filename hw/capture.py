@@ -12,7 +12,7 @@ W:1 lane multiplexer shared by every byte at the same ``start % W`` phase.
 
 from amaranth import *
 
-from .checksum import beat_words, wide_sum
+from .checksum import beat_words
 
 __all__ = ["capture_region", "region_sum", "beat_index_bits"]
 
@@ -22,20 +22,23 @@ def beat_index_bits(width, limit=1024):
     return (limit // width + 2).bit_length()
 
 
-def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, name="cap"):
+def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, rel=None,
+                   name="cap"):
     """Capture bytes ``[start, start + count)`` of the packet.
 
     Returns ``(regs, nexts)``: the byte registers (valid after the region's last beat has been
     taken, for the rest of the packet) and their next values (valid in the cycle a beat is
-    taken, so a decision taken with that beat can include it). ``gate`` must be high for a
+    taken, so a decision taken with that beat can include it; meaningless in other cycles).
+    ``rel``, when given, is ``beat - start // W`` computed (and registered) by the caller. ``gate`` must be high for a
     byte to be captured (e.g. "the start offset is known yet").
     """
     lw = (width - 1).bit_length()
     start = Value.cast(start)
     sb = start[lw:] if len(start) > lw else Const(0, 1)
     sr = start[:lw]
-    rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
-    m.d.comb += rel.eq(beat - sb)
+    if rel is None:
+        rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
+        m.d.comb += rel.eq(beat - sb)
     lane_array = Array(lanes)
     phase = {}
     regs, nexts = [], []
@@ -48,11 +51,13 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
             m.d.comb += byte.eq(lane_array[s[:lw]])
             phase[kr] = (s[lw], byte)
         carry, byte = phase[kr]
+        # ``take`` only enables the register: the next value assumes the beat is taken, so
+        # the take decision is not in series with the compare and the lane multiplexer.
         hit = Signal(name=f"{name}_hit{k}")
-        m.d.comb += hit.eq(take & gate & Mux(carry, rel == kq + 1, rel == kq))
+        m.d.comb += hit.eq(gate & Mux(carry, rel == kq + 1, rel == kq))
         reg = Signal(8, name=f"{name}{k}")
         nxt = Signal(8, name=f"{name}{k}_next")
-        m.d.comb += nxt.eq(Mux(hit, byte, Mux(take & first, 0, reg)))
+        m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))
         with m.If(take):
             m.d.sync += reg.eq(nxt)
         regs.append(reg)
@@ -60,22 +65,37 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
     return regs, nexts
 
 
-def region_sum(m, *, width, start, end, beat, data, take, first, name="sum"):
+def region_sum(m, *, width, start, end, beat, data, take, first, gate=1, name="sum"):
     """Running (unfolded) one's-complement sum of bytes ``[start, end)`` of the packet.
 
-    Returns ``(acc, nxt)`` like :func:`capture_region`. 21 bits: exact for regions up to
-    1024 bytes (fold with :func:`hw.checksum.fold`).
+    Two registered steps, so no cycle holds a compare and an adder in series: the cycle a beat
+    is taken, its lane mask (beat index against ``start // W`` and ``end // W``, lane against
+    the remainders) is registered with the beat; the next cycle the masked bytes form W/2
+    words and each word lane adds its word into its own 21-bit accumulator
+    (exact for regions up to 1024 bytes). Returns the W/2 accumulators' next values, valid the
+    cycle *after* the region's last beat was taken; add them (:func:`hw.checksum.wide_sum`) and
+    fold. ``gate`` low excludes the beat.
     """
     lw = (width - 1).bit_length()
-    mask = []
-    for i in range(width):
-        pos = Cat(Const(i, lw), beat) if lw else beat
-        mask.append((pos >= start) & (pos < end))
-    part = Signal(16 + width.bit_length(), name=f"{name}_part")
-    m.d.comb += part.eq(wide_sum(beat_words(data, Cat(*mask), width)))
-    acc = Signal(21, name=name)
-    nxt = Signal(21, name=f"{name}_next")
-    m.d.comb += nxt.eq(Mux(first, 0, acc) + part)
-    with m.If(take):
-        m.d.sync += acc.eq(nxt)
-    return acc, Mux(take, nxt, acc)
+    start, end = Value.cast(start), Value.cast(end)
+    sb, sr = start[lw:], start[:lw]
+    eb, er = end[lw:], end[:lw]
+    after_s, at_s = Signal(name=f"{name}_after_s"), Signal(name=f"{name}_at_s")
+    before_e, at_e = Signal(name=f"{name}_before_e"), Signal(name=f"{name}_at_e")
+    m.d.comb += [after_s.eq(beat > sb), at_s.eq(beat == sb),
+                 before_e.eq(beat < eb), at_e.eq(beat == eb)]
+    mask = Signal(width, name=f"{name}_mask")
+    m.d.sync += mask.eq(Cat(*(gate & (after_s | (at_s & (sr <= i))) &
+                              (before_e | (at_e & (er > i))) for i in range(width))))
+    k_data = Signal(8 * width, name=f"{name}_k_data")
+    k_take, k_first = Signal(name=f"{name}_k_take"), Signal(name=f"{name}_k_first")
+    m.d.sync += [k_data.eq(data), k_take.eq(take), k_first.eq(first)]
+    nexts = []
+    for k, word in enumerate(beat_words(k_data, mask, width)):
+        acc = Signal(21, name=f"{name}_acc{k}")
+        nxt = Signal(21, name=f"{name}_acc{k}_next")
+        m.d.comb += nxt.eq(Mux(k_first, 0, acc) + word)
+        with m.If(k_take):
+            m.d.sync += acc.eq(nxt)
+        nexts.append(nxt)
+    return nexts

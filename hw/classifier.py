@@ -66,6 +66,7 @@ class Decision(data.Struct):
     matched: 1
     profile: 3
     opaque_len: 20      #: full width (the record keeps it mod 1024)
+    inner_l3: 20        #: opaque start + opaque_len (full width), valid when matched
     len_outside: 1
     flow: 32
     flow_outside: 1
@@ -84,21 +85,48 @@ def right_align(value32, nbytes):
                Mux(nbytes == 2, value32[16:32], Mux(nbytes == 3, value32[8:32], value32)))
 
 
+def left_align(value32, nbytes):
+    """A right-aligned ``nbytes`` (1..4) number moved to the top of 32 bits (big-endian first)."""
+    return Mux(nbytes == 1, value32 << 24,
+               Mux(nbytes == 2, value32 << 16, Mux(nbytes == 3, value32 << 8, value32)))[:32]
+
+
+#: Field kind -> (table offset field, bytes captured, table length field or fixed length).
+FIELD_KINDS = {"fmt": ("fmt_off", 4), "len": ("len_off", 2), "flow": ("flow_off", 4)}
+
+
 class Classifier(wiring.Component):
     """Capture every profile's fields from the passing beats and decide the first match.
 
     Inputs describe the beat leaving the parser's outer stage: ``take`` (it leaves now),
     ``first``, ``beat`` (index in the packet), ``data`` (W lanes, zero past ``keep``),
     ``opaque``/``opaque_known`` (start of the opaque region, at most 82: 8 bits keep every
-    offset adder short), ``outer_valid``/``outer_proto``.
+    offset adder short), the outer header's ``outer_is4`` (ethertype), ``outer_vihl`` (its
+    version/IHL byte), ``outer_avail`` (its 20 bytes are in the frame and the window) and
+    ``outer_proto``.
     On ``trigger`` (with ``take``: all fields of every profile lie in beats already taken, or
     the packet ends here with ``ended``/``frame_len``) the decision starts; ``o_valid`` pulses
     :attr:`LATENCY` cycles later with ``o``. One decision per packet; the pipeline accepts a
-    trigger every cycle. Field availability uses ``header_window`` and, when ``ended``,
-    ``frame_len`` (docs/parse-record.md).
+    trigger every cycle and has no backpressure. Field availability uses ``header_window`` and,
+    when ``ended``, ``frame_len`` (docs/parse-record.md).
+
+    Timing structure (every stage is registered; no stage holds more than one short adder or
+    compare in series, since routing dominates on the ECP5):
+
+    * the inputs are registered first, so none of the parser's stage-B logic reaches a capture;
+    * each profile's field start (``opaque + off``), its beat index and the beat after, and the
+      lane select of every byte phase are registered from the (registered) opaque start, so a
+      captured byte is a beat-index equality and a W:1 lane multiplexer on registered selects;
+    * the fields are latched with the trigger beat, then matched (1a: compares against
+      pre-aligned value/mask registers, availability; 1b: match, first-match one-hot, opaque
+      length), selected (2: AND-OR over the one-hot) and finished (3: inner header offset).
+
+    Values derived from the configuration (``table``, expected to come from registers) are
+    registered: a profile write takes full effect two cycles later. Reset: no decision in
+    flight.
     """
 
-    LATENCY = 2
+    LATENCY = 6
 
     def __init__(self, width=8, *, profiles=8, opaque_bytes=64, header_window=256,
                  beat_bits=8):
@@ -110,106 +138,209 @@ class Classifier(wiring.Component):
             "table": In(data.ArrayLayout(Profile, profiles)),
             "take": In(1), "first": In(1), "beat": In(beat_bits), "data": In(8 * width),
             "opaque": In(8), "opaque_known": In(1),
-            "outer_valid": In(1), "outer_proto": In(8),
+            "outer_is4": In(1), "outer_vihl": In(8), "outer_avail": In(1),
+            "outer_proto": In(8),
             "trigger": In(1), "ended": In(1), "frame_len": In(16),
             "o_valid": Out(1), "o": Out(Decision),
         })
 
     def elaborate(self, platform):
         m = Module()
-        W, C, H = self.width, self.opaque_bytes, self.header_window
-        lanes = [self.data.word_select(i, 8) for i in range(W)]
+        W, C, H, P = self.width, self.opaque_bytes, self.header_window, self.profiles
+        lw = (W - 1).bit_length()
+        BB = len(self.beat)
 
-        def cap(p, kind, off, count):
-            start = Signal(9, name=f"p{p}_{kind}_start")
-            m.d.comb += start.eq(self.opaque + off)
-            _, nexts = capture_region(m, width=W, count=count, start=start, beat=self.beat,
-                                      lanes=lanes, take=self.take, first=self.first,
-                                      gate=self.opaque_known, name=f"p{p}_{kind}")
-            return nexts
+        # ---- configuration, registered (it changes only when the host writes a profile) ----
+        cfg = []
+        for p in range(P):
+            prof = self.table[p]
+            # Plain fields are used as they are (they are registers already); derived ones
+            # are registered here.
+            c = {name: prof[name] for name in (
+                "enable", "outer_proto", "len_mode", "udp", "udp_csum", "tso_en", "rsc_en",
+                "ipid_fixed", "opaque_len", "len_bytes", "len_shift", "len_scale", "len_mask",
+                "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
+            fv, fm = Signal(32, name=f"p{p}_cfg_fv"), Signal(32, name=f"p{p}_cfg_fm")
+            m.d.sync += [fv.eq(left_align(prof.fmt_value, prof.fmt_len)),
+                         fm.eq(left_align(prof.fmt_mask, prof.fmt_len))]
+            # The field is compared right-aligned: value bits above it must be masked or zero.
+            above = Mux(prof.fmt_len == 1, 0xFFFFFF00, Mux(prof.fmt_len == 2, 0xFFFF0000,
+                                                           Mux(prof.fmt_len == 3, 0xFF000000, 0)))
+            fhi = Signal(name=f"p{p}_cfg_fhi")
+            m.d.sync += fhi.eq((prof.fmt_value & prof.fmt_mask & above) == 0)
+            c["fv"], c["fm"], c["fhi"] = fv, fm, fhi
+            # Field end (offset + size) relative to the opaque start, and "inside the capture".
+            sizes = {"fmt": prof.fmt_len, "len": prof.len_bytes, "flow": prof.flow_len}
+            for kind, size in sizes.items():
+                offsz = Signal(8, name=f"p{p}_cfg_{kind}_offsz")
+                inside = Signal(name=f"p{p}_cfg_{kind}_in")
+                m.d.sync += [offsz.eq(prof[FIELD_KINDS[kind][0]] + size),
+                             inside.eq(prof[FIELD_KINDS[kind][0]] + size <= C)]
+                c[f"{kind}_offsz"], c[f"{kind}_in"] = offsz, inside
+            cfg.append(c)
 
-        # Stage 0 (with the trigger beat): latch every profile's captured field bytes.
+        # ---- input register ----------------------------------------------------------------
+        r = {name: Signal(len(port), name=f"r_{name}") for name, port in (
+            ("take", self.take), ("first", self.first), ("beat", self.beat),
+            ("data", self.data), ("known", self.opaque_known), ("ended", self.ended),
+            ("flen", self.frame_len), ("is4", self.outer_is4), ("vihl", self.outer_vihl),
+            ("avail", self.outer_avail),
+            ("proto", self.outer_proto), ("opaque", self.opaque))}
+        r["trig"] = Signal(name="r_trig")
+        m.d.sync += [
+            r["take"].eq(self.take), r["first"].eq(self.first), r["beat"].eq(self.beat),
+            r["data"].eq(self.data), r["known"].eq(self.opaque_known),
+            r["ended"].eq(self.ended), r["flen"].eq(self.frame_len),
+            r["is4"].eq(self.outer_is4), r["vihl"].eq(self.outer_vihl),
+            r["avail"].eq(self.outer_avail), r["proto"].eq(self.outer_proto),
+            r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
+        ]
+        lane_array = Array(r["data"].word_select(i, 8) for i in range(W))
+        take, first = r["take"], r["first"]
+
+        # ---- per-profile field capture, on registered starts ----------------------------------
+        # The starts are registered from the same-cycle opaque input as the beat, so they
+        # describe the registered beat exactly.
         latched = []
-        for p in range(self.profiles):
-            prof = self.table[p]
-            fields = {"fmt": (prof.fmt_off, 4), "len": (prof.len_off, 2),
-                      "flow": (prof.flow_off, 4)}
+        for p in range(P):
+            c = cfg[p]
             regs = {}
-            for kind, (off, count) in fields.items():
-                nexts = cap(p, kind, off, count)
-                reg = Signal(8 * count, name=f"p{p}_{kind}_lat")
-                with m.If(self.take & self.trigger):
-                    m.d.sync += reg.eq(be_value(nexts))
-                regs[kind] = reg
+            for kind, (off_name, count) in FIELD_KINDS.items():
+                assert count <= W
+                off = c[off_name]
+                start = self.opaque + off
+                st_beat = Signal(BB, name=f"p{p}_{kind}_sb")
+                st_beat1 = Signal(BB, name=f"p{p}_{kind}_sb1")
+                m.d.sync += [st_beat.eq(start >> lw), st_beat1.eq((start >> lw) + 1)]
+                eq0, eq1 = Signal(name=f"p{p}_{kind}_eq0"), Signal(name=f"p{p}_{kind}_eq1")
+                m.d.comb += [eq0.eq(r["beat"] == st_beat), eq1.eq(r["beat"] == st_beat1)]
+                nexts = []
+                for k in range(count):
+                    sel = Signal(lw + 1, name=f"p{p}_{kind}_sel{k}")
+                    # The lane of byte k, and whether it is one beat after the start beat.
+                    m.d.sync += sel.eq((self.opaque[:lw] + off[:lw])[:lw] + k)
+                    byte = Signal(8, name=f"p{p}_{kind}_lane{k}")
+                    m.d.comb += byte.eq(lane_array[sel[:lw]])
+                    hit = Signal(name=f"p{p}_{kind}_hit{k}")
+                    m.d.comb += hit.eq(r["known"] & Mux(sel[lw], eq1, eq0))
+                    reg = Signal(8, name=f"p{p}_{kind}{k}")
+                    nxt = Signal(8, name=f"p{p}_{kind}{k}_next")
+                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))
+                    with m.If(take):
+                        m.d.sync += reg.eq(nxt)
+                    nexts.append(nxt)
+                lat = Signal(8 * count, name=f"p{p}_{kind}_lat")
+                with m.If(r["trig"]):
+                    m.d.sync += lat.eq(be_value(nexts))
+                regs[kind] = lat
             latched.append(regs)
+
+        # ---- stage 0: what the decision needs besides the fields -------------------------------
+        s0 = {name: Signal(len(r[name]), name=f"s0_{name}")
+              for name in ("opaque", "proto", "ended", "flen")}
+        s0["outer"] = Signal(name="s0_outer")
         s0_valid = Signal()
-        s0_opaque = Signal(8)
-        s0_outer = Signal()
-        s0_proto = Signal(8)
-        s0_ended = Signal()
-        s0_flen = Signal(16)
-        m.d.sync += s0_valid.eq(self.take & self.trigger)
-        with m.If(self.take & self.trigger):
-            m.d.sync += [s0_opaque.eq(self.opaque), s0_outer.eq(self.outer_valid),
-                         s0_proto.eq(self.outer_proto), s0_ended.eq(self.ended),
-                         s0_flen.eq(self.frame_len)]
+        m.d.sync += s0_valid.eq(r["trig"])
+        with m.If(r["trig"]):
+            m.d.sync += [s0[name].eq(r[name]) for name in s0 if name != "outer"]
+            # The outer header is valid: IPv4, version 4, IHL >= 5, 20 bytes available.
+            m.d.sync += s0["outer"].eq(r["is4"] & (r["vihl"][4:8] == 4) &
+                                       (r["vihl"][:4] >= 5) & r["avail"])
+        s0_short = Signal()
+        m.d.comb += s0_short.eq(s0["ended"] & (s0["flen"] <= H))
+        # Absolute field ends, one cycle behind the registered opaque start (so they match s0).
+        ends = []
+        for p in range(P):
+            e = {}
+            for kind in FIELD_KINDS:
+                end = Signal(9, name=f"p{p}_{kind}_end")
+                m.d.sync += end.eq(r["opaque"] + cfg[p][f"{kind}_offsz"])
+                e[kind] = end
+            ends.append(e)
 
-        def field_status(off, size):
-            """(inside capture, available, truncated-not-window) of an opaque-relative field."""
-            inside = (off + size) <= C
-            end = s0_opaque + off + size
-            avail = (end <= H) & (~s0_ended | (end <= s0_flen))
-            trunc = s0_ended & (s0_flen <= H)
-            return inside, avail, trunc
+        # ---- stage 1a: compares, availability, field values --------------------------------
+        a_valid = Signal()
+        m.d.sync += a_valid.eq(s0_valid)
+        a_opaque = Signal(8)
+        m.d.sync += a_opaque.eq(s0["opaque"])
+        a = []
+        for p in range(P):
+            c, lat, e = cfg[p], latched[p], ends[p]
+            sig = {name: Signal(width, name=f"p{p}_a_{name}") for name, width in (
+                ("match", 1), ("len_v", 16), ("len_out", 1),
+                ("flow", 32), ("flow_ok", 1), ("flow_out", 1), ("cut", 1), ("short", 1))}
 
-        # Stage 1: per-profile match, opaque length and flow (registered).
-        per = []
-        for p in range(self.profiles):
-            prof = self.table[p]
-            regs = latched[p]
-            r = Signal(Decision, name=f"p{p}_dec")
-            match = Signal(name=f"p{p}_match")
-            f_in, f_av, _ = field_status(prof.fmt_off, prof.fmt_len)
-            fmt_ok = (prof.fmt_len >= 1) & (prof.fmt_len <= 4) & f_in & f_av
-            fmt_val = right_align(regs["fmt"], prof.fmt_len)
-            m.d.comb += match.eq(prof.enable & s0_outer & (s0_proto == prof.outer_proto) &
-                                 fmt_ok & (((fmt_val ^ prof.fmt_value) & prof.fmt_mask) == 0))
-            l_in, l_av, l_tr = field_status(prof.len_off, prof.len_bytes)
-            len_size_ok = (prof.len_bytes == 1) | (prof.len_bytes == 2)
-            len_out = prof.len_mode & ~(len_size_ok & l_in & l_av)
-            len_val = Mux(prof.len_bytes == 1, regs["len"][8:16], regs["len"])
-            var_len = (((len_val & prof.len_mask) >> prof.len_shift) << prof.len_scale)
-            o_len = Mux(prof.len_mode, var_len + prof.opaque_len, prof.opaque_len)
-            w_in, w_av, w_tr = field_status(prof.flow_off, prof.flow_len)
-            has_flow = prof.flow_len != 0
-            flow_out = has_flow & ~((prof.flow_len <= 4) & w_in & w_av)
-            flow_val = right_align(regs["flow"], prof.flow_len)
-            # Fields inside the capture but past the frame/window end are truncation/window.
-            len_cut = prof.len_mode & len_size_ok & l_in & ~l_av
-            flow_cut = has_flow & (prof.flow_len <= 4) & w_in & ~w_av
-            cut = len_cut | flow_cut
+            def avail(end):
+                return (end <= H) & (~s0["ended"] | (end <= s0["flen"]))
+
+            len_size_ok = (c["len_bytes"] == 1) | (c["len_bytes"] == 2)
+            len_val = Mux(c["len_bytes"] == 1, lat["len"][8:16], lat["len"])
+            has_flow = c["flow_len"] != 0
+            flow_size_ok = c["flow_len"] <= 4
+            l_av, w_av = avail(e["len"]), avail(e["flow"])
             m.d.sync += [
-                r.matched.eq(match),
-                r.profile.eq(p),
-                r.opaque_len.eq(Mux(len_out, 0, o_len)),
-                r.len_outside.eq(len_out),
-                r.flow.eq(Mux(flow_out | ~has_flow, 0, flow_val)),
-                r.flow_outside.eq(flow_out),
-                r.field_trunc.eq(cut & l_tr),
-                r.field_window.eq(cut & ~l_tr),
-                r.udp.eq(prof.udp), r.udp_csum.eq(prof.udp_csum),
-                r.ipid_fixed.eq(prof.ipid_fixed), r.tso_en.eq(prof.tso_en),
-                r.rsc_en.eq(prof.rsc_en),
+                sig["match"].eq(c["enable"] & c["fhi"] & s0["outer"] &
+                                (s0["proto"] == c["outer_proto"]) &
+                                (c["fmt_len"] >= 1) & (c["fmt_len"] <= 4) & c["fmt_in"] &
+                                avail(e["fmt"]) &
+                                (((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0)),
+                sig["len_v"].eq((len_val & c["len_mask"]) >> c["len_shift"]),
+                sig["len_out"].eq(c["len_mode"] & ~(len_size_ok & c["len_in"] & l_av)),
+                sig["flow"].eq(right_align(lat["flow"], c["flow_len"])),
+                sig["flow_ok"].eq(has_flow & flow_size_ok & c["flow_in"] & w_av),
+                sig["flow_out"].eq(has_flow & ~(flow_size_ok & c["flow_in"] & w_av)),
+                # Fields inside the capture but past the frame/window end: truncation/window.
+                sig["cut"].eq((c["len_mode"] & len_size_ok & c["len_in"] & ~l_av) |
+                              (has_flow & flow_size_ok & c["flow_in"] & ~w_av)),
+                sig["short"].eq(s0_short),
             ]
-            per.append(r)
-        s1_valid = Signal()
-        m.d.sync += s1_valid.eq(s0_valid)
+            a.append(sig)
 
-        # Stage 2: the first matching profile wins (registered output).
-        m.d.sync += self.o_valid.eq(s1_valid)
-        with m.If(s1_valid):
-            m.d.sync += self.o.eq(0)
-            for r in reversed(per):
-                with m.If(r.matched):
-                    m.d.sync += self.o.eq(r)
+        # ---- stage 1b: match, first-match one-hot, opaque length -------------------------
+        b_valid = Signal()
+        m.d.sync += b_valid.eq(a_valid)
+        b_opaque = Signal(8)
+        m.d.sync += b_opaque.eq(a_opaque)
+        matches = [a[p]["match"] for p in range(P)]
+        win = Signal(P)
+        for p in range(P):
+            earlier = Cat(*matches[:p]).any() if p else Const(0)
+            m.d.sync += win[p].eq(matches[p] & ~earlier)
+        per = []
+        for p in range(P):
+            c, sa = cfg[p], a[p]
+            rd = Signal(Decision, name=f"p{p}_dec")
+            var_len = (sa["len_v"] << c["len_scale"]) + c["opaque_len"]
+            o_len = Mux(c["len_mode"], var_len, c["opaque_len"])
+            m.d.sync += [
+                rd.matched.eq(1),
+                rd.profile.eq(p),
+                rd.opaque_len.eq(Mux(sa["len_out"], 0, o_len)),
+                rd.len_outside.eq(sa["len_out"]),
+                rd.flow.eq(Mux(sa["flow_ok"], sa["flow"], 0)),
+                rd.flow_outside.eq(sa["flow_out"]),
+                rd.field_trunc.eq(sa["cut"] & sa["short"]),
+                rd.field_window.eq(sa["cut"] & ~sa["short"]),
+                rd.udp.eq(c["udp"]), rd.udp_csum.eq(c["udp_csum"]),
+                rd.ipid_fixed.eq(c["ipid_fixed"]), rd.tso_en.eq(c["tso_en"]),
+                rd.rsc_en.eq(c["rsc_en"]),
+            ]
+            per.append(rd)
+
+        # ---- stage 2: the first matching profile wins (AND-OR over the one-hot) --------------
+        sel_valid = Signal()
+        m.d.sync += sel_valid.eq(b_valid)
+        sel_opaque = Signal(8)
+        m.d.sync += sel_opaque.eq(b_opaque)
+        chosen = Signal(Decision)
+        terms = [Mux(win[p], per[p].as_value(), 0) for p in range(P)]
+        acc = terms[0]
+        for t in terms[1:]:
+            acc = acc | t
+        m.d.sync += chosen.eq(acc)
+
+        # ---- stage 3: where the inner header starts ----------------------------------------------
+        m.d.sync += self.o_valid.eq(sel_valid)
+        m.d.sync += [self.o.eq(chosen),
+                     self.o.inner_l3.eq(Mux(chosen.matched, sel_opaque + chosen.opaque_len, 0))]
         return m

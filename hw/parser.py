@@ -7,21 +7,29 @@ is part of the record, because the inner headers cannot be found without it.
 
 How it works (see docs/architecture.md for the picture):
 
-1. Input: the Ethernet/VLAN bytes (fixed offsets 0..21) are captured as beats enter.
+1. Input: flags of the candidate ethertype fields (bytes 12, 16, 20: VLAN tag, IPv4, IPv6) are
+   captured as beats enter, and from them where the outer IPv4 header starts.
 2. Stage B holds one beat: it captures the outer IPv4 version/IHL/protocol at the VLAN-dependent
-   offset, learns where the opaque region starts, and feeds the classifier, which captures each
+   offset, learns where the opaque region starts, and feeds the classifier (a registered
+   pipeline of its own, :attr:`hw.classifier.Classifier.LATENCY` cycles), which captures each
    profile's fields and, once they have all passed (or the packet ended), decides.
 3. An elastic line (a FIFO of ``2 * (opaque_bytes / W + 4)`` beats, rounded up to a power of
    two) lets stage B run ahead of stage I, which waits at the first beat that needs the packet's
-   decision (its opaque region, or its last header beat) until the decision has arrived.
-4. Stage I captures every record field (Ethernet, outer and inner IPv4, the opaque bytes, TCP)
-   and sums both IPv4 header checksums, at offsets now known. When the packet ends or its
-   header window has passed, :class:`hw.record.RecordBuilder` computes the record (3 cycles)
-   and queues it.
+   decision (its opaque region, or its last header beat) until the decision has arrived. The
+   line also carries the flags stage I's take decision needs, computed in stage B.
+4. Stage I only decides whether the head beat moves on. Stage J (a register after it) captures
+   every record field (Ethernet, outer and inner IPv4, the opaque bytes, TCP) at offsets now
+   known, and masks the two IPv4 header checksum regions; stage K adds the masked words into
+   one accumulator per word lane. When the packet ends or its header window has passed, the
+   captures (J) and sums (K) are latched and :class:`hw.record.RecordBuilder` computes the
+   record (5 cycles) and queues it. Records complete at most every 4 cycles.
 5. Beats wait in a FIFO (2 x header window) until their record is queued, then leave together.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 10 cycles.
-Throughput: one beat per cycle for back-to-back packets of 3 beats or more (every frame from
+Every stage is registered and holds at most one short adder or compare and a few LUTs
+(DESIGN.md section 7: routing is most of every path on the ECP5).
+
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 15 cycles.
+Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
 internal-consistency flag (a decision lost to a full queue); it never rises with legal
@@ -36,13 +44,17 @@ from .buffer import StreamFifo
 from .capture import beat_index_bits, capture_region, region_sum
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
-from .record import ETH_BYTES, RecordBuilder, eth_fields
+from .record import ETH_BYTES, RecordBuilder
 from .profile import Profile
-from .stream import PacketSignature, check_width, keep_count
+from .stream import PacketSignature, check_width
 
 __all__ = ["HeaderParser"]
 
 MAX_OPAQUE_START = 22 + 60   # l3 with two tags + IPv4 header with 40 bytes of options
+#: Cycles between two records' completions: the record builder starts a record at most every
+#: 4 cycles (hw/record.py), and its held inputs are latched before that (stage J latches the
+#: captures, stage K the checksum sums, i_valid follows).
+BUILD_SPACING = 4
 
 
 def _stats_layout(profiles):
@@ -116,7 +128,12 @@ class HeaderParser(wiring.Component):
             return Cat(Const(W - 1, lw), beat) if lw else beat
 
         def frame_len(beat, keep):
-            return (beat << lw) + keep_count(keep, W)
+            # keep is contiguous from lane 0: the length is the first clear lane's index,
+            # or the next beat's start when every lane is kept (no adder tree over keep).
+            low = Const(0, lw)
+            for i in reversed(range(W)):
+                low = Mux(~keep[i], i, low)
+            return Mux(keep[W - 1], Cat(Const(0, lw), beat + 1), Cat(low, beat))
 
         # ---- input: Ethernet bytes at fixed offsets ------------------------------------
         in_beat = Signal(BB)
@@ -125,9 +142,34 @@ class HeaderParser(wiring.Component):
         in_lanes = masked_lanes(self.i.p.data, self.i.p.keep)
         with m.If(in_take):
             m.d.sync += in_beat.eq(bump(in_beat, self.i.p.last))
-        eth_b, _ = capture_region(m, width=W, count=ETH_BYTES, start=Const(0, 1), beat=in_beat,
-                                  lanes=in_lanes, take=in_take, first=in_beat == 0, name="ethB")
-        l3_b, is4_b = eth_fields(m, eth_b, "B")[:2]
+        # Where the outer IPv4 header starts, registered with the beat that enters stage B:
+        # flags of the candidate ethertype fields (bytes 12, 16, 20) are captured, not their
+        # bytes, so no 16-bit compare follows a lane multiplexer.
+        in_first = in_beat == 0
+        flags = {}
+        for pos, kinds in ((12, ("tpid", "ip4", "ip6")), (16, ("tpid", "ip4", "ip6")),
+                           (20, ("ip4", "ip6"))):
+            value = Cat(in_lanes[pos % W + 1], in_lanes[pos % W])   # big-endian, even offset
+            for kind in kinds:
+                hit = Signal(name=f"eth{pos}_{kind}")
+                flag = Signal(name=f"eth{pos}_{kind}_seen")
+                if kind == "tpid":
+                    m.d.comb += hit.eq((value == 0x8100) | (value == 0x88A8))
+                else:
+                    m.d.comb += hit.eq(value == (0x0800 if kind == "ip4" else 0x86DD))
+                nxt = Mux(in_beat == pos // W, hit, Mux(in_first, 0, flag))
+                with m.If(in_take):
+                    m.d.sync += flag.eq(nxt)
+                flags[pos, kind] = nxt
+        v0 = flags[12, "tpid"]
+        v1 = v0 & flags[16, "tpid"]
+        l3_b, is4_b, is6_b = Signal(5), Signal(), Signal()
+        with m.If(in_take):
+            m.d.sync += [l3_b.eq(14 + ((v0 + v1) << 2)),
+                         is4_b.eq(Mux(v1, flags[20, "ip4"],
+                                      Mux(v0, flags[16, "ip4"], flags[12, "ip4"]))),
+                         is6_b.eq(Mux(v1, flags[20, "ip6"],
+                                      Mux(v0, flags[16, "ip6"], flags[12, "ip6"])))]
 
         # ---- stage B ---------------------------------------------------------------------
         beat_layout = data.StructLayout({"valid": 1, "data": 8 * W, "keep": W, "last": 1,
@@ -171,7 +213,7 @@ class HeaderParser(wiring.Component):
             cls.table.eq(self.table), cls.take.eq(take_b), cls.first.eq(first_b),
             cls.beat.eq(sb.beat), cls.data.eq(sb.data),
             cls.opaque.eq(opaque_reg), cls.opaque_known.eq(known_b),
-            cls.outer_valid.eq(is4_b & (ver_b == 4) & (ihl_b >= 5) & avail20),
+            cls.outer_is4.eq(is4_b), cls.outer_vihl.eq(ob[0]), cls.outer_avail.eq(avail20),
             cls.outer_proto.eq(proto_b), cls.trigger.eq(trig),
             cls.ended.eq(sb.last), cls.frame_len.eq(flen_b),
         ]
@@ -187,85 +229,157 @@ class HeaderParser(wiring.Component):
         # Stage I waits here for a packet's decision; meanwhile stage B runs ahead to the
         # beats that complete it. A FIFO (not a fixed delay) so that input pauses cannot let
         # stage I overtake the decision.
-        side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1})
+        # Stage I's take decision reads only flags computed here (no compare on its path).
+        side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1,
+                                         "first": 1, "in_opaque": 1, "ends": 1,
+                                         "is4": 1, "is6": 1, "flen": 16, "short": 1})
         m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
+        # Registered (a cycle late, hence one more entry of margin).
+        dec_room = Signal()
+        m.d.sync += dec_room.eq(decq.level < dec_depth - (Classifier.LATENCY + 4))
         m.d.comb += [
-            line.i.valid.eq(sb.valid & (decq.level < dec_depth - 4)),
+            # Room for every decision still in the classifier's pipeline.
+            line.i.valid.eq(sb.valid & dec_room),
             line.i.p.b.eq(sb), line.i.p.l3.eq(l3_b), line.i.p.opaque.eq(opaque_reg),
-            line.i.p.known.eq(known_b),
+            line.i.p.known.eq(known_b), line.i.p.first.eq(first_b),
+            line.i.p.in_opaque.eq(known_b & (bend_b >= opaque_reg)),
+            line.i.p.ends.eq(sb.last | (bend_b >= H - 1)),
+            # What the record builder needs first, computed here where it is cheap.
+            line.i.p.is4.eq(is4_b), line.i.p.is6.eq(is6_b), line.i.p.flen.eq(flen_b),
+            line.i.p.short.eq(sb.last & (flen_b <= H)),
             take_b.eq(line.i.valid & line.i.ready),
             adv_b.eq(~sb.valid | take_b),
         ]
         si = line.o.p
 
-        # ---- stage I -----------------------------------------------------------------------
+        # ---- stage I: the take decision --------------------------------------------------
+        # Stage I decides whether the line's head beat moves on (its decision is there when it
+        # needs one, the record queue and the builder have room); stage J, one register later,
+        # captures from the taken beat, so the take decision drives only a few enables.
         go_i = Signal()   # stage I takes the line's head beat this cycle, if there is one
         take_i = line.o.valid & go_i
-        first_i = si.b.beat == 0
-        lanes_i = [si.b.data.word_select(i, 8) for i in range(W)]
-        bend_i = beat_end(si.b.beat)
+        first_i = si.first
         dec = Decision(decq.r_data)
         dec_ok = decq.r_rdy
-        common = dict(width=W, beat=si.b.beat, lanes=lanes_i, take=take_i, first=first_i)
-        _, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI", **common)
-        _, outer_n = capture_region(m, count=20, start=si.l3, name="outerI", **common)
-        _, opq_n = capture_region(m, count=C, start=si.opaque, gate=si.known, name="opq",
-                                  **common)
-        o_ihl = outer_n[0][:4]
-        sum_args = dict(width=W, beat=si.b.beat, data=si.b.data, take=take_i, first=first_i)
-        _, osum_n = region_sum(m, start=si.l3, end=si.l3 + (Mux(o_ihl < 5, 5, o_ihl) << 2),
-                               name="osum", **sum_args)
-        # The inner IPv4 header of a tunnel is captured here; plain TCP's is the outer one
-        # (substituted when the record is finalised), because a plain packet's decision may
-        # arrive after its IPv4 header has passed.
-        inner_l3 = Signal(20)
-        m.d.comb += inner_l3.eq(si.opaque + dec.opaque_len)
-        gate_in = dec_ok & dec.matched & si.known
-        inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
-                                          name="innerI", **common)
-        i_ihl_n = inner_n[0][:4]
-        _, isum_n = region_sum(m, start=Mux(gate_in, inner_l3, 0xFFFFF),
-                               end=inner_l3 + (Mux(i_ihl_n < 5, 5, i_ihl_n) << 2),
-                               name="isum", **sum_args)
-        inner_seen = Signal()
-        with m.If(take_i):
-            m.d.sync += inner_seen.eq((inner_seen & ~first_i) |
-                                      (gate_in & (bend_i >= inner_l3)))
-        # TCP: after the tunnel's inner header, or right after the outer one for plain TCP.
-        l4 = Signal(20)
-        m.d.comb += l4.eq(Mux(dec.matched, inner_l3 + (inner_r[0][:4] << 2), si.opaque))
-        gate_tcp = dec_ok & si.known & ~first_i & (~dec.matched | inner_seen)
-        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
-
         done = Signal()
         done_i = done & ~first_i
-        pending = line.o.valid & ~done_i & (si.b.last | (bend_i >= H - 1))
+        pending = line.o.valid & ~done_i & si.ends
         # Beats from the opaque region on, and the completing beat, need the decision.
         # (Not after the record is done: the decision has been consumed by then.)
-        needs = ~done_i & ((si.known & (bend_i >= si.opaque)) | pending)
+        needs = ~done_i & (si.in_opaque | pending)
         compl = take_i & pending
         with m.If(take_i):
             m.d.sync += done.eq(done_i | compl)
         m.d.comb += decq.r_en.eq(compl)
 
-        # Latch everything the record is computed from; the builder takes three cycles.
-        m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C)
-        with m.If(compl):
+        # ---- stage J: captures from the taken beat -----------------------------------------
+        j_layout = data.StructLayout({"valid": 1, "compl": 1, "first": 1, "b": beat_layout,
+                                      "l3": 5, "opaque": 10, "known": 1, "dec_ok": 1,
+                                      "dec": Decision, "inner_l3": 10,
+                                      "is4": 1, "is6": 1, "flen": 16, "short": 1})
+        j = Signal(j_layout)
+        m.d.sync += [
+            j.valid.eq(take_i), j.compl.eq(compl), j.first.eq(first_i), j.b.eq(si.b),
+            j.l3.eq(si.l3), j.opaque.eq(si.opaque), j.known.eq(si.known),
+            j.is4.eq(si.is4), j.is6.eq(si.is6), j.flen.eq(si.flen), j.short.eq(si.short),
+            j.dec_ok.eq(dec_ok), j.dec.eq(Mux(dec_ok, decq.r_data, 0)),
+            # Capture offsets past 1023 never fall inside the header window: saturate.
+            j.inner_l3.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10])),
+        ]
+        # Beat index relative to the outer header's and the opaque region's start beats,
+        # subtracted here (J holds exactly the beat I looks at now) rather than in J.
+        rel_outer = Signal(signed(BB + 2), name="j_rel_outer")
+        rel_opq = Signal(signed(BB + 2), name="j_rel_opq")
+        m.d.sync += [rel_outer.eq(si.b.beat - si.l3[lw:]), rel_opq.eq(si.b.beat - si.opaque[lw:])]
+        take_j, first_j = j.valid, j.first
+        lanes_j = [j.b.data.word_select(i, 8) for i in range(W)]
+        bend_j = beat_end(j.b.beat)
+        common = dict(width=W, beat=j.b.beat, lanes=lanes_j, take=take_j, first=first_j)
+        sum_args = dict(width=W, beat=j.b.beat, data=j.b.data, take=take_j, first=first_j)
+        eth_r, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
+                                      **common)
+        outer_r, outer_n = capture_region(m, count=20, start=j.l3, rel=rel_outer,
+                                          name="outerI", **common)
+        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, rel=rel_opq,
+                                  name="opq", **common)
+
+        def header_end(base, ihl_reg, ihl_next, name, fallback=None):
+            """``base + 4 * max(5, ihl)``: the end of an IPv4 header's checksummed region.
+
+            At W <= 8 from the *registered* IHL, one cycle late: the beat after the IHL byte's
+            lies wholly inside the first 20 header bytes, so it cannot tell, and a stale IHL
+            (the previous packet's, or zero) reads as 5. At W = 16 that beat may hold options,
+            so the end is computed from the byte as it is captured.
+            """
+            if W > 8:
+                return base + (Mux(ihl_next < 5, 5, ihl_next) << 2)
+            end = Signal(11, name=name)
+            value = base + (Mux(ihl_reg < 5, 5, ihl_reg) << 2)
+            m.d.sync += end.eq(value if fallback is None else Mux(fallback, 2047, value))
+            return end
+
+        osum_n = region_sum(m, start=j.l3, end=header_end(j.l3, outer_r[0][:4],
+                                                          outer_n[0][:4], "osum_end"),
+                            name="osum", **sum_args)
+        # The inner IPv4 header of a tunnel is captured here; plain TCP's is the outer one
+        # (substituted when the record is finalised), because a plain packet's decision may
+        # arrive after its IPv4 header has passed.
+        inner_l3 = j.inner_l3
+        gate_in = j.dec_ok & j.dec.matched & j.known
+        inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
+                                          name="innerI", **common)
+        isum_n = region_sum(m, start=inner_l3, gate=gate_in,
+                            end=header_end(inner_l3, inner_r[0][:4], inner_n[0][:4],
+                                           "isum_end", fallback=~gate_in),
+                            name="isum", **sum_args)
+        inner_seen = Signal()
+        with m.If(take_j):
+            m.d.sync += inner_seen.eq((inner_seen & ~first_j) |
+                                      (gate_in & (bend_j >= inner_l3)))
+        # TCP: after the tunnel's inner header, or right after the outer one for plain TCP.
+        # A tunnel's TCP offset is registered from the captured inner IHL (and so is its
+        # gate): the TCP header starts at least 20 bytes after the IHL byte, two beats later
+        # at W <= 8.
+        # The start itself is registered too (W <= 8): a plain packet's TCP header (at the
+        # opaque start) is at least two beats after the beat that made the start known, and
+        # a tunnel's is gated by the registered IHL as above. A stale start (the previous
+        # beat's) can only capture bytes before the header, which its own bytes overwrite.
+        l4_calc = Mux(j.dec.matched, inner_l3 + (inner_r[0][:4] << 2), j.opaque)
+        if W <= 8:
+            l4, l4_tun_ok = Signal(11, name="l4_start"), Signal()
+            m.d.sync += [l4.eq(l4_calc), l4_tun_ok.eq(inner_seen)]
+        else:
+            l4, l4_tun_ok = l4_calc, inner_seen
+        gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
+        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
+
+        # Latch everything the record is computed from (the checksum sums one cycle later).
+        m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
+                                                   sum_words=W // 2)
+        with m.If(j.compl):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
                 bld.opaque.eq(Cat(*opq_n)),
-                # Plain TCP's inner header is its outer one.
-                bld.inner.eq(Mux(dec.matched, Cat(*inner_n), Cat(*outer_n))),
-                bld.tcp.eq(Cat(*tcp_n)), bld.osum.eq(osum_n),
-                bld.isum.eq(Mux(dec.matched, isum_n, osum_n)),
-                bld.dec.eq(Mux(dec_ok, decq.r_data, 0)), bld.ended.eq(si.b.last),
-                bld.flen.eq(frame_len(si.b.beat, si.b.keep)),
+                # (Plain TCP's inner header is its outer one: the builder substitutes it.)
+                bld.inner.eq(Cat(*inner_n)),
+                bld.tcp.eq(Cat(*tcp_n)),
+                bld.dec.eq(j.dec), bld.ended.eq(j.b.last), bld.flen.eq(j.flen),
+                bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.is6.eq(j.is6), bld.short.eq(j.short),
             ]
-        m.d.sync += bld.i_valid.eq(compl)
+        k_compl, k_matched = Signal(), Signal()
+        m.d.sync += [k_compl.eq(j.compl), k_matched.eq(j.dec.matched)]
+        with m.If(k_compl):
+            m.d.sync += [bld.osum.eq(Cat(*osum_n)),
+                         bld.isum.eq(Mux(k_matched, Cat(*isum_n), Cat(*osum_n)))]
+        m.d.sync += bld.i_valid.eq(k_compl)
+        # A record may complete only every BUILD_SPACING cycles (the builder reads its
+        # inputs for three cycles after i_valid, see hw/record.py).
+        recent = Signal(BUILD_SPACING - 1)
+        m.d.sync += recent.eq(Cat(compl, recent[:-1]))
         rec = bld.o
         fin_valid = bld.o_valid
 
-        rec_depth = 4
+        rec_depth = 8
         m.submodules.records = recq = fifo.SyncFIFO(width=rec.shape().size, depth=rec_depth)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
@@ -273,11 +387,14 @@ class HeaderParser(wiring.Component):
         out_layout = data.StructLayout({"data": 8 * W, "keep": W, "last": 1,
                                         "user": max(user_w, 1)})
         m.submodules.beats = beats = StreamFifo(out_layout, depth=2 * H // W)
+        # Room in both output queues, registered (a cycle late: one more entry of margin).
+        out_room, rec_room = Signal(), Signal()
+        m.d.sync += [out_room.eq(beats.level < beats.depth - 2),
+                     rec_room.eq(recq.level < rec_depth - 5)]
         m.d.comb += [
             beats.i.valid.eq(take_i), beats.i.p.data.eq(si.b.data), beats.i.p.keep.eq(si.b.keep),
             beats.i.p.last.eq(si.b.last), beats.i.p.user.eq(si.b.user),
-            go_i.eq(beats.i.ready & (recq.level < rec_depth - 2) & ~(pending & bld.busy) &
-                    (dec_ok | ~needs)),
+            go_i.eq(out_room & rec_room & ~(pending & recent.any()) & (dec_ok | ~needs)),
             line.o.ready.eq(go_i),
         ]
         m.d.comb += [

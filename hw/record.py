@@ -2,13 +2,16 @@
 
 :class:`RecordBuilder` computes, from the bytes the parser captured and the classifier's
 decision, every field of :class:`hw.layouts.ParseRecord` exactly as docs/parse-record.md says.
-It is a three-stage pipeline (Ethernet and outer header -> inner header, TCP, lengths, errors
--> reason and classification) so no cycle holds more than a few adders; stages are registered
-and never read the record back (Icarus turns such read-backs into zero-time loops).
+It is a five-stage pipeline (A: Ethernet and outer header; B1: the inner header's and TCP's
+offsets and end positions, checksum checks; B2: their compares against the frame/window
+limit; B3: presence, lengths, errors; C: reason and classification), so no cycle holds more
+than one adder or one compare and a few LUTs; stages are registered and never read the
+record back (Icarus turns such read-backs into zero-time loops).
 
-Latency 3 cycles from ``i_valid`` to ``o_valid``. The inputs must hold their values until the
-cycle before ``o_valid``; the caller may load new inputs when ``busy`` is low, so a new record
-can start every 3 cycles: line rate for packets of 3 beats or more (60-byte frames at W=16).
+Latency 5 cycles from ``i_valid`` to ``o_valid``. The inputs are read in the ``i_valid`` cycle
+and the next one (``busy``); the caller may load new inputs in the cycle after that. Stage
+registers are held for the stages after them, so a new record may start (``i_valid``) every
+4 cycles: line rate for packets of 4 beats or more (60-byte frames at W <= 16).
 """
 
 from amaranth import *
@@ -16,7 +19,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .byteorder import be_value
-from .checksum import fold
+from .checksum import wide_sum
 from .classifier import Decision
 from .layouts import Ipv4Fields, Kind, ParseRecord, Reason, TcpFields
 
@@ -64,16 +67,26 @@ def _tcp(b, present):
 
 
 class RecordBuilder(wiring.Component):
-    """See the module docstring. ``header_window`` is H, ``opaque_bytes`` is C."""
+    """See the module docstring. ``header_window`` is H, ``opaque_bytes`` is C.
 
-    def __init__(self, *, header_window=256, opaque_bytes=64):
+    ``osum``/``isum`` are the two IPv4 header sums as ``sum_words`` unfolded 21-bit partial
+    sums (one per word lane of the parser's beat), added in stage A and checked in stage B.
+    """
+
+    def __init__(self, *, header_window=256, opaque_bytes=64, sum_words=1):
         self.header_window = header_window
         self.opaque_bytes = opaque_bytes
+        self.sum_words = sum_words
         super().__init__({
             "i_valid": In(1),
             "eth": In(8 * ETH_BYTES), "outer": In(160), "inner": In(160), "tcp": In(160),
-            "opaque": In(8 * opaque_bytes), "osum": In(21), "isum": In(21),
+            "opaque": In(8 * opaque_bytes),
+            "osum": In(21 * sum_words), "isum": In(21 * sum_words),
             "dec": In(Decision), "ended": In(1), "flen": In(16),
+            # From the parser, equal to what the Ethernet bytes and the frame length give:
+            # the outer header's offset, "IPv4", "IPv6", and "ended within the window".
+            # ``inner`` is a tunnel's inner header; for plain TCP ``outer`` is used.
+            "l3": In(5), "is4": In(1), "is6": In(1), "short": In(1),
             "busy": Out(1), "o_valid": Out(1), "o": Out(ParseRecord(opaque_bytes)),
         })
 
@@ -81,15 +94,15 @@ class RecordBuilder(wiring.Component):
         m = Module()
         H = self.header_window
         dec = self.dec
-        va, vb = Signal(), Signal()
-        m.d.sync += [va.eq(self.i_valid), vb.eq(va), self.o_valid.eq(vb)]
-        # A new input may be captured in the cycle stage C runs, not while A or B still read it.
+        va = Signal()   # stage B1 runs (then B2 with vb1, B3 with vb2, C with vb3)
+        m.d.sync += va.eq(self.i_valid)
+        # New inputs may be latched from the cycle stage B2 runs, not while A or B1 read them.
         m.d.comb += self.busy.eq(self.i_valid | va)
 
         # ---- stage A: Ethernet, outer IPv4, where the inner header is -----------------------
         E = _bytes(self.eth, ETH_BYTES)
-        l3, is4, is6, vlans, tci0, tci1, et = eth_fields(m, E, "R")
-        short = self.ended & (self.flen <= H)
+        _, _, _, vlans, tci0, tci1, et = eth_fields(m, E, "R")
+        l3, is4, is6, short = self.l3, self.is4, self.is6, self.short
         limit = Mux(short, self.flen, H)
         outer_b = _bytes(self.outer, 20)
         o_present = is4 & (l3 + 20 <= limit)
@@ -99,7 +112,7 @@ class RecordBuilder(wiring.Component):
         a = {name: Signal(shape, name=f"a_{name}") for name, shape in {
             "l3": 5, "is4": 1, "is6": 1, "vlans": 2, "tci0": 16, "tci1": 16, "et": 16,
             "limit": 16, "short": 1, "o_present": 1, "o_valid": 1, "o_hlen": 8,
-            "opaque_off": 8, "inner_l3": 20, "inner_def": 1, "osum_ok": 1, "isum_ok": 1,
+            "opaque_off": 8, "inner_l3": 20, "inner_def": 1, "osum": 24, "isum": 24,
             "outer": Ipv4Fields}.items()}
         with m.If(self.i_valid):
             m.d.sync += [
@@ -108,58 +121,117 @@ class RecordBuilder(wiring.Component):
                 a["limit"].eq(limit), a["short"].eq(short), a["o_present"].eq(o_present),
                 a["o_valid"].eq(o_valid), a["o_hlen"].eq(o_ihl << 2),
                 a["opaque_off"].eq(opaque_off),
-                a["inner_l3"].eq(Mux(dec.matched, opaque_off + dec.opaque_len, l3)),
+                a["inner_l3"].eq(Mux(dec.matched, dec.inner_l3, l3)),
                 a["inner_def"].eq(o_valid & Mux(dec.matched, ~dec.len_outside,
                                                 outer_b[9] == 6)),
-                a["osum_ok"].eq(fold(self.osum) == 0xFFFF),
-                a["isum_ok"].eq(fold(self.isum) == 0xFFFF),
-                a["outer"].eq(_ipv4(outer_b, o_present)),
+                a["osum"].eq(wide_sum(self.osum.word_select(k, 21)
+                                      for k in range(self.sum_words))),
+                a["isum"].eq(wide_sum(self.isum.word_select(k, 21)
+                                      for k in range(self.sum_words))),
+                a["outer"].eq(_ipv4(outer_b, 1)),   # zeroed unless present in stage B1
             ]
 
-        # ---- stage B: inner IPv4, TCP, lengths, errors ---------------------------------------
+        # ---- stage B1: the inner header's and TCP's offsets, sums, checksum checks ----------
+        # Only adders here (their compares against the limit are stage B2's); inputs that
+        # later stages need are copied, so the inputs are read in the first three cycles only.
+        # Plain TCP's inner header is its outer one.
+        inner_b = _bytes(Mux(dec.matched, self.inner, self.outer), 20)
+        T = _bytes(self.tcp, 20)
+        i_ihl, doff = inner_b[0][:4], T[12][4:8]
+        i_hlen = Signal(6)
+        m.d.comb += i_hlen.eq(i_ihl << 2)
+        inner_l3 = a["inner_l3"]
+
+        def sum_ok(v):
+            # fold(v) == 0xFFFF: v is a non-zero multiple of 0xFFFF; v < 2**24, so its first
+            # fold step (below 2 * 0xFFFF) must be exactly 0xFFFF.
+            return (v[:16] + v[16:]) == 0xFFFF
+
+        E = _bytes(self.eth, ETH_BYTES)
+        b1 = {name: Signal(shape, name=f"b1_{name}") for name, shape in {
+            "inner": Ipv4Fields, "tcp": TcpFields, "l3_20": 6, "l3_oh": 7,
+            "il3_20": 21, "l4": 21, "l4_20": 21, "payload": 21, "i_end": 21, "o_end": 17,
+            "hdrs": 7, "osum_ok": 1, "isum_ok": 1, "dec": Decision, "eth_addr": 96,
+            "o_frag": 1, "outer": Ipv4Fields}.items()}
         outer = a["outer"]
-        matched = dec.matched
+        with m.If(va):
+            m.d.sync += [
+                b1["inner"].eq(_ipv4(inner_b, 1)), b1["tcp"].eq(_tcp(T, 1)),
+                b1["l3_20"].eq(a["l3"] + 20), b1["l3_oh"].eq(a["l3"] + a["o_hlen"]),
+                b1["il3_20"].eq(inner_l3 + 20), b1["l4"].eq(inner_l3 + i_hlen),
+                b1["l4_20"].eq(inner_l3 + (i_hlen + 20)),
+                b1["payload"].eq(inner_l3 + (i_hlen + (doff << 2))),
+                b1["i_end"].eq(inner_l3 + be_value(inner_b[2:4])),
+                b1["o_end"].eq(a["l3"] + outer.total_len),
+                b1["hdrs"].eq(i_hlen + (doff << 2)),
+                b1["osum_ok"].eq(sum_ok(a["osum"])), b1["isum_ok"].eq(sum_ok(a["isum"])),
+                b1["dec"].eq(dec), b1["eth_addr"].eq(Cat(be_value(E[0:6]), be_value(E[6:12]))),
+                b1["o_frag"].eq(outer.flags[0] | (outer.frag_off != 0)),
+                b1["outer"].eq(Mux(a["o_present"], outer, 0)),
+            ]
+        # The opaque bytes go straight to the record (they only depend on stage A's verdict);
+        # the previous record left the output register long before (records are >= 4 apart).
+        with m.If(va):
+            m.d.sync += self.o.opaque.eq(Mux(a["o_valid"], self.opaque, 0))
+        vb1 = Signal()
+        m.d.sync += vb1.eq(va)
+
+        # ---- stage B2: every compare against the limit (and the length compares) -----------
         lim = a["limit"]
+        inner = b1["inner"]
+        i_total = inner.total_len
+        hdrs = b1["hdrs"]
+        ends = {"l3": a["l3"], "l3_20": b1["l3_20"], "l3_oh": b1["l3_oh"],
+                "il3_20": b1["il3_20"], "l4": b1["l4"], "l4_20": b1["l4_20"],
+                "payload": b1["payload"]}
+        g = {f"av_{k}": Signal(name=f"g_av_{k}") for k in ends}
+        g.update({name: Signal(shape, name=f"g_{name}") for name, shape in {
+            "short_lt": 1, "hdrs_fit": 1, "pay_len": 16, "iend_gt": 1, "olen_lt": 1}.items()})
+        with m.If(vb1):
+            m.d.sync += [g[f"av_{k}"].eq(v <= lim) for k, v in ends.items()]
+            m.d.sync += [
+                g["short_lt"].eq(lim < b1["o_end"]),
+                g["hdrs_fit"].eq(i_total >= hdrs),
+                g["pay_len"].eq(i_total - hdrs),
+                g["iend_gt"].eq(b1["i_end"] > b1["o_end"]),
+                g["olen_lt"].eq(b1["outer"].total_len < a["o_hlen"]),
+            ]
+        vb2 = Signal()
+        m.d.sync += vb2.eq(vb1)
+
+        # ---- stage B3: inner IPv4, TCP, lengths, errors ----------------------------------------
+        dec = b1["dec"]
+        matched = dec.matched
+        outer = b1["outer"]
         trunc, window = [], []
 
-        def need(cond, end):
-            bad = cond & (end > lim)
+        def avail(key):
+            return g[f"av_{key}"]
+
+        def need(cond, key):
+            bad = cond & ~avail(key)
             trunc.append(bad & a["short"])
             window.append(bad & ~a["short"])
 
-        def avail(end):
-            return end <= lim
-
-        need(1, a["l3"])
-        need(a["is4"], a["l3"] + 20)
-        need(a["o_valid"], a["l3"] + a["o_hlen"])
-        o_csum_ok = a["o_valid"] & avail(a["l3"] + a["o_hlen"]) & a["osum_ok"]
-        inner_l3 = a["inner_l3"]
-        i_present = a["inner_def"] & avail(inner_l3 + 20)
-        need(a["inner_def"], inner_l3 + 20)
-        inner_b = _bytes(self.inner, 20)
-        i_ver, i_ihl, i_proto = inner_b[0][4:8], inner_b[0][:4], inner_b[9]
+        need(1, "l3")
+        need(a["is4"], "l3_20")
+        need(a["o_valid"], "l3_oh")
+        o_csum_ok = a["o_valid"] & avail("l3_oh") & b1["osum_ok"]
+        i_present = a["inner_def"] & avail("il3_20")
+        need(a["inner_def"], "il3_20")
+        i_ver, i_ihl, i_proto = inner.version, inner.ihl, inner.proto
         i_valid = i_present & (i_ver == 4) & (i_ihl >= 5)
-        i_hlen = i_ihl << 2
-        need(i_valid, inner_l3 + i_hlen)
-        i_csum_ok = i_valid & avail(inner_l3 + i_hlen) & a["isum_ok"]
+        need(i_valid, "l4")
+        i_csum_ok = i_valid & avail("l4") & b1["isum_ok"]
         l4_def = i_valid & (i_proto == 6)
-        l4 = Signal(20)
-        m.d.comb += l4.eq(inner_l3 + i_hlen)
-        t_present = l4_def & avail(l4 + 20)
-        need(l4_def, l4 + 20)
-        T = _bytes(self.tcp, 20)
-        doff = T[12][4:8]
+        t_present = l4_def & avail("l4_20")
+        need(l4_def, "l4_20")
+        doff = b1["tcp"].doff
         tcp_ok = t_present & (doff >= 5)
-        payload_off = Signal(20)
-        m.d.comb += payload_off.eq(l4 + (doff << 2))
-        need(tcp_ok, payload_off)
+        need(tcp_ok, "payload")
         trunc.append(matched & dec.field_trunc)
         window.append(matched & dec.field_window)
-        i_total = be_value(inner_b[2:4])
-        hdrs = i_hlen + (doff << 2)
-        o_frag = outer.flags[0] | (outer.frag_off != 0)
-        i_frag = inner_b[6][5] | (Cat(inner_b[7], inner_b[6][:5]) != 0)
+        i_frag = inner.flags[0] | (inner.frag_off != 0)
         b = {name: Signal(shape, name=f"b_{name}") for name, shape in {
             "inner": Ipv4Fields, "tcp": TcpFields, "o_csum_ok": 1, "i_csum_ok": 1,
             "inner_l3": 10, "l4": 10, "payload": 10, "payload_len": 16,
@@ -167,39 +239,40 @@ class RecordBuilder(wiring.Component):
             "inner_bad_ihl": 1, "outer_bad_csum": 1, "inner_bad_csum": 1,
             "outer_bad_len": 1, "inner_bad_len": 1,
             "c_ipv6": 1, "c_frag": 1, "c_opts": 1, "c_not_tcp": 1, "c_field": 1,
-            "c_doff": 1}.items()}
-        with m.If(va):
+            "c_doff": 1, "dec": Decision, "eth_addr": 96}.items()}
+        with m.If(vb2):
             m.d.sync += [
-                b["inner"].eq(_ipv4(inner_b, i_present)),
-                b["tcp"].eq(_tcp(T, t_present)),
+                b["inner"].eq(Mux(i_present, inner, 0)),
+                b["tcp"].eq(Mux(t_present, b1["tcp"], 0)),
                 b["o_csum_ok"].eq(o_csum_ok), b["i_csum_ok"].eq(i_csum_ok),
                 # A matched profile sets it even when its length field is outside (n = 0).
                 b["inner_l3"].eq(Mux(a["inner_def"] | matched, inner_l3, 0)),
-                b["l4"].eq(Mux(l4_def, l4, 0)),
-                b["payload"].eq(Mux(tcp_ok, payload_off, 0)),
-                b["payload_len"].eq(Mux(tcp_ok & (i_total >= hdrs), i_total - hdrs, 0)),
+                b["l4"].eq(Mux(l4_def, b1["l4"], 0)),
+                b["payload"].eq(Mux(tcp_ok, b1["payload"], 0)),
+                b["payload_len"].eq(Mux(tcp_ok & g["hdrs_fit"], g["pay_len"], 0)),
                 b["truncated"].eq(Cat(*trunc).any()),
                 b["window"].eq(Cat(*window).any()),
-                b["short_frame"].eq(a["o_valid"] & a["short"] &
-                                    (lim < a["l3"] + outer.total_len)),
+                b["short_frame"].eq(a["o_valid"] & a["short"] & g["short_lt"]),
                 b["outer_bad_ihl"].eq(a["o_present"] & ((outer.version != 4) |
                                                          (outer.ihl < 5))),
                 b["inner_bad_ihl"].eq(i_present & matched & (i_ver != 6) &
                                       ((i_ver != 4) | (i_ihl < 5))),
                 b["outer_bad_csum"].eq(a["o_valid"] & ~o_csum_ok),
                 b["inner_bad_csum"].eq(i_valid & ~i_csum_ok),
-                b["outer_bad_len"].eq(a["o_valid"] & (outer.total_len < a["o_hlen"])),
-                b["inner_bad_len"].eq((tcp_ok & (i_total < hdrs)) |
-                                      (matched & i_valid &
-                                       (inner_l3 + i_total > a["l3"] + outer.total_len))),
+                b["outer_bad_len"].eq(a["o_valid"] & g["olen_lt"]),
+                b["inner_bad_len"].eq((tcp_ok & ~g["hdrs_fit"]) |
+                                      (matched & i_valid & g["iend_gt"])),
                 b["c_ipv6"].eq(a["is6"] | (matched & i_present & (i_ver == 6))),
-                b["c_frag"].eq((a["o_valid"] & o_frag) | (i_valid & i_frag)),
+                b["c_frag"].eq((a["o_valid"] & b1["o_frag"]) | (i_valid & i_frag)),
                 b["c_opts"].eq((a["o_valid"] & (outer.ihl > 5)) | (i_valid & (i_ihl > 5))),
                 b["c_not_tcp"].eq((~matched & (outer.proto != 6)) |
                                   (matched & i_valid & (i_proto != 6))),
                 b["c_field"].eq(matched & (dec.len_outside | dec.flow_outside)),
                 b["c_doff"].eq(t_present & (doff < 5)),
+                b["dec"].eq(dec), b["eth_addr"].eq(b1["eth_addr"]),
             ]
+        vb3 = Signal()
+        m.d.sync += [vb3.eq(vb2), self.o_valid.eq(vb3)]
 
         # ---- stage C: reason, classification, the record ---------------------------------------
         conds = [
@@ -220,12 +293,13 @@ class RecordBuilder(wiring.Component):
             reason = Mux(c, r, reason)
         ok = Signal()
         m.d.comb += ok.eq(Cat(*(c for _, c in conds)) == 0)
-        E_dst, E_src = be_value(E[0:6]), be_value(E[6:12])
+        dec = b["dec"]
+        matched = dec.matched
         rec = self.o
-        with m.If(vb):
+        with m.If(vb3):
             m.d.sync += [
-                rec.eth.eq(Cat(E_dst, E_src, a["vlans"], a["tci0"], a["tci1"], a["et"])),
-                rec.outer.eq(Cat(a["outer"].as_value()[:-1], b["o_csum_ok"])),
+                rec.eth.eq(Cat(b["eth_addr"], a["vlans"], a["tci0"], a["tci1"], a["et"])),
+                rec.outer.eq(Cat(b1["outer"].as_value()[:-1], b["o_csum_ok"])),
                 rec.inner.eq(Cat(b["inner"].as_value()[:-1], b["i_csum_ok"])),
                 rec.tcp.eq(b["tcp"]),
                 rec.off.eq(Cat(Const(0, 10) | a["l3"], Const(0, 10) | a["opaque_off"],
@@ -241,6 +315,5 @@ class RecordBuilder(wiring.Component):
                     ok & (~matched | dec.tso_en),
                     ok & (~matched | dec.rsc_en) & b["o_csum_ok"] & b["i_csum_ok"],
                     matched & dec.udp, matched & dec.udp_csum, matched & dec.ipid_fixed)),
-                rec.opaque.eq(Mux(a["o_valid"], self.opaque, 0)),
             ]
         return m

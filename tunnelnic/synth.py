@@ -30,7 +30,13 @@ from amaranth.back import rtlil
 from .synth_harness import SynthHarness
 
 __all__ = ["synthesize", "run_flow", "run_tool", "format_report", "FlowError",
-           "DEVICE_OPTIONS", "clock_port"]
+           "DEVICE_OPTIONS", "CLOCK_SITES", "clock_port"]
+
+#: A clock-capable input (a PCLK pin with a dedicated path to the global clock network) per
+#: package, for the harness clock. Left to the placer, ``clk`` lands on any free pin, and from
+#: most pins nextpnr finds no route to a global buffer (routing then fails). P3 is the Versa's
+#: 100 MHz oscillator input, K23 the ECPIX-5's; both are PCLKT pins in every ECP5 density.
+CLOCK_SITES = {"CABGA381": "P3", "CABGA554": "K23"}
 
 #: nextpnr-ecp5 device switches.
 DEVICE_OPTIONS = {
@@ -232,6 +238,12 @@ def synthesize(elaboratable, *, device="LFE5UM-45F", package="CABGA381", speed=8
     (workdir / f"{name}.il").write_text(rtlil.convert(harness, name=name))
     lpf = ["BLOCK ASYNCPATHS;", "BLOCK RESETPATHS;"]
     lpf += [f'FREQUENCY PORT "{clock_port(d)}" {mhz} MHZ;' for d, mhz in clocks.items()]
+    site = CLOCK_SITES.get(package.upper())
+    if site is not None:
+        # Only the first clock gets the dedicated pin; others are placed by nextpnr.
+        first = clock_port(next(iter(clocks)))
+        lpf += [f'LOCATE COMP "{first}" SITE "{site}";',
+                f'IOBUF PORT "{first}" IO_TYPE=LVCMOS33;']
     (workdir / f"{name}.lpf").write_text("\n".join(lpf) + "\n")
     clock_nets = {d: {clock_port(d)} for d in clocks}
     result = run_flow(workdir, name, device=device, package=package, speed=speed, seed=seed,
