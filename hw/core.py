@@ -18,6 +18,11 @@ Known defect: with ``rsc=True`` the RX path elaborates and its registers and cou
 wired, but tests/test_driver_core.py::test_driver_core_rsc (a strict xfail) shows no aggregate
 leaving the core; the default build keeps ``rsc=False``.
 
+With ``board=True`` the regfiles of :data:`BOARD_GROUPS` (board control and status, per-port
+MAC counters, self-test) are not the core's to feed: their ``cfg``, ``sts`` and ``events``
+members become the ports ``ext_cfg``, ``ext_sts`` and ``ext_events`` for the board around the
+core (:mod:`hw.board_nic`). Without it they read 0.
+
 Stats are wired by name: every field of a block's ``stats`` port must have a counter register
 of the same name in the block's regfile of ``regmap/tunnelnic.rdl`` (an error at construction
 otherwise), so a new statistic cannot be silently dropped.
@@ -30,12 +35,15 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .csr import CsrBlock, struct_value
+from .csr import CsrBlock, leaf_paths, struct_value, sub_layout, view_at
 from .layouts import TsoRequest
 from .profile import FIELDS
 from .stream import PacketSignature, check_width, keep_count
 
-__all__ = ["NicCore"]
+__all__ = ["NicCore", "BOARD_GROUPS"]
+
+#: Regfiles of regmap/tunnelnic.rdl that the board around the core feeds (``board=True``).
+BOARD_GROUPS = ("board", "mac", "selftest")
 
 
 class NicCore(wiring.Component):
@@ -54,11 +62,13 @@ class NicCore(wiring.Component):
     control : "axil" or "uart"
         CSR access: an AXI4-Lite port ``bus``, or UART pins ``uart_rx``/``uart_tx`` through
         :class:`hw.uart_bridge.UartBridge` (then ``clk_freq``, ``baud``, ``uart_timeout``).
+    board : bool
+        Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
     """
 
     def __init__(self, width=8, *, profiles=8, header_window=256, opaque_bytes=64, contexts=32,
                  pool_pages=144, parser=True, tso=False, rsc=False, control="axil",
-                 clk_freq=125_000_000, baud=115200, uart_timeout=None):
+                 clk_freq=125_000_000, baud=115200, uart_timeout=None, board=False):
         self.width = check_width(width)
         if control not in ("axil", "uart"):
             raise ValueError(f"control must be 'axil' or 'uart', not {control!r}")
@@ -98,6 +108,14 @@ class NicCore(wiring.Component):
             "tx_i": In(PacketSignature(width, TsoRequest)), "tx_o": Out(PacketSignature(width)),
             "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width)),
         }
+        self.board = board
+        self.ext_layouts = {}
+        if board:
+            for kind, flow in (("cfg", Out), ("sts", In), ("events", In)):
+                layout = sub_layout(self.csr.signature.members[kind].shape, BOARD_GROUPS)
+                if layout is not None:
+                    self.ext_layouts[kind] = layout
+                    members[f"ext_{kind}"] = flow(layout)
         if control == "axil":
             members["bus"] = self.csr.signature.members["bus"]
         else:
@@ -196,6 +214,16 @@ class NicCore(wiring.Component):
                 events[("core_stats", f"{name}_pkts_{suffix}")] = beat & port.p.last
                 events[("core_stats", f"{name}_bytes_{suffix}")] = Mux(
                     beat, keep_count(port.p.keep, self.width), 0)
+        if "sts" in self.ext_layouts:
+            for path in leaf_paths(self.ext_layouts["sts"]):
+                sts[path] = view_at(self.ext_sts, path)
+        if "events" in self.ext_layouts:
+            for path in leaf_paths(self.ext_layouts["events"]):
+                events[path] = view_at(self.ext_events, path)
+        if "cfg" in self.ext_layouts:
+            layout = self.ext_layouts["cfg"]
+            m.d.comb += self.ext_cfg.as_value().eq(struct_value(
+                layout, {path: view_at(cfg, path) for path in leaf_paths(layout)}))
         m.d.comb += [csr.sts.as_value().eq(struct_value(csr.sts.shape(), sts)),
                      csr.events.as_value().eq(struct_value(csr.events.shape(), events))]
         return m
