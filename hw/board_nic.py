@@ -298,7 +298,8 @@ class BoardNic(wiring.Component):
         self.core = NicCore(width, profiles=profiles, header_window=header_window,
                             opaque_bytes=opaque_bytes, contexts=contexts, pool_pages=pool_pages,
                             tso=tso, rsc=rsc, control="uart", clk_freq=clk_freq, baud=baud,
-                            uart_timeout=uart_timeout, board=True)
+                            uart_timeout=uart_timeout, board=True,
+                            host_max_frame=max_frames[0] - 4)
         self.macs = [EthMac(width, self.max_frames[n], rx_domain=f"rx{n}", tx_domain="eth_tx")
                      for n in range(ports)]
         self.inject = InjectBuffer(width, inject_bytes, meta=TsoRequest)
@@ -367,14 +368,19 @@ class BoardNic(wiring.Component):
         wiring.connect(m, rx_arb.o, core.rx_i)
 
         # Outputs: TX path -> port 1, RX path -> port 0 (one port: both to port 0).
+        # The RX result meta (segments, MSS) has no place on Ethernet: dropped at the port.
+        def plain(src, dst):
+            m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready),
+                         dst.payload.eq(Cat(src.p.data, src.p.keep, src.p.last))]
+
         if self.ports == 2:
             wiring.connect(m, core.tx_o, macs[1].tx)
-            wiring.connect(m, core.rx_o, macs[0].tx)
+            plain(core.rx_o, macs[0].tx)
             taps = [macs[0].tx, macs[1].tx]
         else:
             m.submodules.out_arb = out_arb = FrameArbiter(w)
             wiring.connect(m, core.tx_o, out_arb.i0)
-            wiring.connect(m, core.rx_o, out_arb.i1)
+            plain(core.rx_o, out_arb.i1)
             wiring.connect(m, out_arb.o, macs[0].tx)
             taps = [macs[0].tx]
 

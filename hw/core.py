@@ -8,15 +8,19 @@
                                                               <-- every block's stats (counters)
 
 ``tx_i`` carries a :class:`hw.layouts.TsoRequest` as ``meta`` (the host's per-packet request);
-``tx_o`` and ``rx_o`` carry plain packets. Blocks not built in (``tso=False``, ``rsc=False``:
-built in) are replaced by a pass-through of the parser's output, and the
-CSR block reports it in ``id.caps2.has_tso``/``has_rsc``; with ``parser=False`` the datapaths
-are plain wires (for control-path tests). Every counter of the map that no built-in block feeds
-stays 0.
+``tx_o`` carries plain packets; ``rx_o`` carries :class:`hw.rsc_layouts.RxMeta` as ``meta``, the
+RX per-packet result (aggregate or not, segments, MSS, context, profile, kind, checksum status;
+DESIGN.md section 2). An engine not built in (``tso=False``, ``rsc=False``) is replaced by a
+pass-through of the parser's output, and the CSR block reports it in
+``id.caps2.has_tso``/``has_rsc``; without RSC, ``rx_o.meta`` is that of an RSC pass-through
+(one segment, the TCP payload length as MSS, the record's profile and kind) except that
+``csum_ok`` is 0, as nothing verified the checksums. With ``parser=False`` the datapaths are
+plain wires (for control-path tests) and ``rx_o.meta`` is 0. Every counter of the map that no
+built-in block feeds stays 0.
 
-Known defect: with ``rsc=True`` the RX path elaborates and its registers and counters are
-wired, but tests/test_driver_core.py::test_driver_core_rsc (a strict xfail) shows no aggregate
-leaving the core; the default build keeps ``rsc=False``.
+With RSC built in, the ``flow`` registers show the context selected by ``flow.select``: its
+flow key, expected sequence number, segment count and MSS (all 0 for a context without an open
+aggregate).
 
 With ``board=True`` the regfiles of :data:`BOARD_GROUPS` (board control and status, per-port
 MAC counters, self-test) are not the core's to feed: their ``cfg``, ``sts`` and ``events``
@@ -38,6 +42,7 @@ from amaranth.lib.wiring import In, Out
 from .csr import CsrBlock, leaf_paths, struct_value, sub_layout, view_at
 from .layouts import TsoRequest
 from .profile import FIELDS
+from .rsc_layouts import RxMeta
 from .stream import PacketSignature, check_width, keep_count
 
 __all__ = ["NicCore", "BOARD_GROUPS"]
@@ -64,11 +69,15 @@ class NicCore(wiring.Component):
         :class:`hw.uart_bridge.UartBridge` (then ``clk_freq``, ``baud``, ``uart_timeout``).
     board : bool
         Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
+    host_max_frame : int or None
+        With ``board``: the longest frame the host port sends (bytes without FCS); RSC
+        aggregates are capped to it and to ``board.ctrl.host_max_frame`` (less 22 bytes).
     """
 
     def __init__(self, width=8, *, profiles=8, header_window=256, opaque_bytes=64, contexts=32,
                  pool_pages=144, parser=True, tso=False, rsc=False, control="axil",
-                 clk_freq=125_000_000, baud=115200, uart_timeout=None, board=False):
+                 clk_freq=125_000_000, baud=115200, uart_timeout=None, board=False,
+                 host_max_frame=None):
         self.width = check_width(width)
         if control not in ("axil", "uart"):
             raise ValueError(f"control must be 'axil' or 'uart', not {control!r}")
@@ -106,9 +115,10 @@ class NicCore(wiring.Component):
             self._check_stats("rsc_stats", self.rsc)
         members = {
             "tx_i": In(PacketSignature(width, TsoRequest)), "tx_o": Out(PacketSignature(width)),
-            "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width)),
+            "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width, RxMeta)),
         }
         self.board = board
+        self.host_max_frame = host_max_frame
         self.ext_layouts = {}
         if board:
             for kind, flow in (("cfg", Out), ("sts", In), ("events", In)):
@@ -123,6 +133,19 @@ class NicCore(wiring.Component):
             members["uart_tx"] = Out(1, init=1)
         super().__init__(members)
 
+    def _rsc_size_cap(self, cfg):
+        """RSC's cap of an aggregate's outer IPv4 total length: ``rsc.caps.size_cap`` (at most
+        65535) and, on a board, what the host port takes: ``board.ctrl.host_max_frame`` (at
+        most ``host_max_frame``, the port's MAC limit) less 22 bytes of Ethernet header and two
+        VLAN tags."""
+        caps = cfg.rsc.caps
+        cap = Mux(caps.size_cap > 0xFFFF, 0xFFFF, caps.size_cap)
+        if self.board and self.host_max_frame is not None:
+            want = cfg.board.ctrl.host_max_frame
+            host = Mux(want > self.host_max_frame, self.host_max_frame, want) - 22
+            cap = Mux(cap > host, host, cap)
+        return cap
+
     def _check_stats(self, group, block):
         events = self.csr.signature.members["events"].shape
         have = set(events[group].shape.members) if group in events.members else set()
@@ -131,6 +154,34 @@ class NicCore(wiring.Component):
         if missing:
             raise ValueError(f"{type(block).__name__}.stats has {sorted(missing)} but "
                              f"regmap/tunnelnic.rdl regfile {group} does not count them")
+
+    def _parsed_meta(self, rec):
+        """RX metadata of a packet no RSC engine saw: one segment, its TCP payload length as
+        MSS when it has a TCP header, context 0, the record's profile and kind, checksums not
+        verified (``csum_ok`` 0)."""
+        flow_pkt = rec.tcp.present & (rec.off.l4 != 0)
+        return struct_value(RxMeta, {("segs",): C(1, 8),
+                                     ("mss",): Mux(flow_pkt, rec.payload_len, 0),
+                                     ("profile",): rec.cls.profile, ("kind",): rec.cls.kind})
+
+    def _flow_view(self, m, rsc, index):
+        """The ``flow`` registers from the engine's debug read port; all 0 unless the selected
+        context (index < N) holds an open aggregate."""
+        in_range = Signal()
+        m.d.sync += in_range.eq(index < rsc.contexts)
+        ok = Signal()
+        m.d.comb += ok.eq(rsc.dbg_valid & in_range)
+        key = [rsc.dbg_key.word_select(k, 32) for k in range(7)]
+        fields = {
+            ("state", "valid"): ok, ("state", "tunnel"): key[0][3], ("state", "profile"): key[0][:3],
+            ("state", "count"): rsc.dbg_count, ("state", "mss"): rsc.dbg_mss,
+            ("next_seq", "seq"): rsc.dbg_seq,
+            ("outer_src", "addr"): key[1], ("outer_dst", "addr"): key[2],
+            ("inner_src", "addr"): key[3], ("inner_dst", "addr"): key[4],
+            ("ports", "dport"): key[5][:16], ("ports", "sport"): key[5][16:],
+            ("flow_field", "value"): key[6],
+        }
+        return {("flow",) + path: Mux(ok, value, 0) for path, value in fields.items()}
 
     def elaborate(self, platform):
         m = Module()
@@ -147,12 +198,11 @@ class NicCore(wiring.Component):
         sts = {("id", "caps2", "has_tso"): C(int(self.tso_enabled), 1),
                ("id", "caps2", "has_rsc"): C(int(self.rsc_enabled), 1)}
         events = {}
-        # Without RSC the flow-table view reads 0; with it, words 0..3 are the selected
-        # context's valid bit, flow tag, expected sequence number and segment count.
 
         for name, parser, src, dst in (("tx", self.tx_parser, self.tx_i, self.tx_o),
                                        ("rx", self.rx_parser, self.rx_i, self.rx_o)):
             if parser is None:
+                # Plain wires; RX metadata 0.
                 m.d.comb += [dst.valid.eq(src.valid), src.ready.eq(dst.ready),
                              dst.p.as_value().eq(Cat(src.p.data, src.p.keep, src.p.last))]
             else:
@@ -176,24 +226,20 @@ class NicCore(wiring.Component):
                 if name == "rx" and self.rsc is not None:
                     m.submodules.rsc = rsc = self.rsc
                     wiring.connect(m, parser.o, rsc.i)
-                    # The RX meta (segments, MSS, context) has no place on rx_o yet.
-                    r = rsc.o.p
                     caps = cfg.rsc.caps
                     m.d.comb += [
                         dst.valid.eq(rsc.o.valid), rsc.o.ready.eq(dst.ready),
-                        dst.p.as_value().eq(Cat(r.data, r.keep, r.last)),
+                        dst.p.as_value().eq(rsc.o.p.as_value()),
                         rsc.enable.eq(cfg.rsc.ctrl.enable),
                         rsc.flush_all.eq(cfg.rsc.ctrl.flush_all),
                         rsc.timeout_us.eq(cfg.rsc.timeout.timeout_us),
-                        rsc.max_bytes.eq(Mux(caps.size_cap > 0xFFFF, 0xFFFF, caps.size_cap)),
+                        rsc.max_bytes.eq(self._rsc_size_cap(cfg)),
                         rsc.max_segs.eq(caps.seg_cap),
                         rsc.dbg_index.eq(cfg.flow.select.index),
                     ]
                     for field in rsc.signature.members["stats"].shape.members:
                         events[("rsc_stats", field)] = Value.cast(rsc.stats[field])
-                    for i, sig in enumerate((rsc.dbg_valid, rsc.dbg_tag, rsc.dbg_seq,
-                                             rsc.dbg_count)):
-                        sts[("flow", "word", i, "value")] = sig
+                    sts.update(self._flow_view(m, rsc, cfg.flow.select.index))
                 elif name == "tx" and self.tso is not None:
                     m.submodules.tso = tso = self.tso
                     wiring.connect(m, parser.o, tso.i)
@@ -204,10 +250,12 @@ class NicCore(wiring.Component):
                     for field in tso.signature.members["stats"].shape.members:
                         events[("tso_stats", field)] = Value.cast(tso.stats[field])
                 else:
-                    # No engine on this path: pass the parsed packet through.
+                    # No engine on this path: pass the parsed packet through (RX: with the
+                    # RX metadata a pass-through of the RSC engine would carry, unverified).
                     o = parser.o.p
+                    meta = [self._parsed_meta(o.meta)] if name == "rx" else []
                     m.d.comb += [dst.valid.eq(parser.o.valid), parser.o.ready.eq(dst.ready),
-                                 dst.p.as_value().eq(Cat(o.data, o.keep, o.last))]
+                                 dst.p.as_value().eq(Cat(o.data, o.keep, o.last, *meta))]
             # Edge counters of the core.
             for port, suffix in ((src, "in"), (dst, "out")):
                 beat = port.valid & port.ready

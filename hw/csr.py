@@ -11,7 +11,7 @@ from the field properties. Its ports mirror the map's hierarchy:
             ``swmod`` (``swacc``) adds a 1-bit ``<field>_swmod`` (``<field>_swacc``) member, high
             in the cycle software writes (reads) its register: ``cfg.selftest.capture_data.data_swacc``.
 ``sts``     ``In``: every hardware-written field (``hw=w``) except ``id.layout.hash``, which the
-            block drives itself: ``sts.flow.word[3].value``.
+            block drives itself: ``sts.flow.next_seq.seq``.
 ``events``  ``In``: one increment per counter register, ``incrwidth`` bits wide:
             ``events.rsc_stats.merged``. Added every cycle.
 
@@ -86,9 +86,10 @@ def _leaves(regmap, kind):
 
 
 def struct_value(layout, values, path=()):
-    """One whole-vector value of ``layout`` from ``values`` ({path tuple: Value}, missing
-    leaves 0). Assign struct ports with this, not member by member: Amaranth turns member
-    assignments into slice writes, on which Icarus' always_comb re-triggers itself forever."""
+    """One whole-vector value of ``layout`` from ``values`` ({path tuple: Value}; missing
+    leaves are 0, a narrower value is zero-extended to its leaf, a wider one truncated).
+    Assign struct ports with this, not member by member: Amaranth turns member assignments
+    into slice writes, on which Icarus' always_comb re-triggers itself forever."""
     if isinstance(layout, type) and issubclass(layout, (data.Struct, data.Union)):
         layout = data.Layout.cast(layout)
     if isinstance(layout, data.StructLayout):
@@ -109,7 +110,11 @@ def struct_value(layout, values, path=()):
     if v is None:
         return C(0, width)
     v = Value.cast(v)
-    return v[:width] if len(v) >= width else v.as_unsigned()
+    if len(v) >= width:
+        return v[:width]
+    # Zero-extend explicitly: inside a Cat a narrow value keeps its own width, which would shift
+    # every later leaf (as_unsigned() does not widen).
+    return Cat(v, C(0, width - len(v)))
 
 
 def leaf_paths(layout, path=()):

@@ -73,8 +73,11 @@ class RscEngine(wiring.Component):
     enable, timeout_us (0 = none), max_bytes (cap of the outer IPv4 total length), max_segs,
     flush_all (strobe): configuration.
     stats : per-cycle increments (:data:`hw.rsc_layouts.STAT_NAMES`), registered.
-    dbg_index -> dbg_valid, dbg_tag, dbg_seq, dbg_count: a read port onto the context table
-        (one cycle latency).
+    dbg_index -> dbg_valid, dbg_tag, dbg_seq, dbg_count, dbg_mss, dbg_key: a read port onto
+        a copy of the context table (one cycle latency): CAM tag, expected sequence number,
+        segments merged, MSS, and the flow key as the seven words of
+        :func:`hw.rsc_layouts.key_words`. Only ``dbg_valid`` is meaningful for a context
+        without an open aggregate (the others keep its last values).
 
     Throughput: ingress takes one beat per cycle and deasserts ``i.ready`` only at the first
     beat of a frame, when no page is free or 4 frames wait for the decision stage (which needs
@@ -112,7 +115,7 @@ class RscEngine(wiring.Component):
             "flush_all": In(1),
             "stats": Out(rsc_stats_layout()),
             "dbg_index": In(ci), "dbg_valid": Out(1), "dbg_tag": Out(32), "dbg_seq": Out(32),
-            "dbg_count": Out(8),
+            "dbg_count": Out(8), "dbg_mss": Out(16), "dbg_key": Out(7 * 32),
         })
 
     def elaborate(self, platform):
@@ -162,7 +165,8 @@ class RscEngine(wiring.Component):
         cr = ctxm.read_port(domain="sync", transparent_for=(cw,))
         # The debug view reads a small copy (tag, next seq, count), written with the table,
         # so the wide table keeps a single read port.
-        dbg_l = data.StructLayout({"tag": 32, "seq": 32, "count": 8})
+        dbg_l = data.StructLayout({"tag": 32, "seq": 32, "count": 8, "mss": 16,
+                                   "key0": 4, "key": 6 * 32})
         m.submodules.dbg = dbgm = Memory(shape=dbg_l, depth=N, init=[])
         dw = dbgm.write_port()
         dr = dbgm.read_port(domain="sync")
@@ -170,6 +174,10 @@ class RscEngine(wiring.Component):
                      dw.data.seq.eq(cw.data.next_seq), dw.data.count.eq(cw.data.count),
                      dr.addr.eq(self.dbg_index), self.dbg_seq.eq(dr.data.seq),
                      self.dbg_count.eq(dr.data.count), self.dbg_tag.eq(dr.data.tag)]
+        # The flow key too (word 0 holds only profile and tunnel bits), and the MSS.
+        m.d.comb += [dw.data.mss.eq(cw.data.mss), dw.data.key0.eq(cw.data.key[:4]),
+                     dw.data.key.eq(cw.data.key[32:]), self.dbg_mss.eq(dr.data.mss),
+                     self.dbg_key.eq(Cat(dr.data.key0, Const(0, 28), dr.data.key))]
         dbg_valid = Signal()
         m.d.sync += dbg_valid.eq(cam.valid.bit_select(self.dbg_index, 1))
         m.d.comb += self.dbg_valid.eq(dbg_valid)

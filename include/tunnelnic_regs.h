@@ -20,7 +20,7 @@ extern "C" {
 #define TUNNELNIC__ID__VERSION__MINOR_bm 0xffff
 #define TUNNELNIC__ID__VERSION__MINOR_bp 0
 #define TUNNELNIC__ID__VERSION__MINOR_bw 16
-#define TUNNELNIC__ID__VERSION__MINOR_reset 0x0
+#define TUNNELNIC__ID__VERSION__MINOR_reset 0x1
 #define TUNNELNIC__ID__VERSION__MAJOR_bm 0xffff0000
 #define TUNNELNIC__ID__VERSION__MAJOR_bp 16
 #define TUNNELNIC__ID__VERSION__MAJOR_bw 16
@@ -190,16 +190,73 @@ typedef struct __attribute__ ((__packed__)) {
 #define TUNNELNIC__FLOW__SELECT__INDEX_bw 8
 #define TUNNELNIC__FLOW__SELECT__INDEX_reset 0x0
 
-// reg - tunnelnic::flow::flow_word
-#define TUNNELNIC__FLOW__FLOW_WORD__VALUE_bm 0xffffffff
-#define TUNNELNIC__FLOW__FLOW_WORD__VALUE_bp 0
-#define TUNNELNIC__FLOW__FLOW_WORD__VALUE_bw 32
+// reg - tunnelnic::flow::state
+#define TUNNELNIC__FLOW__STATE__VALID_bm 0x1
+#define TUNNELNIC__FLOW__STATE__VALID_bp 0
+#define TUNNELNIC__FLOW__STATE__VALID_bw 1
+#define TUNNELNIC__FLOW__STATE__TUNNEL_bm 0x2
+#define TUNNELNIC__FLOW__STATE__TUNNEL_bp 1
+#define TUNNELNIC__FLOW__STATE__TUNNEL_bw 1
+#define TUNNELNIC__FLOW__STATE__PROFILE_bm 0x1c
+#define TUNNELNIC__FLOW__STATE__PROFILE_bp 2
+#define TUNNELNIC__FLOW__STATE__PROFILE_bw 3
+#define TUNNELNIC__FLOW__STATE__COUNT_bm 0xff00
+#define TUNNELNIC__FLOW__STATE__COUNT_bp 8
+#define TUNNELNIC__FLOW__STATE__COUNT_bw 8
+#define TUNNELNIC__FLOW__STATE__MSS_bm 0xffff0000
+#define TUNNELNIC__FLOW__STATE__MSS_bp 16
+#define TUNNELNIC__FLOW__STATE__MSS_bw 16
+
+// reg - tunnelnic::flow::next_seq
+#define TUNNELNIC__FLOW__NEXT_SEQ__SEQ_bm 0xffffffff
+#define TUNNELNIC__FLOW__NEXT_SEQ__SEQ_bp 0
+#define TUNNELNIC__FLOW__NEXT_SEQ__SEQ_bw 32
+
+// reg - tunnelnic::flow::inner_src
+#define TUNNELNIC__FLOW__INNER_SRC__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__INNER_SRC__ADDR_bp 0
+#define TUNNELNIC__FLOW__INNER_SRC__ADDR_bw 32
+
+// reg - tunnelnic::flow::inner_dst
+#define TUNNELNIC__FLOW__INNER_DST__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__INNER_DST__ADDR_bp 0
+#define TUNNELNIC__FLOW__INNER_DST__ADDR_bw 32
+
+// reg - tunnelnic::flow::ports
+#define TUNNELNIC__FLOW__PORTS__DPORT_bm 0xffff
+#define TUNNELNIC__FLOW__PORTS__DPORT_bp 0
+#define TUNNELNIC__FLOW__PORTS__DPORT_bw 16
+#define TUNNELNIC__FLOW__PORTS__SPORT_bm 0xffff0000
+#define TUNNELNIC__FLOW__PORTS__SPORT_bp 16
+#define TUNNELNIC__FLOW__PORTS__SPORT_bw 16
+
+// reg - tunnelnic::flow::flow_field
+#define TUNNELNIC__FLOW__FLOW_FIELD__VALUE_bm 0xffffffff
+#define TUNNELNIC__FLOW__FLOW_FIELD__VALUE_bp 0
+#define TUNNELNIC__FLOW__FLOW_FIELD__VALUE_bw 32
+
+// reg - tunnelnic::flow::outer_src
+#define TUNNELNIC__FLOW__OUTER_SRC__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__OUTER_SRC__ADDR_bp 0
+#define TUNNELNIC__FLOW__OUTER_SRC__ADDR_bw 32
+
+// reg - tunnelnic::flow::outer_dst
+#define TUNNELNIC__FLOW__OUTER_DST__ADDR_bm 0xffffffff
+#define TUNNELNIC__FLOW__OUTER_DST__ADDR_bp 0
+#define TUNNELNIC__FLOW__OUTER_DST__ADDR_bw 32
 
 // regfile - tunnelnic::flow
 typedef struct __attribute__ ((__packed__)) {
     uint32_t select;
     uint8_t RESERVED_4_f[0xc];
-    uint32_t word[8];
+    uint32_t state;
+    uint32_t next_seq;
+    uint32_t inner_src;
+    uint32_t inner_dst;
+    uint32_t ports;
+    uint32_t flow_field;
+    uint32_t outer_src;
+    uint32_t outer_dst;
 } tunnelnic__flow_t;
 
 // reg - tunnelnic::board::ctrl

@@ -24,7 +24,7 @@ def connected(**kw):
 
 def test_identity_accepts_matching_device():
     _, nic = connected(params={"P": 4, "N": 16})
-    assert nic.identity["P"] == 4 and nic.identity["N"] == 16 and nic.identity["version"] == "1.0"
+    assert nic.identity["P"] == 4 and nic.identity["N"] == 16 and nic.identity["version"] == "1.1"
 
 
 @pytest.mark.parametrize("kw, match", [
@@ -79,8 +79,10 @@ def test_tso_rsc_settings_and_validation():
     run(nic.set_rsc(enable=True, timeout_us=100, size_cap=40000, seg_cap=20))
     assert run(nic.read_reg("rsc.timeout")) == {"timeout_us": 100}
     assert run(nic.read_reg("rsc.caps")) == {"size_cap": 40000, "seg_cap": 20}
-    for bad, name in (({"timeout_us": 0}, "timeout_us"), ({"size_cap": 70000}, "size_cap"),
-                      ({"seg_cap": 0}, "seg_cap")):
+    run(nic.set_rsc(timeout_us=0))      # 0: no timeout flush
+    assert run(nic.read_reg("rsc.timeout")) == {"timeout_us": 0}
+    for bad, name in (({"timeout_us": -1}, "timeout_us"), ({"timeout_us": 1 << 16}, "timeout_us"),
+                      ({"size_cap": 70000}, "size_cap"), ({"seg_cap": 0}, "seg_cap")):
         with pytest.raises(ValueError, match=name):
             run(nic.set_rsc(**bad))
     with pytest.raises(ValueError, match="no writable field"):
@@ -100,11 +102,33 @@ def test_counters_snapshot_and_totals():
     assert nic.totals["rsc_stats"]["merged"] == 12
 
 
-def test_flow_table_walk_and_bus_errors():
+def test_flow_table_walk_decode_and_bus_errors():
+    from tunnelnic.model.rsc import flow_tag
     dev, nic = connected(params={"N": 4})
-    assert run(nic.flow_table()) == [[0] * 8] * 4
+    empty = run(nic.flow_table())
+    assert [c["slot"] for c in empty] == [0, 1, 2, 3]
+    assert all(not c["valid"] and c["tag"] is None and c["next_seq"] == 0 for c in empty)
     sel = nic.map["flow.select"].address
     assert [w for w in dev.writes if w[0] == sel] == [(sel, i) for i in range(4)]
+    assert run(nic.flow_table(active=True)) == []
+    # A fake device cannot follow flow.select: every slot shows the words stored here.
+    rm = nic.map
+    for path, fields in (("state", {"valid": 1, "tunnel": 1, "profile": 2, "count": 5,
+                                    "mss": 1448}),
+                         ("next_seq", {"seq": 0x89ABCDEF}),
+                         ("outer_src", {"addr": 0x0A000001}), ("outer_dst", {"addr": 0x0A000002}),
+                         ("inner_src", {"addr": 0xC0A80101}), ("inner_dst", {"addr": 0xC0A80102}),
+                         ("ports", {"sport": 40000, "dport": 80}),
+                         ("flow_field", {"value": 4242})):
+        reg = rm[f"flow.{path}"]
+        dev.mem[reg.address] = reg.encode(fields)
+    ctx = run(nic.flow_table(contexts=1))[0]
+    key = (1, 2, 0x0A000001, 0x0A000002, 0xC0A80101, 0xC0A80102, 40000, 80, 4242)
+    assert ctx == {"slot": 0, "valid": True, "tunnel": 1, "profile": 2, "count": 5, "mss": 1448,
+                   "next_seq": 0x89ABCDEF, "outer_src": 0x0A000001, "outer_dst": 0x0A000002,
+                   "inner_src": 0xC0A80101, "inner_dst": 0xC0A80102, "sport": 40000, "dport": 80,
+                   "flow": 4242, "tag": flow_tag(key)}
+    assert Nic.flow_key(ctx) == key
     with pytest.raises(BusError):
         run(dev.write(nic.map["id.magic"].address, 0))
     with pytest.raises(RuntimeError, match="connect"):

@@ -1,7 +1,8 @@
 """``tunnelnic status --port /dev/ttyUSB1``: identity, capabilities, board and link status, and
-every counter."""
+every counter (``--flows``: and the open RSC flow contexts)."""
 
 import asyncio
+import ipaddress
 
 
 def open_nic(args):
@@ -14,7 +15,18 @@ def add_port_args(p):
     p.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
 
 
-async def _status(nic, show_zero):
+def format_flow(ctx):
+    """One line for an open flow context of :meth:`tunnelnic.driver.Nic.flow_table`."""
+    ip = ipaddress.IPv4Address
+    where = f"{ip(ctx['inner_src'])}:{ctx['sport']} > {ip(ctx['inner_dst'])}:{ctx['dport']}"
+    if ctx["tunnel"]:
+        where += (f" in profile {ctx['profile']} {ip(ctx['outer_src'])} > "
+                  f"{ip(ctx['outer_dst'])} flow {ctx['flow']}")
+    return (f"  [{ctx['slot']:3}] {where}  next_seq {ctx['next_seq']}  segments {ctx['count']}"
+            f"  mss {ctx['mss']}  tag 0x{ctx['tag']:08x}")
+
+
+async def _status(nic, show_zero, flows=False):
     ident = await nic.connect()
     print("TunnelNIC " + ", ".join(f"{k}={v}" for k, v in ident.items()
                                    if k != "layout") + f", layout=0x{ident['layout']:08x}")
@@ -32,12 +44,20 @@ async def _status(nic, show_zero):
             print(f"{group}:")
             for k, v in shown.items():
                 print(f"  {k:24} {v}{'  (saturated)' if v == 0xFFFFFFFF else ''}")
+    if flows:
+        if not ident["has_rsc"]:
+            print("flow table: no RSC engine in this bitstream")
+            return
+        table = await nic.flow_table(active=True)
+        print(f"flow table: {len(table)} of {ident['N']} contexts open")
+        for ctx in table:
+            print(format_flow(ctx))
 
 
 def _run(args):
     nic = open_nic(args)
     try:
-        asyncio.run(_status(nic, args.all))
+        asyncio.run(_status(nic, args.all, args.flows))
     finally:
         nic.t.close()
     return 0
@@ -48,4 +68,6 @@ def register(subparsers):
                                              "the counters: values are since the last read)")
     add_port_args(p)
     p.add_argument("--all", action="store_true", help="also print counters that are zero")
+    p.add_argument("--flows", action="store_true",
+                   help="also print the open RSC flow contexts (flow key, next seq, segments)")
     p.set_defaults(func=_run)

@@ -6,6 +6,7 @@ flow table. Runs unchanged over every transport (:mod:`.transport`)::
     await nic.load_profile(0, "vxlan")       # a preset, validated against the device
     await nic.set_tso(enable=True, mss_default=1448)
     print(await nic.counters())              # every counter, one pass
+    print(await nic.flow_table(active=True))  # open RSC contexts: flow key, next seq, count
 
 All register knowledge comes from :func:`tunnelnic.regmap.compile_map` for the parameters the
 device reports, so the driver and the bitstream must agree on the layout hash.
@@ -142,8 +143,8 @@ class Nic:
 
     async def set_rsc(self, enable=None, timeout_us=None, size_cap=None, seg_cap=None):
         if timeout_us is not None:
-            if not 1 <= timeout_us < (1 << 16):
-                raise ValueError(f"timeout_us={timeout_us} must be 1..65535")
+            if not 0 <= timeout_us < (1 << 16):
+                raise ValueError(f"timeout_us={timeout_us} must be 0..65535 (0: no timeout)")
             await self.write_reg("rsc.timeout", timeout_us=timeout_us)
         caps = {}
         if size_cap is not None:
@@ -181,16 +182,40 @@ class Nic:
             tot[name] = tot.get(name, 0) + value
         return snap
 
-    async def flow_table(self, contexts=None):
-        """Raw words of each flow context (``flow.word[0..7]``), selected one by one."""
+    async def flow_table(self, contexts=None, active=False):
+        """The RSC flow table, one dict per context (slot order; only open contexts with
+        ``active``): ``slot``, ``valid``, ``tunnel``, ``profile``, ``count`` (segments merged),
+        ``mss``, ``next_seq``, the flow key (``outer_src``, ``outer_dst``, ``inner_src``,
+        ``inner_dst``: IPv4 addresses as integers; ``sport``, ``dport``, ``flow``: the
+        profile's flow field) and ``tag``, the CAM tag of that key (computed here, as the
+        engine does). A context without an open aggregate reads all 0 (and has no tag)."""
+        from ..model.rsc import flow_tag
         rm = self._need()
         n = rm.params["N"] if contexts is None else contexts
-        words = [r for r in rm.group("flow") if r.path[1] == "word"]
+        regs = [r for r in rm.group("flow") if r.path[1] != "select"]
         table = []
-        for i in range(n):
-            await self.write_reg("flow.select", index=i)
-            table.append([await self.t.read(r.address) for r in words])
+        for slot in range(n):
+            await self.write_reg("flow.select", index=slot)
+            raw = {r.path[1]: r.decode(await self.t.read(r.address)) for r in regs}
+            st, ports = raw["state"], raw["ports"]
+            ctx = {"slot": slot, "valid": bool(st["valid"]), "tunnel": st["tunnel"],
+                   "profile": st["profile"], "count": st["count"], "mss": st["mss"],
+                   "next_seq": raw["next_seq"]["seq"],
+                   "outer_src": raw["outer_src"]["addr"], "outer_dst": raw["outer_dst"]["addr"],
+                   "inner_src": raw["inner_src"]["addr"], "inner_dst": raw["inner_dst"]["addr"],
+                   "sport": ports["sport"], "dport": ports["dport"],
+                   "flow": raw["flow_field"]["value"]}
+            ctx["tag"] = flow_tag(self.flow_key(ctx)) if ctx["valid"] else None
+            if ctx["valid"] or not active:
+                table.append(ctx)
         return table
+
+    @staticmethod
+    def flow_key(ctx):
+        """The flow key of a :meth:`flow_table` entry, in the form of
+        :func:`tunnelnic.model.rsc.flow_key`."""
+        return (ctx["tunnel"], ctx["profile"], ctx["outer_src"], ctx["outer_dst"],
+                ctx["inner_src"], ctx["inner_dst"], ctx["sport"], ctx["dport"], ctx["flow"])
 
     # ------------------------------------------------------------------ board and self-test
     async def board(self):

@@ -53,12 +53,15 @@ class StreamBench:
         self.set_stalls(stalls, pause, backpressure)
 
     def set_stalls(self, enabled, pause=0.2, backpressure=0.3):
-        for src in self.source.values():
-            src.set_pause_generator(random_pauses(random.Random(self.rng.random()), pause)
-                                    if enabled else None)
-        for snk in self.sink.values():
-            snk.set_pause_generator(random_pauses(random.Random(self.rng.random()),
-                                                  backpressure) if enabled else None)
+        """Random pauses on (``enabled``) or off. Turning them off also clears the models'
+        ``pause``: cocotbext-axi only stops the generator, and a model left paused by its last
+        value would hold ``tvalid`` (source) or ``tready`` (sink) low for good."""
+        for model, prob in ([(s, pause) for s in self.source.values()] +
+                            [(s, backpressure) for s in self.sink.values()]):
+            model.set_pause_generator(random_pauses(random.Random(self.rng.random()), prob)
+                                      if enabled else None)
+            if not enabled:
+                model.pause = False
 
     async def reset(self, cycles=4):
         self.dut.rst.value = 1
