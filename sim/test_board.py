@@ -316,5 +316,6 @@ def test_board_one_port():
 
 
 @pytest.mark.long
-def test_board_without_rsc():
-    _run(False, testcase="board_tso_rx_counters")
+def test_board_with_rsc():
+    """RSC does not fit the Versa yet (docs/boards.md); the board logic with it in passes."""
+    _run(True, testcase="board_tso_rx_counters")
