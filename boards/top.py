@@ -35,8 +35,8 @@ __all__ = ["BoardSpec", "BoardTop", "mac_available", "NIC_PARAMS", "nic_params"]
 #: The NIC on every board (docs/boards.md, "Why these parameters"): 1 GbE is 125 MB/s, so the
 #: core runs W=4 bytes per beat at 625/core_div MHz (any clock above 31.25 MHz keeps line rate)
 #: instead of W=8 at 125 MHz, which this toolchain cannot close for the parser.
-NIC_PARAMS = dict(width=4, core_div=15, profiles=4, header_window=256, opaque_bytes=64,
-                  contexts=8, pool_pages=64, tso=True, rsc=False, max_frames=(9600, 1518),
+NIC_PARAMS = dict(width=4, core_div=16, profiles=4, header_window=256, opaque_bytes=64,
+                  contexts=8, pool_pages=64, tso=True, rsc=False, max_frames=(1518, 1518),
                   baud=115200, inject_bytes=2048, capture_bytes=4096, capture_frames=16)
 
 
