@@ -1,9 +1,12 @@
-"""ECP5 board clocking: an EHXPLLL making the 125 MHz core clock and its 90-degree copy, plus resets.
+"""ECP5 board clocking: one EHXPLLL making the 125 MHz RGMII clock, its 90-degree copy and the
+NIC core clock, plus resets.
 
-``sync`` (125 MHz) clocks the core and the RGMII transmit data; ``tx90`` (125 MHz, +90 degrees,
-i.e. +2 ns) clocks only the RGMII TXC output register, which puts the transmit clock edge in the
-middle of the data eye (the 2 ns RGMII-ID skew done in the FPGA, so the PHY's TX delay stays off).
-Both domains reset together until the PLL locks and the board reset is released, through a reset
+``sync`` (125 MHz) clocks the RGMII transmit data (and the MACs' transmit side); ``tx90``
+(125 MHz, +90 degrees, i.e. +2 ns) clocks only the RGMII TXC output register, which puts the
+transmit clock edge in the middle of the data eye (the 2 ns RGMII-ID skew done in the FPGA, so
+the PHY's TX delay stays off). ``core`` (optional, ``core_div``) is the VCO (625 MHz) divided by
+``core_div`` on CLKOS2: the NIC core's clock (docs/boards.md says why it need not be 125 MHz).
+All domains reset together until the PLL locks and the board reset is released, through a reset
 synchroniser per domain.
 """
 
@@ -12,7 +15,7 @@ from amaranth.lib import wiring
 from amaranth.lib.cdc import ResetSynchronizer
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["PLL_SETTINGS", "Ecp5Pll", "CoreClocking"]
+__all__ = ["PLL_SETTINGS", "VCO_MHZ", "core_mhz", "Ecp5Pll", "CoreClocking"]
 
 #: EHXPLLL settings for (input MHz) -> 125 MHz on CLKOP and 125 MHz +90 degrees on CLKOS,
 #: computed with ``ecppll -i <in> -o 125 --clkout1 125 --phase1 90`` (VCO 625 MHz).
@@ -24,6 +27,13 @@ PLL_SETTINGS = {
 }
 
 CORE_MHZ = 125.0
+#: Every PLL setting above runs the VCO at this frequency; CLKOS2 divides it for ``core``.
+VCO_MHZ = 625.0
+
+
+def core_mhz(core_div):
+    """The ``core`` clock for a CLKOS2 divider (VCO 625 MHz)."""
+    return VCO_MHZ / core_div
 
 
 class Ecp5Pll(wiring.Component):
@@ -32,18 +42,29 @@ class Ecp5Pll(wiring.Component):
     clk_in: In(1)
     clk_op: Out(1)
     clk_os: Out(1)
+    clk_os2: Out(1)
     locked: Out(1)
 
-    def __init__(self, in_mhz):
+    def __init__(self, in_mhz, core_div=None):
         if in_mhz not in PLL_SETTINGS:
             raise ValueError(f"no PLL settings for a {in_mhz} MHz input; known: "
                              f"{sorted(PLL_SETTINGS)} (add one computed with ecppll)")
+        if core_div is not None and not 5 <= core_div <= 128:
+            raise ValueError(f"core_div must be 5..128 (VCO 625 MHz / core_div), not {core_div}")
         self.in_mhz = in_mhz
+        self.core_div = core_div
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         p = PLL_SETTINGS[self.in_mhz]
+        os2 = {}
+        if self.core_div is not None:
+            # ecppll: CLKOS2 at 0 degrees has the primary's CPHASE (2 for CLKOP_DIV 5).
+            os2 = dict(a_FREQUENCY_PIN_CLKOS2=f"{core_mhz(self.core_div):.4f}",
+                       p_CLKOS2_ENABLE="ENABLED", p_CLKOS2_DIV=self.core_div,
+                       p_CLKOS2_CPHASE=p["CLKOP_CPHASE"], p_CLKOS2_FPHASE=0,
+                       o_CLKOS2=self.clk_os2)
         m.submodules.pll = Instance(
             "EHXPLLL",
             a_FREQUENCY_PIN_CLKI=str(int(self.in_mhz)),
@@ -62,7 +83,7 @@ class Ecp5Pll(wiring.Component):
             i_RST=0, i_STDBY=0, i_CLKI=self.clk_in, i_CLKFB=self.clk_op,
             i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
             i_PLLWAKESYNC=0, i_ENCLKOP=0,
-            o_CLKOP=self.clk_op, o_CLKOS=self.clk_os, o_LOCK=self.locked,
+            o_CLKOP=self.clk_op, o_CLKOS=self.clk_os, o_LOCK=self.locked, **os2,
         )
         return m
 
@@ -71,13 +92,15 @@ class CoreClocking(Elaboratable):
     """Drives the ``sync`` and ``tx90`` domains (declared by the top) from the board oscillator.
 
     ``clk_in`` is the oscillator (a 1-bit signal), ``rst_in`` the board reset (active high,
-    asynchronous). ``locked`` is the PLL lock, for an LED.
+    asynchronous). ``locked`` is the PLL lock, for an LED. With ``core_div`` it also drives the
+    ``core`` domain (declared by the top).
     """
 
-    def __init__(self, clk_in, rst_in, in_mhz):
+    def __init__(self, clk_in, rst_in, in_mhz, core_div=None):
         self.clk_in = clk_in
         self.rst_in = rst_in
-        self.pll = Ecp5Pll(in_mhz)
+        self.core_div = core_div
+        self.pll = Ecp5Pll(in_mhz, core_div)
         self.locked = Signal()
 
     def elaborate(self, platform):
@@ -92,6 +115,9 @@ class CoreClocking(Elaboratable):
         arst = ~pll.locked | self.rst_in
         m.submodules.rst_sync = ResetSynchronizer(arst, domain="sync")
         m.submodules.rst_tx90 = ResetSynchronizer(arst, domain="tx90")
+        if self.core_div is not None:
+            m.d.comb += ClockSignal("core").eq(pll.clk_os2)
+            m.submodules.rst_core = ResetSynchronizer(arst, domain="core")
         # No add_clock_constraint here: nextpnr derives both PLL outputs' constraints from the
         # oscillator's (and ignores Amaranth's net-name constraints on these nets anyway).
         return m

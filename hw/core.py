@@ -22,9 +22,10 @@ With RSC built in, the ``flow`` registers show the context selected by ``flow.se
 flow key, expected sequence number, segment count and MSS (all 0 for a context without an open
 aggregate).
 
-The board's MACs sit outside the core: their :data:`hw.mac.MAC_STATS` pulses (``sync``
-domain) come in on ``host_mac_stats`` and ``net_mac_stats`` and are counted in the regfiles
-of those names (inputs left unconnected count nothing).
+With ``board=True`` the regfiles of :data:`BOARD_GROUPS` (board control and status, per-port
+MAC counters, self-test) are not the core's to feed: their ``cfg``, ``sts`` and ``events``
+members become the ports ``ext_cfg``, ``ext_sts`` and ``ext_events`` for the board around the
+core (:mod:`hw.board_nic`). Without it they read 0.
 
 Stats are wired by name: every field of a block's ``stats`` port must have a counter register
 of the same name in the block's regfile of ``regmap/tunnelnic.rdl`` (an error at construction
@@ -38,18 +39,16 @@ from amaranth import *
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from .csr import CsrBlock, struct_value
+from .csr import CsrBlock, leaf_paths, struct_value, sub_layout, view_at
 from .layouts import TsoRequest
-from .mac import MAC_STATS
 from .profile import FIELDS
 from .rsc_layouts import RxMeta
 from .stream import PacketSignature, check_width, keep_count
 
-__all__ = ["NicCore", "MAC_PORTS"]
+__all__ = ["NicCore", "BOARD_GROUPS"]
 
-#: The MACs' statistics inputs (board top: port 0 = host, port 1 = network), counted in the
-#: regfiles of the same names.
-MAC_PORTS = ("host_mac_stats", "net_mac_stats")
+#: Regfiles of regmap/tunnelnic.rdl that the board around the core feeds (``board=True``).
+BOARD_GROUPS = ("board", "mac", "selftest")
 
 
 class NicCore(wiring.Component):
@@ -68,11 +67,17 @@ class NicCore(wiring.Component):
     control : "axil" or "uart"
         CSR access: an AXI4-Lite port ``bus``, or UART pins ``uart_rx``/``uart_tx`` through
         :class:`hw.uart_bridge.UartBridge` (then ``clk_freq``, ``baud``, ``uart_timeout``).
+    board : bool
+        Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
+    host_max_frame : int or None
+        With ``board``: the longest frame the host port sends (bytes without FCS); RSC
+        aggregates are capped to it and to ``board.ctrl.host_max_frame`` (less 22 bytes).
     """
 
     def __init__(self, width=8, *, profiles=8, header_window=256, opaque_bytes=64, contexts=32,
                  pool_pages=144, parser=True, tso=False, rsc=False, control="axil",
-                 clk_freq=125_000_000, baud=115200, uart_timeout=None):
+                 clk_freq=125_000_000, baud=115200, uart_timeout=None, board=False,
+                 host_max_frame=None):
         self.width = check_width(width)
         if control not in ("axil", "uart"):
             raise ValueError(f"control must be 'axil' or 'uart', not {control!r}")
@@ -109,13 +114,19 @@ class NicCore(wiring.Component):
                                  opaque_bytes=opaque_bytes,
                                  cycles_per_us=max(1, clk_freq // 1_000_000))
             self._check_stats("rsc_stats", self.rsc)
-        for group in MAC_PORTS:
-            self._check_layout(group, MAC_STATS, "hw.mac.MAC_STATS")
         members = {
             "tx_i": In(PacketSignature(width, TsoRequest)), "tx_o": Out(PacketSignature(width)),
             "rx_i": In(PacketSignature(width)), "rx_o": Out(PacketSignature(width, RxMeta)),
-            **{group: In(MAC_STATS) for group in MAC_PORTS},
         }
+        self.board = board
+        self.host_max_frame = host_max_frame
+        self.ext_layouts = {}
+        if board:
+            for kind, flow in (("cfg", Out), ("sts", In), ("events", In)):
+                layout = sub_layout(self.csr.signature.members[kind].shape, BOARD_GROUPS)
+                if layout is not None:
+                    self.ext_layouts[kind] = layout
+                    members[f"ext_{kind}"] = flow(layout)
         if control == "axil":
             members["bus"] = self.csr.signature.members["bus"]
         else:
@@ -123,17 +134,26 @@ class NicCore(wiring.Component):
             members["uart_tx"] = Out(1, init=1)
         super().__init__(members)
 
-    def _check_stats(self, group, block):
-        self._check_layout(group, block.signature.members["stats"].shape,
-                           f"{type(block).__name__}.stats")
+    def _rsc_size_cap(self, cfg):
+        """RSC's cap of an aggregate's outer IPv4 total length: ``rsc.caps.size_cap`` (at most
+        65535) and, on a board, what the host port takes: ``board.ctrl.host_max_frame`` (at
+        most ``host_max_frame``, the port's MAC limit) less 22 bytes of Ethernet header and two
+        VLAN tags."""
+        caps = cfg.rsc.caps
+        cap = Mux(caps.size_cap > 0xFFFF, 0xFFFF, caps.size_cap)
+        if self.board and self.host_max_frame is not None:
+            want = cfg.board.ctrl.host_max_frame
+            host = Mux(want > self.host_max_frame, self.host_max_frame, want) - 22
+            cap = Mux(cap > host, host, cap)
+        return cap
 
-    def _check_layout(self, group, layout, what):
+    def _check_stats(self, group, block):
         events = self.csr.signature.members["events"].shape
         have = set(events[group].shape.members) if group in events.members else set()
-        missing = set(data.Layout.cast(layout).members) - have
+        missing = set(block.signature.members["stats"].shape.members) - have
         if missing:
-            raise ValueError(f"{what} has {sorted(missing)} but regmap/tunnelnic.rdl regfile "
-                             f"{group} does not count them")
+            raise ValueError(f"{type(block).__name__}.stats has {sorted(missing)} but "
+                             f"regmap/tunnelnic.rdl regfile {group} does not count them")
 
     def _parsed_meta(self, rec):
         """RX metadata of a packet no RSC engine saw: one segment, its TCP payload length as
@@ -213,7 +233,7 @@ class NicCore(wiring.Component):
                         rsc.enable.eq(cfg.rsc.ctrl.enable),
                         rsc.flush_all.eq(cfg.rsc.ctrl.flush_all),
                         rsc.timeout_us.eq(cfg.rsc.timeout.timeout_us),
-                        rsc.max_bytes.eq(Mux(caps.size_cap > 0xFFFF, 0xFFFF, caps.size_cap)),
+                        rsc.max_bytes.eq(self._rsc_size_cap(cfg)),
                         rsc.max_segs.eq(caps.seg_cap),
                         rsc.dbg_index.eq(cfg.flow.select.index),
                     ]
@@ -245,9 +265,16 @@ class NicCore(wiring.Component):
         if self.control == "uart":
             for field in self.bridge.signature.members["stats"].shape.members:
                 events[("uart_stats", field)] = Value.cast(self.bridge.stats[field])
-        for group in MAC_PORTS:
-            for field in MAC_STATS.members:
-                events[(group, field)] = Value.cast(getattr(self, group)[field])
+        if "sts" in self.ext_layouts:
+            for path in leaf_paths(self.ext_layouts["sts"]):
+                sts[path] = view_at(self.ext_sts, path)
+        if "events" in self.ext_layouts:
+            for path in leaf_paths(self.ext_layouts["events"]):
+                events[path] = view_at(self.ext_events, path)
+        if "cfg" in self.ext_layouts:
+            layout = self.ext_layouts["cfg"]
+            m.d.comb += self.ext_cfg.as_value().eq(struct_value(
+                layout, {path: view_at(cfg, path) for path in leaf_paths(layout)}))
         m.d.comb += [csr.sts.as_value().eq(struct_value(csr.sts.shape(), sts)),
                      csr.events.as_value().eq(struct_value(csr.events.shape(), events))]
         return m

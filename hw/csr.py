@@ -7,7 +7,9 @@ from the field properties. Its ports mirror the map's hierarchy:
 ``bus``     ``In(AxiLiteSignature)``: the CSR bus (:mod:`hw.axil`).
 ``cfg``     ``Out``: every software-writable field that hardware reads (``sw=rw|w, hw=r``), as
             nested structs/arrays: ``cfg.tso.ctrl.mss_default``, ``cfg.profile[2].word0.enable``.
-            ``singlepulse`` fields are high for exactly one cycle after the write.
+            ``singlepulse`` fields are high for exactly one cycle after the write. A field with
+            ``swmod`` (``swacc``) adds a 1-bit ``<field>_swmod`` (``<field>_swacc``) member, high
+            in the cycle software writes (reads) its register: ``cfg.selftest.capture_data.data_swacc``.
 ``sts``     ``In``: every hardware-written field (``hw=w``) except ``id.layout.hash``, which the
             block drives itself: ``sts.flow.next_seq.seq``.
 ``events``  ``In``: one increment per counter register, ``incrwidth`` bits wide:
@@ -32,7 +34,7 @@ from amaranth.lib.wiring import In, Out
 
 from .axil import AxiLiteSignature, AxiLiteSlave
 
-__all__ = ["CsrBlock", "map_layout", "struct_value"]
+__all__ = ["CsrBlock", "map_layout", "struct_value", "leaf_paths", "sub_layout", "view_at"]
 
 LAYOUT_HASH_PATH = ("id", "layout")
 
@@ -61,6 +63,12 @@ def map_layout(regmap, kind):
     for reg, f in _leaves(regmap, kind):
         _insert(tree, reg.path + ((f.name,) if kind != "events" else ()),
                 f.incrwidth if kind == "events" else f.width)
+    if kind == "cfg":
+        for reg in regmap:
+            for f in reg.fields:
+                for flag in ("swacc", "swmod"):
+                    if getattr(f, flag):
+                        _insert(tree, reg.path + (f"{f.name}_{flag}",), 1)
     return _to_layout(tree) if tree else None
 
 
@@ -107,6 +115,29 @@ def struct_value(layout, values, path=()):
     # Zero-extend explicitly: inside a Cat a narrow value keeps its own width, which would shift
     # every later leaf (as_unsigned() does not widen).
     return Cat(v, C(0, width - len(v)))
+
+
+def leaf_paths(layout, path=()):
+    """Every leaf of a nested struct/array ``layout`` as a path tuple, in layout order."""
+    if isinstance(layout, data.StructLayout):
+        for name, f in layout:
+            yield from leaf_paths(f.shape, path + (name,))
+    elif isinstance(layout, data.ArrayLayout):
+        for i in range(layout.length):
+            yield from leaf_paths(layout.elem_shape, path + (i,))
+    else:
+        yield path
+
+
+def sub_layout(layout, groups):
+    """The members ``groups`` of struct ``layout`` (those it has) as a struct, or None."""
+    have = {g: layout[g].shape for g in groups if g in layout.members}
+    return data.StructLayout(have) if have else None
+
+
+def view_at(view, path):
+    """The member of ``view`` at ``path`` (names and indices)."""
+    return _nav(view, path)
 
 
 def _or_tree(terms):
@@ -198,6 +229,10 @@ class CsrBlock(wiring.Component):
         keys = reg.path + (f.name,)
         ok_read = selected & port.r_stb & reg.readable
         ok_write = selected & port.w_stb & reg.writable
+        if f.swacc:
+            m.d.comb += _nav(self.cfg, reg.path + (f"{f.name}_swacc",)).eq(ok_read)
+        if f.swmod:
+            m.d.comb += _nav(self.cfg, reg.path + (f"{f.name}_swmod",)).eq(ok_write)
         if f.counter:
             inc = _nav(self.events, reg.path)
             count = Signal(32, name=f"cnt_{'_'.join(map(str, reg.path))}")

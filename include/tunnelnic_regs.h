@@ -149,34 +149,6 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t rx_bytes_out;
 } tunnelnic__core_stats_t;
 
-// regfile - tunnelnic::mac_stats_t_name_a431e0d2
-typedef struct __attribute__ ((__packed__)) {
-    uint32_t rx_good;
-    uint32_t rx_fcs_error;
-    uint32_t rx_runt;
-    uint32_t rx_oversize;
-    uint32_t rx_phy_error;
-    uint32_t rx_preamble_error;
-    uint32_t rx_fifo_drop;
-    uint32_t tx_frame;
-    uint32_t tx_oversize;
-    uint32_t tx_underrun;
-} tunnelnic__mac_stats_t_name_a431e0d2_t;
-
-// regfile - tunnelnic::mac_stats_t_name_4389791e
-typedef struct __attribute__ ((__packed__)) {
-    uint32_t rx_good;
-    uint32_t rx_fcs_error;
-    uint32_t rx_runt;
-    uint32_t rx_oversize;
-    uint32_t rx_phy_error;
-    uint32_t rx_preamble_error;
-    uint32_t rx_fifo_drop;
-    uint32_t tx_frame;
-    uint32_t tx_oversize;
-    uint32_t tx_underrun;
-} tunnelnic__mac_stats_t_name_4389791e_t;
-
 // regfile - tunnelnic::tso_stats
 typedef struct __attribute__ ((__packed__)) {
     uint32_t superframes;
@@ -299,6 +271,155 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t outer_src;
     uint32_t outer_dst;
 } tunnelnic__flow_t;
+
+// reg - tunnelnic::board::ctrl
+#define TUNNELNIC__BOARD__CTRL__TSO_REQUEST_bm 0x1
+#define TUNNELNIC__BOARD__CTRL__TSO_REQUEST_bp 0
+#define TUNNELNIC__BOARD__CTRL__TSO_REQUEST_bw 1
+#define TUNNELNIC__BOARD__CTRL__TSO_REQUEST_reset 0x1
+#define TUNNELNIC__BOARD__CTRL__ROLE_bm 0x2
+#define TUNNELNIC__BOARD__CTRL__ROLE_bp 1
+#define TUNNELNIC__BOARD__CTRL__ROLE_bw 1
+#define TUNNELNIC__BOARD__CTRL__ROLE_reset 0x0
+#define TUNNELNIC__BOARD__CTRL__HOST_MAX_FRAME_bm 0x3fff0000
+#define TUNNELNIC__BOARD__CTRL__HOST_MAX_FRAME_bp 16
+#define TUNNELNIC__BOARD__CTRL__HOST_MAX_FRAME_bw 14
+#define TUNNELNIC__BOARD__CTRL__HOST_MAX_FRAME_reset 0x3fff
+
+// reg - tunnelnic::board::status
+#define TUNNELNIC__BOARD__STATUS__LINK0_bm 0x1
+#define TUNNELNIC__BOARD__STATUS__LINK0_bp 0
+#define TUNNELNIC__BOARD__STATUS__LINK0_bw 1
+#define TUNNELNIC__BOARD__STATUS__SPEED0_bm 0x6
+#define TUNNELNIC__BOARD__STATUS__SPEED0_bp 1
+#define TUNNELNIC__BOARD__STATUS__SPEED0_bw 2
+#define TUNNELNIC__BOARD__STATUS__DUPLEX0_bm 0x8
+#define TUNNELNIC__BOARD__STATUS__DUPLEX0_bp 3
+#define TUNNELNIC__BOARD__STATUS__DUPLEX0_bw 1
+#define TUNNELNIC__BOARD__STATUS__LINK1_bm 0x100
+#define TUNNELNIC__BOARD__STATUS__LINK1_bp 8
+#define TUNNELNIC__BOARD__STATUS__LINK1_bw 1
+#define TUNNELNIC__BOARD__STATUS__SPEED1_bm 0x600
+#define TUNNELNIC__BOARD__STATUS__SPEED1_bp 9
+#define TUNNELNIC__BOARD__STATUS__SPEED1_bw 2
+#define TUNNELNIC__BOARD__STATUS__DUPLEX1_bm 0x800
+#define TUNNELNIC__BOARD__STATUS__DUPLEX1_bp 11
+#define TUNNELNIC__BOARD__STATUS__DUPLEX1_bw 1
+
+// reg - tunnelnic::board::caps
+#define TUNNELNIC__BOARD__CAPS__PORTS_bm 0x3
+#define TUNNELNIC__BOARD__CAPS__PORTS_bp 0
+#define TUNNELNIC__BOARD__CAPS__PORTS_bw 2
+#define TUNNELNIC__BOARD__CAPS__CORE_MHZ_bm 0xff00
+#define TUNNELNIC__BOARD__CAPS__CORE_MHZ_bp 8
+#define TUNNELNIC__BOARD__CAPS__CORE_MHZ_bw 8
+#define TUNNELNIC__BOARD__CAPS__HOST_MAX_bm 0x3fff0000
+#define TUNNELNIC__BOARD__CAPS__HOST_MAX_bp 16
+#define TUNNELNIC__BOARD__CAPS__HOST_MAX_bw 14
+
+// regfile - tunnelnic::board
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t ctrl;
+    uint32_t status;
+    uint32_t caps;
+} tunnelnic__board_t;
+
+// regfile - tunnelnic::mac_t
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t rx_good;
+    uint32_t rx_fcs_error;
+    uint32_t rx_runt;
+    uint32_t rx_oversize;
+    uint32_t rx_phy_error;
+    uint32_t rx_preamble_error;
+    uint32_t rx_fifo_drop;
+    uint32_t tx_frame;
+    uint32_t tx_oversize;
+    uint32_t tx_underrun;
+    uint8_t RESERVED_28_3f[0x18];
+} tunnelnic__mac_t__stride40_t;
+
+// reg - tunnelnic::selftest::inject
+#define TUNNELNIC__SELFTEST__INJECT__GO_bm 0x1
+#define TUNNELNIC__SELFTEST__INJECT__GO_bp 0
+#define TUNNELNIC__SELFTEST__INJECT__GO_bw 1
+#define TUNNELNIC__SELFTEST__INJECT__GO_reset 0x0
+#define TUNNELNIC__SELFTEST__INJECT__PATH_bm 0x2
+#define TUNNELNIC__SELFTEST__INJECT__PATH_bp 1
+#define TUNNELNIC__SELFTEST__INJECT__PATH_bw 1
+#define TUNNELNIC__SELFTEST__INJECT__PATH_reset 0x0
+#define TUNNELNIC__SELFTEST__INJECT__TSO_bm 0x4
+#define TUNNELNIC__SELFTEST__INJECT__TSO_bp 2
+#define TUNNELNIC__SELFTEST__INJECT__TSO_bw 1
+#define TUNNELNIC__SELFTEST__INJECT__TSO_reset 0x0
+#define TUNNELNIC__SELFTEST__INJECT__REWIND_bm 0x8
+#define TUNNELNIC__SELFTEST__INJECT__REWIND_bp 3
+#define TUNNELNIC__SELFTEST__INJECT__REWIND_bw 1
+#define TUNNELNIC__SELFTEST__INJECT__REWIND_reset 0x0
+#define TUNNELNIC__SELFTEST__INJECT__LENGTH_bm 0x3fff0000
+#define TUNNELNIC__SELFTEST__INJECT__LENGTH_bp 16
+#define TUNNELNIC__SELFTEST__INJECT__LENGTH_bw 14
+#define TUNNELNIC__SELFTEST__INJECT__LENGTH_reset 0x0
+
+// reg - tunnelnic::selftest::inject_data
+#define TUNNELNIC__SELFTEST__INJECT_DATA__DATA_bm 0xffffffff
+#define TUNNELNIC__SELFTEST__INJECT_DATA__DATA_bp 0
+#define TUNNELNIC__SELFTEST__INJECT_DATA__DATA_bw 32
+#define TUNNELNIC__SELFTEST__INJECT_DATA__DATA_reset 0x0
+
+// reg - tunnelnic::selftest::inject_status
+#define TUNNELNIC__SELFTEST__INJECT_STATUS__BUSY_bm 0x1
+#define TUNNELNIC__SELFTEST__INJECT_STATUS__BUSY_bp 0
+#define TUNNELNIC__SELFTEST__INJECT_STATUS__BUSY_bw 1
+#define TUNNELNIC__SELFTEST__INJECT_STATUS__SIZE_bm 0xffff0000
+#define TUNNELNIC__SELFTEST__INJECT_STATUS__SIZE_bp 16
+#define TUNNELNIC__SELFTEST__INJECT_STATUS__SIZE_bw 16
+
+// reg - tunnelnic::selftest::capture
+#define TUNNELNIC__SELFTEST__CAPTURE__ARM_bm 0x1
+#define TUNNELNIC__SELFTEST__CAPTURE__ARM_bp 0
+#define TUNNELNIC__SELFTEST__CAPTURE__ARM_bw 1
+#define TUNNELNIC__SELFTEST__CAPTURE__ARM_reset 0x0
+#define TUNNELNIC__SELFTEST__CAPTURE__PORT_bm 0x2
+#define TUNNELNIC__SELFTEST__CAPTURE__PORT_bp 1
+#define TUNNELNIC__SELFTEST__CAPTURE__PORT_bw 1
+#define TUNNELNIC__SELFTEST__CAPTURE__PORT_reset 0x0
+
+// reg - tunnelnic::selftest::capture_status
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__FRAMES_bm 0xff
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__FRAMES_bp 0
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__FRAMES_bw 8
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__ARMED_bm 0x100
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__ARMED_bp 8
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__ARMED_bw 1
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__SIZE_bm 0xffff0000
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__SIZE_bp 16
+#define TUNNELNIC__SELFTEST__CAPTURE_STATUS__SIZE_bw 16
+
+// reg - tunnelnic::selftest::capture_length
+#define TUNNELNIC__SELFTEST__CAPTURE_LENGTH__LENGTH_bm 0xffff
+#define TUNNELNIC__SELFTEST__CAPTURE_LENGTH__LENGTH_bp 0
+#define TUNNELNIC__SELFTEST__CAPTURE_LENGTH__LENGTH_bw 16
+
+// reg - tunnelnic::selftest::capture_data
+#define TUNNELNIC__SELFTEST__CAPTURE_DATA__DATA_bm 0xffffffff
+#define TUNNELNIC__SELFTEST__CAPTURE_DATA__DATA_bp 0
+#define TUNNELNIC__SELFTEST__CAPTURE_DATA__DATA_bw 32
+
+// regfile - tunnelnic::selftest
+typedef struct __attribute__ ((__packed__)) {
+    uint32_t inject;
+    uint32_t inject_data;
+    uint32_t inject_status;
+    uint32_t capture;
+    uint32_t capture_status;
+    uint32_t capture_length;
+    uint32_t capture_data;
+    uint32_t injected;
+    uint32_t inject_refused;
+    uint32_t captured;
+    uint32_t capture_missed;
+} tunnelnic__selftest_t;
 
 // regfile - tunnelnic::tx_parser_stats
 typedef struct __attribute__ ((__packed__)) {
@@ -451,11 +572,7 @@ typedef struct __attribute__ ((__packed__)) {
     tunnelnic__rsc_t rsc;
     uint8_t RESERVED_12c_1ff[0xd4];
     tunnelnic__core_stats_t core_stats;
-    uint8_t RESERVED_220_23f[0x20];
-    tunnelnic__mac_stats_t_name_a431e0d2_t host_mac_stats;
-    uint8_t RESERVED_268_27f[0x18];
-    tunnelnic__mac_stats_t_name_4389791e_t net_mac_stats;
-    uint8_t RESERVED_2a8_2bf[0x18];
+    uint8_t RESERVED_220_2bf[0xa0];
     tunnelnic__tso_stats_t tso_stats;
     uint8_t RESERVED_2e8_2ff[0x18];
     tunnelnic__rsc_stats_t rsc_stats;
@@ -463,7 +580,12 @@ typedef struct __attribute__ ((__packed__)) {
     tunnelnic__uart_stats_t uart_stats;
     uint8_t RESERVED_3a4_3ff[0x5c];
     tunnelnic__flow_t flow;
-    uint8_t RESERVED_430_5ff[0x1d0];
+    uint8_t RESERVED_430_43f[0x10];
+    tunnelnic__board_t board;
+    uint8_t RESERVED_44c_47f[0x34];
+    tunnelnic__mac_t__stride40_t mac[2];
+    tunnelnic__selftest_t selftest;
+    uint8_t RESERVED_52c_5ff[0xd4];
     tunnelnic__tx_parser_stats_t tx_parser_stats;
     uint8_t RESERVED_660_67f[0x20];
     tunnelnic__rx_parser_stats_t rx_parser_stats;

@@ -1,8 +1,10 @@
 """Board tops, `tunnelnic build` and `tunnelnic program`.
 
-The Versa build (place and route, no bitstream packing) runs by default: it is the project's main
-job and asserts every clock is present and meets 125 MHz. The bitstream and the second board are
-``long``.
+The Versa build with the NIC core (place and route, no bitstream packing) asserts every clock
+is present and meets its target (125 MHz for the RGMII clocks, the board's core clock for
+``core``). With the whole NIC on the board it takes as long as CI's first step, ``./dev build``,
+which checks the same and fails the same way, so it is ``long`` like the bitstream of every
+board.
 """
 
 import shutil
@@ -24,6 +26,8 @@ def test_board_registry():
     with pytest.raises(ValueError, match="unknown board 'nope'"):
         get_spec("nope")
     assert expected_clocks(versa) == {"sync": 125.0, "tx90": 125.0, "rx0": 125.0, "rx1": 125.0}
+    assert expected_clocks(versa, core_div=12) == {"sync": 125.0, "tx90": 125.0, "rx0": 125.0,
+                                                  "rx1": 125.0, "core": 52.083}
 
 
 def test_clock_check_fails_on_missing_or_slow_clock():
@@ -44,10 +48,15 @@ def versa_report(tmp_path_factory):
     return build_board("versa", tmp_path_factory.mktemp("build"), bitstream=False)
 
 
+@pytest.mark.long
 def test_versa_places_routes_and_meets_timing(versa_report):
+    from boards.clocking import core_mhz
+    from boards.top import NIC_PARAMS
     r = versa_report
     assert r["part"] == "LFE5UM-45F-8CABGA381"
-    assert set(r["fmax"]) == {"sync", "tx90", "rx0", "rx1"}
+    assert r["datapath"] == "nic"
+    assert set(r["fmax"]) == {"sync", "tx90", "rx0", "rx1", "core"}
+    assert r["target"].pop("core") == round(core_mhz(NIC_PARAMS["core_div"]), 3)
     assert all(t == 125.0 for t in r["target"].values())
     assert r["met"], r["fmax"]
     assert r["device"]["EHXPLLL"]["used"] == 1
@@ -102,6 +111,11 @@ def test_datapath_choice():
     assert top.chosen_datapath == "standin"
     auto = BoardTop(spec)
     spec.platform().prepare(auto)
-    assert auto.chosen_datapath == ("mac" if mac_available() else "standin")
+    assert auto.chosen_datapath == ("nic" if mac_available() else "standin")
+    for board in sorted(BOARDS):   # the NIC elaborates on every board
+        spec = get_spec(board)
+        nic = BoardTop(spec, datapath="nic")
+        spec.platform().prepare(nic)
+        assert nic.chosen_datapath == "nic"
     with pytest.raises(ValueError, match="unknown datapath"):
         BoardTop(spec, datapath="nope")

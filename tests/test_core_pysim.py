@@ -69,14 +69,15 @@ def test_profile_enable_controls_matching():
     assert off["reason_not_tcp"] == 1
 
 
-def test_mac_stats_inputs_are_counted():
-    """The board's MAC statistics pulses, on host_mac_stats / net_mac_stats, reach the
-    counters of the same names (and only those)."""
+def test_board_mac_stats_are_counted():
+    """With ``board=True`` the board's MAC statistics pulses, on ``ext_events.mac[n]``, reach
+    the counters ``mac[n]`` of the register map (each port its own, nothing else counted)."""
     from amaranth.lib import data
     from hw.mac import MAC_STATS
-    dut = NicCore(8, parser=False)
-    pulses = {("host_mac_stats", "rx_good"): 5, ("host_mac_stats", "tx_frame"): 2,
-              ("net_mac_stats", "rx_fcs_error"): 3, ("net_mac_stats", "rx_fifo_drop"): 1}
+    dut = NicCore(8, parser=False, board=True)
+    layout = data.Layout.cast(dut.ext_layouts["events"])
+    pulses = {(0, "rx_good"): 5, (0, "tx_frame"): 2, (1, "rx_fcs_error"): 3,
+              (1, "rx_fifo_drop"): 1}
     got = {}
 
     async def bench(ctx):
@@ -84,19 +85,20 @@ def test_mac_stats_inputs_are_counted():
         nic = Nic(PysimAxiLiteTransport(ctx, dut.bus))
         await nic.connect()
         for n in range(max(pulses.values())):
-            for group in ("host_mac_stats", "net_mac_stats"):
-                fields = {f: int(n < pulses.get((group, f), 0)) for f in MAC_STATS.members}
-                ctx.set(getattr(dut, group), data.Layout.cast(MAC_STATS).const(fields))
+            ports = [{f: int(n < pulses.get((port, f), 0)) for f in MAC_STATS.members}
+                     for port in range(2)]
+            ctx.set(dut.ext_events, layout.const({"mac": ports}))
             await ctx.tick()
-        for group in ("host_mac_stats", "net_mac_stats"):
-            ctx.set(getattr(dut, group), data.Layout.cast(MAC_STATS).const({}))
+        ctx.set(dut.ext_events, layout.const({}))
         await ctx.tick().repeat(2)
-        got.update(await nic.counters(["host_mac_stats", "net_mac_stats"]))
+        got.update((await nic.counters(["mac"]))["mac"])
 
     sim = Simulator(dut)
     sim.add_clock(8e-9)
     sim.add_testbench(bench)
     sim.run()
-    for group, counts in got.items():
-        for name, value in counts.items():
-            assert value == pulses.get((group, name), 0), (group, name, value)
+    names = {f"[{port}].{f}" for port in range(2) for f in MAC_STATS.members}
+    assert set(got) == names, sorted(got)
+    for port in range(2):
+        for f in MAC_STATS.members:
+            assert got[f"[{port}].{f}"] == pulses.get((port, f), 0), (port, f)

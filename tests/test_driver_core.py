@@ -10,8 +10,7 @@ amaranth.sim (tests/test_core_pysim.py)."""
 
 import cocotb
 import pytest
-from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, RisingEdge
+from cocotb.triggers import ClockCycles
 
 from tunnelnic.rtlsim.runner import params, run
 
@@ -38,9 +37,6 @@ async def open_nic(dut):
     p = params()
     tb = StreamBench(dut, sources=("s_axis_tx_i", "s_axis_rx_i"),
                      sinks=("m_axis_tx_o", "m_axis_rx_o"), seed=3)
-    from hw.core import MAC_PORTS
-    for group in MAC_PORTS:              # no MACs here
-        getattr(dut, group).value = 0
     if p["control"] == "axil":
         transport = AxiLiteTransport(AxiLiteMaster(AxiLiteBus.from_prefix(dut, "bus"),
                                                    dut.clk, dut.rst))

@@ -37,6 +37,8 @@ class Field:
     incrwidth: int = 1
     rclr: bool = False
     singlepulse: bool = False
+    swacc: bool = False   #: hardware sees a pulse when software reads the register
+    swmod: bool = False   #: hardware sees a pulse when software writes the register
 
     @property
     def mask(self):
@@ -138,6 +140,7 @@ class RegisterMap:
         the capabilities): what the driver and the bitstream must agree on."""
         text = ";".join(f"{r.dotted}@{r.address:x}:" + ",".join(
             f"{f.name}/{f.lsb}/{f.width}/{f.sw}/{f.hw}/{int(f.counter)}/{int(f.rclr)}"
+            + ("/swacc" if f.swacc else "") + ("/swmod" if f.swmod else "")
             for f in r.fields) for r in self.registers)
         return zlib.crc32(text.encode())
 
@@ -187,7 +190,8 @@ def _compile(key):
             hw=_access(f.get_property("hw")), reset=f.get_property("reset"),
             counter=bool(f.get_property("counter")),
             incrwidth=int(f.get_property("incrwidth") or 1),
-            rclr=bool(f.get_property("rclr")), singlepulse=bool(f.get_property("singlepulse")))
+            rclr=bool(f.get_property("rclr")), singlepulse=bool(f.get_property("singlepulse")),
+            swacc=bool(f.get_property("swacc")), swmod=bool(f.get_property("swmod")))
             for f in node.fields())
         regs.append(Register(tuple(path), node.absolute_address, fields,
                              node.get_property("name") or "", node.get_property("desc") or ""))

@@ -27,16 +27,21 @@ def _display_clock(net):
     """The domain name of a clock net as nextpnr reports it (``clk`` is the PLL's ``sync``)."""
     if net == "clk" or net.endswith(".sync_clk") or net.endswith("clk_op"):
         return "sync"
-    m = re.search(r"(tx90|rx\d+)_clk$", net)
+    if net.endswith("clk_os2") or net.endswith("core_clk"):
+        return "core"
+    m = re.search(r"(tx90|rx\d+|core)_clk$", net)
     if m:
         return m.group(1)
     return net
 
 
-def expected_clocks(spec):
-    """Every clock the board design must have and its target in MHz."""
+def expected_clocks(spec, core_div=None):
+    """Every clock the board design must have and its target in MHz (``core`` with the NIC)."""
     clocks = {"sync": 125.0, "tx90": 125.0}
     clocks.update({f"rx{n}": 125.0 for n in range(len(spec.eth_ports))})
+    if core_div is not None:
+        from boards.clocking import core_mhz
+        clocks["core"] = round(core_mhz(core_div), 3)
     return clocks
 
 
@@ -54,11 +59,13 @@ def _check_clocks(result, expected):
     result["met"] = all(fmax.get(c, 0.0) >= t for c, t in target.items() if t is not None)
 
 
-def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath="auto", log=None):
+def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath="auto", log=None,
+                nic=None):
     """Build ``board`` into ``out/<board>/``; return the report dict of :func:`run_flow`.
 
-    ``datapath`` is ``auto``, ``mac`` or ``standin`` (see :class:`boards.top.BoardTop`). The dict
-    also has ``board``, ``datapath``, ``bitstream``/``svf`` paths and ``seconds`` (per tool, total).
+    ``datapath`` is ``auto``, ``nic``, ``mac`` or ``standin`` (see :class:`boards.top.BoardTop`);
+    ``nic`` overrides :data:`boards.top.NIC_PARAMS`. The dict also has ``board``, ``datapath``,
+    ``nic`` (the parameters built), ``bitstream``/``svf`` paths and ``seconds`` (per tool, total).
     """
     spec = get_spec(board)
     say = log or (lambda msg: None)
@@ -71,7 +78,7 @@ def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath=
     if extra.exists():
         overrides["add_preferences"] = extra.read_text()
     say(f"elaborating {spec.title} -> {workdir}/")
-    top = BoardTop(spec, datapath=datapath)
+    top = BoardTop(spec, datapath=datapath, nic=nic)
     plan = platform.prepare(top, name="top", **overrides)
     say(f"datapath: {top.chosen_datapath}")
     plan.extract(str(workdir))
@@ -79,7 +86,10 @@ def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath=
                       package=_PACKAGES.get(platform.package, platform.package),
                       speed=int(platform.speed), seed=seed, clock_nets={},
                       bitstream=bitstream, log=say)
-    _check_clocks(result, expected_clocks(spec))
+    core_div = top.nic["core_div"] if top.chosen_datapath == "nic" else None
+    _check_clocks(result, expected_clocks(spec, core_div))
+    if top.chosen_datapath == "nic":
+        result["nic"] = {k: list(v) if isinstance(v, tuple) else v for k, v in top.nic.items()}
     result["board"] = spec.name
     result["title"] = spec.title
     result["datapath"] = top.chosen_datapath

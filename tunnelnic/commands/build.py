@@ -22,8 +22,17 @@ def run(args):
         return 2
     log = lambda msg: print(f"tunnelnic build: {msg}", file=sys.stderr, flush=True)
     try:
+        nic = {}
+        for item in args.nic:
+            key, sep, value = item.partition("=")
+            if not sep:
+                print(f"tunnelnic build: --nic wants KEY=VALUE, not {item!r}", file=sys.stderr)
+                return 2
+            import ast
+            nic[key] = ast.literal_eval(value)
         result = build_board(args.board, args.out, seed=args.seed,
-                             bitstream=not args.no_bitstream, datapath=args.datapath, log=log)
+                             bitstream=not args.no_bitstream, datapath=args.datapath, log=log,
+                             nic=nic)
     except FlowError as exc:
         print(f"tunnelnic build: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -59,8 +68,13 @@ def register(subparsers):
                    help=f"target board (default {DEFAULT_BOARD})")
     p.add_argument("--out", default="build", help="output directory (default build/)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
-    p.add_argument("--datapath", default="auto", choices=("auto", "mac", "standin"),
-                   help="auto (default): the MAC when hw.mac exists, else the stand-in repeater")
+    p.add_argument("--datapath", default="auto", choices=("auto", "nic", "mac", "standin"),
+                   help="auto (default) = mac: the MACs cross-connected (timing-clean); nic: "
+                        "the NIC core between the MACs (not yet timing-clean, see "
+                        "docs/boards.md); standin: a byte repeater")
+    p.add_argument("--nic", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a board NIC parameter (boards/top.py NIC_PARAMS), e.g. "
+                        "--nic core_div=15 --nic rsc=True; repeatable")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

@@ -1,5 +1,5 @@
-"""``tunnelnic status --port /dev/ttyUSB1``: identity, capabilities and every counter
-(``--flows``: and the open RSC flow contexts)."""
+"""``tunnelnic status --port /dev/ttyUSB1``: identity, capabilities, board and link status, and
+every counter (``--flows``: and the open RSC flow contexts)."""
 
 import asyncio
 import ipaddress
@@ -30,6 +30,14 @@ async def _status(nic, show_zero, flows=False):
     ident = await nic.connect()
     print("TunnelNIC " + ", ".join(f"{k}={v}" for k, v in ident.items()
                                    if k != "layout") + f", layout=0x{ident['layout']:08x}")
+    b = await nic.board()
+    if b["ports"]:
+        speeds = {0: "10M", 1: "100M", 2: "1G"}
+        links = [f"port {n}: " + (f"link up {speeds.get(b[f'speed{n}'], '?')} "
+                                  f"{'full' if b[f'duplex{n}'] else 'half'} duplex"
+                                  if b[f"link{n}"] else "no link") for n in range(b["ports"])]
+        print(f"board: {b['ports']} port(s), core {b['core_mhz']} MHz, host port max frame "
+              f"{b['host_max']}; " + "; ".join(links))
     for group, values in (await nic.counters()).items():
         shown = {k: v for k, v in values.items() if v or show_zero}
         if shown:

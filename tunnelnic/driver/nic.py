@@ -173,7 +173,9 @@ class Nic:
         for reg in self._need():
             if not reg.fields[0].counter or (groups is not None and reg.path[0] not in groups):
                 continue
-            group, name = reg.path[0], reg.dotted.split(".", 1)[1]
+            # "rsc_stats.merged" -> "merged"; "mac[1].rx_good" -> "[1].rx_good".
+            group = reg.path[0]
+            name = reg.dotted[len(group):].lstrip(".")
             value = await self.t.read(reg.address)
             snap.setdefault(group, {})[name] = value
             tot = self.totals.setdefault(group, {})
@@ -214,3 +216,76 @@ class Nic:
         :func:`tunnelnic.model.rsc.flow_key`."""
         return (ctx["tunnel"], ctx["profile"], ctx["outer_src"], ctx["outer_dst"],
                 ctx["inner_src"], ctx["inner_dst"], ctx["sport"], ctx["dport"], ctx["flow"])
+
+    # ------------------------------------------------------------------ board and self-test
+    async def board(self):
+        """Board capabilities, link status and control: ``{"ports", "core_mhz", "host_max",
+        "link0", "speed0", ..., "tso_request", "role", "host_max_frame"}`` (0s on a bare core)."""
+        out = {}
+        for path in ("board.caps", "board.status", "board.ctrl"):
+            out.update(await self.read_reg(path))
+        return out
+
+    async def set_board(self, tso_request=None, role=None, host_max_frame=None):
+        """Board control: every host-port frame a TSO request; one-port role (``"host"`` or
+        ``"network"``); the longest frame sent to the host port (caps RSC aggregates)."""
+        fields = {}
+        if tso_request is not None:
+            fields["tso_request"] = int(tso_request)
+        if role is not None:
+            if role not in ("host", "network", 0, 1):
+                raise ValueError(f"role must be 'host' or 'network', not {role!r}")
+            fields["role"] = int(role in ("network", 1))
+        if host_max_frame is not None:
+            if not 60 <= host_max_frame < (1 << 14):
+                raise ValueError(f"host_max_frame={host_max_frame} must be 60..16383")
+            fields["host_max_frame"] = host_max_frame
+        if fields:
+            await self.write_reg("board.ctrl", **fields)
+
+    async def inject(self, frame, path="tx", tso=False):
+        """Send ``frame`` (bytes without FCS) once from the self-test buffer into the TX path
+        (``"tx"``: as if from the host port; ``tso``: as a TSO request) or the RX path
+        (``"rx"``: as if from the network port). Raises ValueError if it does not fit."""
+        if path not in ("tx", "rx"):
+            raise ValueError(f"path must be 'tx' or 'rx', not {path!r}")
+        frame = bytes(frame)
+        st = await self.read_reg("selftest.inject_status")
+        if not 1 <= len(frame) <= st["size"]:
+            raise ValueError(f"a {len(frame)}-byte frame does not fit the {st['size']}-byte "
+                             f"inject buffer")
+        if st["busy"]:
+            raise RuntimeError("the inject buffer is still sending the previous frame")
+        rm = self._need()
+        go = rm["selftest.inject"]
+        await self.t.write(go.address, go.encode({"rewind": 1}))
+        data = rm["selftest.inject_data"].address
+        padded = frame + bytes(-len(frame) % 4)
+        for k in range(0, len(padded), 4):
+            await self.t.write(data, int.from_bytes(padded[k:k + 4], "little"))
+        await self.t.write(go.address, go.encode({"go": 1, "path": int(path == "rx"),
+                                                 "tso": int(tso), "length": len(frame)}))
+
+    async def capture_arm(self, port):
+        """Empty the capture buffer and capture the frames that then leave ``port`` (0: host
+        port, 1: network port); they are still sent."""
+        if port not in (0, 1):
+            raise ValueError(f"port must be 0 or 1, not {port!r}")
+        await self.write_reg("selftest.capture", arm=1, port=port)
+
+    async def captured(self):
+        """The frames captured since :meth:`capture_arm` (whole frames, in order), as bytes."""
+        rm = self._need()
+        w = rm.params["W"]
+        count = (await self.read_reg("selftest.capture_status"))["frames"]
+        lengths = [(await self.read_reg("selftest.capture_length"))["length"]
+                   for _ in range(count)]
+        data = rm["selftest.capture_data"].address
+        frames = []
+        for n in lengths:
+            words = -(-n // w) * w // 4      # each frame starts on a fresh row of W bytes
+            raw = bytearray()
+            for _ in range(words):
+                raw += (await self.t.read(data)).to_bytes(4, "little")
+            frames.append(bytes(raw[:n]))
+        return frames
