@@ -111,7 +111,8 @@ def test_datapath_choice():
     assert top.chosen_datapath == "standin"
     auto = BoardTop(spec)
     spec.platform().prepare(auto)
-    assert auto.chosen_datapath == ("nic" if mac_available() else "standin")
+    # The MACs alone until the NIC meets timing on the board (boards/top.py, docs/boards.md).
+    assert auto.chosen_datapath == ("mac" if mac_available() else "standin")
     for board in sorted(BOARDS):   # the NIC elaborates on every board
         spec = get_spec(board)
         nic = BoardTop(spec, datapath="nic")
