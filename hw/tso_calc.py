@@ -26,7 +26,8 @@ FOLDS = 5
 
 
 class TsoCalc(Elaboratable):
-    def __init__(self):
+    def __init__(self, width):
+        self.width = width
         self.d_valid = Signal()
         self.d_ready = Signal()
         self.d = Signal(descriptor_layout())
@@ -39,6 +40,11 @@ class TsoCalc(Elaboratable):
         self.next_first = Signal()
         self.next_last = Signal()
         self.next_n = Signal(14)
+        # The segment's output beat counts, precomputed so the segment side only copies them:
+        self.next_rem = Signal(16)         # output beats after the first
+        self.next_one = Signal()           # ... is 0 (a one-beat segment)
+        self.next_end_mask = Signal(width)  # keep of the last beat
+        self.next_ring = Signal(16)        # ring beats of the payload
         self.next_vals = Signal(8 * PATCH_BYTES)   # patch bytes in PATCHES order
 
     def elaborate(self, platform):
@@ -46,6 +52,12 @@ class TsoCalc(Elaboratable):
         d = Signal(descriptor_layout())
         c = Signal(context_layout())
         m.d.comb += c.eq(Mux(d.bank, self.ctx[1], self.ctx[0]))
+        # The operands read a registered copy (taken in PREP), so the micro-program's operand
+        # mux does not start at the bank select.
+        cr = Signal(context_layout())
+        W = self.width
+        lw = (W - 1).bit_length()
+        total = Signal(16)                 # hl + n: bytes of the segment
 
         outer_len = Signal(16)
         inner_len = Signal(16)
@@ -62,7 +74,7 @@ class TsoCalc(Elaboratable):
         tcp_csum = Signal(16)
         udp_csum = Signal(16)
 
-        odd = c.l4_odd
+        odd = cr.l4_odd
 
         def neg(x):
             return Const(0xFFFF, 16) ^ x
@@ -74,7 +86,7 @@ class TsoCalc(Elaboratable):
         # at step i each adds operand i of its list (the first clears), then folds FOLDS
         # times, then stores. Operand and action are registered, so each cycle is a mux *or*
         # an add. The UDP and GRE checksums share the fourth (a profile is one or the other).
-        ip_o, ip_i = c.outer, c.inner
+        ip_o, ip_i = cr.outer, cr.inner
 
         def ip_ops(ip, length, ident):
             return [ip.w0, ip.w3, ip.w4, ip.src[16:], ip.src[:16], ip.dst[16:], ip.dst[:16],
@@ -84,20 +96,20 @@ class TsoCalc(Elaboratable):
         minus_tcp = [sw(neg(ip_i.src[16:])), sw(neg(ip_i.src[:16])), sw(neg(ip_i.dst[16:])),
                      sw(neg(ip_i.dst[:16])), sw(Const(0xFFFF ^ 6, 16)), sw(neg(tcp_len))]
         udp_ops = [ip_o.src[16:], ip_o.src[:16], ip_o.dst[16:], ip_o.dst[:16],
-                   Const(17, 16), udp_len, d.opq_sum, neg(c.udp_len), neg(c.udp_csum_in),
+                   Const(17, 16), udp_len, d.opq_sum, neg(cr.udp_len), neg(cr.udp_csum_in),
                    udp_len, *minus_tcp]
         # GRE checksum (RFC 2784): GRE header with the field as 0, then the inner datagram; its
         # IPv4 header sums to 0 and its TCP segment to minus its pseudo-header.
-        gre_ops = [d.opq_sum, neg(c.udp_csum_in), *minus_tcp]
+        gre_ops = [d.opq_sum, neg(cr.udp_csum_in), *minus_tcp]
         gre_ops += [Const(0, 16)] * (len(udp_ops) - len(gre_ops))
         lanes_ops = [
             ip_ops(ip_o, outer_len, outer_id),
             ip_ops(ip_i, inner_len, inner_id),
             [ip_i.src[16:], ip_i.src[:16], ip_i.dst[16:], ip_i.dst[:16], Const(6, 16),
              tcp_len, sw(d.tcph_sum),
-             neg(c.seq[16:]), neg(c.seq[:16]), neg(c.flag_word), neg(c.tcp_csum),
+             neg(cr.seq[16:]), neg(cr.seq[:16]), neg(cr.flag_word), neg(cr.tcp_csum),
              seq[16:], seq[:16], flag_word, sw(d.psum)],
-            [Mux(c.gre_csum, g, u) for g, u in zip(gre_ops, udp_ops)],
+            [Mux(cr.gre_csum, g, u) for g, u in zip(gre_ops, udp_ops)],
         ]
         targets = [outer_csum, inner_csum, tcp_csum, udp_csum]
         last_step = max(len(ops) for ops in lanes_ops) + FOLDS
@@ -159,11 +171,19 @@ class TsoCalc(Elaboratable):
                 ]
                 fl = c.flags & Mux(d.last, 0xFF, ~(TCP_FIN | TCP_PSH) & 0xFF) \
                     & Mux(d.first, 0xFF, ~TCP_CWR & 0xFF)
-                m.d.sync += [flags.eq(fl), flag_word.eq(Cat(fl, c.flag_word[8:]))]
+                m.d.sync += [flags.eq(fl), flag_word.eq(Cat(fl, c.flag_word[8:])),
+                             cr.eq(c), total.eq(c.hl + d.n)]
                 m.next = "PREP2"
             with m.State("PREP2"):
                 m.d.sync += [udp_len.eq(outer_len - 20), tcp_len.eq(inner_len - 20),
                              step.eq(0), busy.eq(1)]
+                m.d.sync += [
+                    self.next_rem.eq(((total + W - 1) >> lw) - 1),
+                    self.next_one.eq(total <= W),
+                    self.next_end_mask.eq(Mux(total[:lw] != 0, (1 << total[:lw]) - 1,
+                                              (1 << W) - 1)),
+                    self.next_ring.eq(Mux(d.n == 0, 0, ((cr.hl[:lw] + d.n - 1) >> lw) + 1)),
+                ]
                 m.next = "RUN"
             with m.State("RUN"):
                 with m.If(step == last_step):
@@ -180,7 +200,7 @@ class TsoCalc(Elaboratable):
         with m.If(self.next_take):
             m.d.sync += self.next_valid.eq(0)
 
-        ucs = Mux(c.udp_csum | c.gre_csum, Mux(udp_csum == 0, 0xFFFF, udp_csum), 0)
+        ucs = Mux(cr.udp_csum | cr.gre_csum, Mux(udp_csum == 0, 0xFFFF, udp_csum), 0)
         vals = [*be_bytes(outer_len, 2), *be_bytes(outer_id, 2), *be_bytes(outer_csum, 2),
                 *be_bytes(udp_len, 2), *be_bytes(ucs, 2),
                 *be_bytes(inner_len, 2), *be_bytes(inner_id, 2), *be_bytes(inner_csum, 2),
