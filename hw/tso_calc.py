@@ -4,7 +4,7 @@ Internal to :class:`hw.tso.TsoEngine`. Takes one descriptor at a time and produc
 (held until the segment side takes it).
 Lengths, IDs, sequence number and flags come from dedicated adders; the four checksums (outer
 and inner IPv4 header, TCP, and UDP or GRE) from four one's-complement accumulators that run
-one shared micro-program step counter in parallel, each adding one operand per cycle (operand
+one shared one-hot micro-program step in parallel, each adding one operand per cycle (operand
 selection registered, so each cycle is a mux *or* an add), then folding. Sums of regions that
 start on an odd byte are multiplied by 256 (a byte swap, exactly, modulo 0xFFFF) instead of
 being swapped after folding.
@@ -23,6 +23,15 @@ __all__ = ["TsoCalc"]
 
 ACC_BITS = 48
 FOLDS = 5
+
+
+def _or(terms):
+    """OR of a list of values, as a balanced tree."""
+    terms = [Value.cast(x) for x in terms]
+    while len(terms) > 1:
+        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i]
+                 for i in range(0, len(terms), 2)]
+    return terms[0]
 
 
 class TsoCalc(Elaboratable):
@@ -114,13 +123,15 @@ class TsoCalc(Elaboratable):
         targets = [outer_csum, inner_csum, tcp_csum, udp_csum]
         last_step = max(len(ops) for ops in lanes_ops) + FOLDS
 
-        step = Signal(range(last_step + 2))
+        # One-hot step (a shift register), so each operand register is an AND-OR of its
+        # operands rather than a decoded multiplexer.
+        stp = Signal(last_step + 1)
         # The IPv4 header lanes add nine 16-bit words: 20 bits hold their sum.
         bits = [20, 20, ACC_BITS, ACC_BITS]
         accs = [Signal(bits[j], name=f"acc{j}") for j in range(4)]
         op_rs = [Signal(bits[j], name=f"op_r{j}") for j in range(4)]
         act_rs = [Signal(3, name=f"act_r{j}") for j in range(4)]   # 0 none, 1 clr, 2 add,
-        busy = Signal()                                             # 3 fold, 4 store
+                                                                    # 3 fold, 4 store
 
         for acc, op_r, act_r, t in zip(accs, op_rs, act_rs, targets):
             with m.Switch(act_r):
@@ -132,21 +143,19 @@ class TsoCalc(Elaboratable):
                     m.d.sync += acc.eq(acc[:16] + acc[16:])
                 with m.Case(4):
                     m.d.sync += t.eq(~acc[:16])
-            m.d.sync += act_r.eq(0)
 
-        with m.If(busy):
-            m.d.sync += step.eq(step + 1)
-            with m.Switch(step):
-                for i in range(last_step + 1):
-                    with m.Case(i):
-                        for ops, op_r, act_r in zip(lanes_ops, op_rs, act_rs):
-                            n = len(ops)
-                            if i < n:
-                                m.d.sync += [op_r.eq(ops[i]), act_r.eq(1 if i == 0 else 2)]
-                            elif i < n + FOLDS:
-                                m.d.sync += act_r.eq(3)
-                            elif i == n + FOLDS:
-                                m.d.sync += act_r.eq(4)
+        m.d.sync += stp.eq(stp << 1)
+        for ops, op_r, act_r in zip(lanes_ops, op_rs, act_rs):
+            n = len(ops)
+            op_terms, act_terms = [], []
+            for i in range(last_step + 1):
+                if i < n:
+                    op_terms.append(Mux(stp[i], ops[i], 0))
+                code = 1 if i == 0 else 2 if i < n else 3 if i < n + FOLDS else \
+                    4 if i == n + FOLDS else 0
+                if code:
+                    act_terms.append(Mux(stp[i], code, 0))
+            m.d.sync += [op_r.eq(_or(op_terms)), act_r.eq(_or(act_terms))]
 
         idle = Signal()
         m.d.comb += self.d_ready.eq(idle & self.d_valid & ~self.next_valid)
@@ -176,7 +185,7 @@ class TsoCalc(Elaboratable):
                 m.next = "PREP2"
             with m.State("PREP2"):
                 m.d.sync += [udp_len.eq(outer_len - 20), tcp_len.eq(inner_len - 20),
-                             step.eq(0), busy.eq(1)]
+                             stp.eq(1)]
                 m.d.sync += [
                     self.next_rem.eq(((total + W - 1) >> lw) - 1),
                     self.next_one.eq(total <= W),
@@ -186,8 +195,7 @@ class TsoCalc(Elaboratable):
                 ]
                 m.next = "RUN"
             with m.State("RUN"):
-                with m.If(step == last_step):
-                    m.d.sync += busy.eq(0)
+                with m.If(stp[last_step]):
                     m.next = "DRAIN"
             with m.State("DRAIN"):
                 # Let the last store land (operand and action are one cycle behind).

@@ -234,15 +234,35 @@ class TsoWriter(Elaboratable):
                      fill_fin.eq(p + need[:lw + 1])]
         fill = Signal(range(2 * W + 1))
         m.d.comb += fill.eq(p + c)
+        # The lane masks and `full` are small functions of (p, need mod 2W) when `fin` and of
+        # (p, a) otherwise: looked up in constant tables, so no carry chain sits between these
+        # registers and the ring's write data.
+        n4 = need[:lw + 1]
+
+        def table(fn, *sigs):
+            widths = [len(x) for x in sigs]
+            value = 0
+            for index in range(1 << sum(widths)):
+                args, rest = [], index
+                for w in widths:
+                    args.append(rest & ((1 << w) - 1))
+                    rest >>= w
+                value |= int(bool(fn(*args))) << index
+            return Const(value, 1 << sum(widths)).bit_select(Cat(*sigs), 1)
+
         full = Signal()
-        m.d.comb += full.eq(Mux(fin, fill_fin >= W, p >= a))
+        m.d.comb += full.eq(Mux(fin, table(lambda p_, n_: p_ + n_ >= W, p, n4),
+                                table(lambda p_, a_: p_ >= a_, p, a)))
         merged = Signal(8 * W)
         wrapped = Signal(8 * W)
         for x in range(W):
+            sel = Mux(fin, table(lambda p_, n_: p_ <= x < p_ + n_, p, n4),
+                      table(lambda p_, a_: p_ <= x < p_ + W - a_, p, a))
+            wsel = Mux(fin, table(lambda p_, n_: x + W < p_ + n_, p, n4),
+                       table(lambda p_, a_: x + W < p_ + W - a_, p, a))
             m.d.comb += [
-                merged.word_select(x, 8).eq(
-                    Mux((x >= p) & (x < fill), rot[x], part.word_select(x, 8))),
-                wrapped.word_select(x, 8).eq(Mux(x + W < fill, rot[x], 0)),
+                merged.word_select(x, 8).eq(Mux(sel, rot[x], part.word_select(x, 8))),
+                wrapped.word_select(x, 8).eq(Mux(wsel, rot[x], 0)),
             ]
         # A chunk that does not end the segment consumes the beat (a becomes 0), leaves
         # p' = (p - a) mod W and need' = need - (W - a); `lo` for those (only used when the
@@ -258,7 +278,7 @@ class TsoWriter(Elaboratable):
         trunc_now = Signal()                    # the last beat ends before this chunk does
         mid_fin = Signal()                      # after a chunk that does not end the segment
         m.d.comb += [leftover.eq(fin & lo), wrote.eq(full | fin),
-                     consumed.eq(~fin | e_fin[lw]),
+                     consumed.eq(~fin | table(lambda a_, n_: a_ + n_ >= W, a, n4)),
                      trunc_now.eq(self.i_p.last & ~Cat(Const(1, 1), self.i_p.keep).bit_select(e, 1)),
                      mid_fin.eq(need <= 2 * W - a)]
         next_r = (r + mss_mod)[:lw]
