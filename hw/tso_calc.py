@@ -102,57 +102,73 @@ class TsoCalc(Elaboratable):
                     length, ident]
 
         # The TCP segment, checksum included, sums to minus its pseudo-header.
+        k_tcp = sw(Const(0xFFFF ^ 6, 16))
         minus_tcp = [sw(neg(ip_i.src[16:])), sw(neg(ip_i.src[:16])), sw(neg(ip_i.dst[16:])),
-                     sw(neg(ip_i.dst[:16])), sw(Const(0xFFFF ^ 6, 16)), sw(neg(tcp_len))]
+                     sw(neg(ip_i.dst[:16])), k_tcp, sw(neg(tcp_len))]
+        # The UDP pseudo-header's protocol (17) is folded into the constant of minus_tcp.
+        k_udp = Mux(odd, Const(((0xFFFF ^ 6) << 8) + 17, 24), Const((0xFFFF ^ 6) + 17, 17))
         udp_ops = [ip_o.src[16:], ip_o.src[:16], ip_o.dst[16:], ip_o.dst[:16],
-                   Const(17, 16), udp_len, d.opq_sum, neg(cr.udp_len), neg(cr.udp_csum_in),
-                   udp_len, *minus_tcp]
+                   udp_len, d.opq_sum, neg(cr.udp_len), neg(cr.udp_csum_in),
+                   udp_len, *minus_tcp[:4], k_udp, minus_tcp[5]]
         # GRE checksum (RFC 2784): GRE header with the field as 0, then the inner datagram; its
         # IPv4 header sums to 0 and its TCP segment to minus its pseudo-header.
         gre_ops = [d.opq_sum, neg(cr.udp_csum_in), *minus_tcp]
         gre_ops += [Const(0, 16)] * (len(udp_ops) - len(gre_ops))
-        lanes_ops = [
-            ip_ops(ip_o, outer_len, outer_id),
-            ip_ops(ip_i, inner_len, inner_id),
-            [ip_i.src[16:], ip_i.src[:16], ip_i.dst[16:], ip_i.dst[:16], Const(6, 16),
-             tcp_len, sw(d.tcph_sum),
-             neg(cr.seq[16:]), neg(cr.seq[:16]), neg(cr.flag_word), neg(cr.tcp_csum),
-             seq[16:], seq[:16], flag_word, sw(d.psum)],
-            [Mux(cr.gre_csum, g, u) for g, u in zip(gre_ops, udp_ops)],
+        tcp_ops = [ip_i.src[16:], ip_i.src[:16], ip_i.dst[16:], ip_i.dst[:16], Const(6, 16),
+                   tcp_len, sw(d.tcph_sum),
+                   neg(cr.seq[16:]), neg(cr.seq[:16]), neg(cr.flag_word), neg(cr.tcp_csum),
+                   seq[16:], seq[:16], flag_word, sw(d.psum)]
+        l4_ops = [Mux(cr.gre_csum, g, u) for g, u in zip(gre_ops, udp_ops)]
+        # The TCP and UDP/GRE lists (15 operands each) are split over two accumulators: a
+        # helper sums the last 7, which its main lane adds as its 9th operand (the helper is
+        # complete exactly then), so every lane is 9 operands long. The integer sum is the
+        # same, hence so is the folded checksum.
+        assert len(tcp_ops) == len(l4_ops) == 15
+        HELP = 7
+        lanes = [  # (operands, accumulator bits, target or None)
+            (ip_ops(ip_o, outer_len, outer_id), 20, outer_csum),
+            (ip_ops(ip_i, inner_len, inner_id), 20, inner_csum),
         ]
-        targets = [outer_csum, inner_csum, tcp_csum, udp_csum]
-        last_step = max(len(ops) for ops in lanes_ops) + FOLDS
+        helpers = []
+        for ops, target in ((tcp_ops, tcp_csum), (l4_ops, udp_csum)):
+            helper = Signal(ACC_BITS, name=f"acc_help{len(helpers)}")
+            helpers.append((ops[-HELP:], helper))
+            lanes.append(([*ops[:-HELP], helper], ACC_BITS, target))
+        n_main = len(lanes[0][0])
+        assert all(len(ops) == n_main for ops, _, _ in lanes)
+        last_step = n_main + FOLDS
 
         # One-hot step (a shift register), so each operand register is an AND-OR of its
         # operands rather than a decoded multiplexer.
         stp = Signal(last_step + 1)
-        # The IPv4 header lanes add nine 16-bit words: 20 bits hold their sum.
-        bits = [20, 20, ACC_BITS, ACC_BITS]
-        accs = [Signal(bits[j], name=f"acc{j}") for j in range(4)]
-        op_rs = [Signal(bits[j], name=f"op_r{j}") for j in range(4)]
-        act_rs = [Signal(3, name=f"act_r{j}") for j in range(4)]   # 0 none, 1 clr, 2 add,
-                                                                    # 3 fold, 4 store
-
-        for acc, op_r, act_r, t in zip(accs, op_rs, act_rs, targets):
+        m.d.sync += stp.eq(stp << 1)
+        act_rs = []
+        all_lanes = [(ops, bits, t, None) for ops, bits, t in lanes] + \
+                    [(ops, ACC_BITS, None, acc) for ops, acc in helpers]
+        for j, (ops, nbits, target, acc) in enumerate(all_lanes):
+            if acc is None:
+                acc = Signal(nbits, name=f"acc{j}")
+            op_r = Signal(nbits, name=f"op_r{j}")
+            act_r = Signal(3, name=f"act_r{j}")   # 0 none, 1 clr, 2 add, 3 fold, 4 store
+            act_rs.append(act_r)
             with m.Switch(act_r):
                 with m.Case(1):
                     m.d.sync += acc.eq(op_r)
                 with m.Case(2):
                     m.d.sync += acc.eq(acc + op_r)
-                with m.Case(3):
-                    m.d.sync += acc.eq(acc[:16] + acc[16:])
-                with m.Case(4):
-                    m.d.sync += t.eq(~acc[:16])
-
-        m.d.sync += stp.eq(stp << 1)
-        for ops, op_r, act_r in zip(lanes_ops, op_rs, act_rs):
+                if target is not None:
+                    with m.Case(3):
+                        m.d.sync += acc.eq(acc[:16] + acc[16:])
+                    with m.Case(4):
+                        m.d.sync += target.eq(~acc[:16])
             n = len(ops)
             op_terms, act_terms = [], []
             for i in range(last_step + 1):
                 if i < n:
                     op_terms.append(Mux(stp[i], ops[i], 0))
-                code = 1 if i == 0 else 2 if i < n else 3 if i < n + FOLDS else \
-                    4 if i == n + FOLDS else 0
+                code = 1 if i == 0 else 2 if i < n else 0
+                if target is not None and not code:
+                    code = 3 if i < n + FOLDS else 4 if i == n + FOLDS else 0
                 if code:
                     act_terms.append(Mux(stp[i], code, 0))
             m.d.sync += [op_r.eq(_or(op_terms)), act_r.eq(_or(act_terms))]
