@@ -52,7 +52,7 @@ class TsoEngine(wiring.Component):
     been sent, its beats go from ``i`` through the same pipeline to ``o``.
 
     Throughput: 1 output beat per cycle while segments are ready, with 1 idle cycle between
-    segments; a segment cannot start before the calculator has its header (26 cycles after it
+    segments; a segment cannot start before the calculator has its header (19 cycles after it
     took the previous one), which bounds small-MSS throughput (docs/tso.md). Input: 1 beat
     per cycle plus up to 2 cycles per segment, 3 cycles per frame to decide.
 

@@ -3,14 +3,16 @@
 Internal to :class:`hw.tso.TsoEngine`. Takes one descriptor at a time and produces ``next_*``
 (held until the segment side takes it).
 Lengths, IDs, sequence number and flags come from dedicated adders; the four checksums (outer
-and inner IPv4 header, TCP, and UDP or GRE) from four one's-complement accumulators that run
-one shared one-hot micro-program step in parallel, each adding one operand per cycle (operand
-selection registered, so each cycle is a mux *or* an add), then folding. Sums of regions that
+and inner IPv4 header, TCP, and UDP or GRE) from four one's-complement accumulators (the TCP
+and UDP/GRE ones with a helper each that sums part of their operands) that run one shared
+one-hot micro-program step in parallel, each adding one operand per cycle (operand selection
+registered, so each cycle is an AND-OR *or* an add), then folding. Sums of regions that
 start on an odd byte are multiplied by 256 (a byte swap, exactly, modulo 0xFFFF) instead of
 being swapped after folding.
 
-26 cycles per segment from taking a descriptor to ``next_valid``, for every kind of frame; the
-segment side overlaps this with sending the previous segment.
+19 cycles per segment from taking a descriptor to ``next_valid``, for every kind of frame; the
+segment side overlaps this with sending the previous segment. The segment's output beat counts
+are computed here too (``next_rem``, ``next_one``, ``next_end_mask``, ``next_ring``).
 """
 
 from amaranth import *

@@ -211,9 +211,10 @@ class TsoWriter(Elaboratable):
         lo_start = Signal()
         m.d.comb += lo_start.eq(s + nn[:lw + 1] > W)
 
-        def start_segment(a_new, rotation, is_first, wp):
+        # `fits(a_new)`: a segment starting at lane a_new ends in its first chunk (with nn_small).
+        def start_segment(fits, rotation, is_first, wp):
             return [n_cur.eq(nn), need.eq(nn), zero.eq(nn_zero), seg_last.eq(nn_last),
-                    fin.eq(nn_small & (nn[:lw + 1] + a_new <= W)), lo.eq(lo_start),
+                    fin.eq(nn_small & fits), lo.eq(lo_start),
                     p.eq(s), r.eq(rotation), part.eq(0), first.eq(is_first), seg_wptr.eq(wp)]
 
         rot_all = Signal(8 * W)
@@ -379,12 +380,13 @@ class TsoWriter(Elaboratable):
                 with m.If(full_hdr):
                     m.d.sync += ended.eq(self.i_p.last)
                     with m.If(hb_one & (s == 0)):
-                        m.d.sync += [a.eq(0), *start_segment(0, 0, 1, wptr),
+                        m.d.sync += [a.eq(0), *start_segment(nn[:lw + 1] <= W, 0, 1, wptr),
                                      *goto("HDR", "PAY")]
                     with m.Elif(self.i_p.last):
                         m.d.sync += goto("HDR", "TRUNC")
                 with m.Else():
-                    m.d.sync += [a.eq(s), *start_segment(s, 0, 1, wptr), *goto("HDR", "PAY")]
+                    m.d.sync += [a.eq(s), *start_segment(nn[:lw + 1] + s <= W, 0, 1, wptr),
+                                 *goto("HDR", "PAY")]
 
         with m.If(st["PAY"]):
             with m.If(pay_zero):
@@ -401,7 +403,11 @@ class TsoWriter(Elaboratable):
                     m.d.sync += ended.eq(self.i_p.last)
                 with m.If(fin):
                     with m.If(~leftover & ~seg_last):
-                        m.d.sync += start_segment(e_fin[:lw], next_r, 0, wp_after)
+                        # The next segment starts at lane (a + need) mod W: a table, not
+                        # two adders in series.
+                        fits = table(lambda a_, n_, m_: (a_ + n_) % W + m_ <= W,
+                                     a, n4, nn[:lw + 1])
+                        m.d.sync += start_segment(fits, next_r, 0, wp_after)
                 with m.Else():
                     m.d.sync += [need.eq(need - avail), fin.eq(mid_fin), lo.eq(lo_mid)]
                 with m.If(trunc_now):
@@ -417,7 +423,8 @@ class TsoWriter(Elaboratable):
                 with m.If(seg_last):
                     m.d.sync += goto("FLUSH", "DRAIN")
                 with m.Else():
-                    m.d.sync += [*start_segment(a, next_r, 0, wptr + 1), *goto("FLUSH", "PAY")]
+                    m.d.sync += [*start_segment(nn[:lw + 1] + a <= W, next_r, 0, wptr + 1),
+                                 *goto("FLUSH", "PAY")]
 
         with m.If(st["DRAIN"]):
             # Bytes after the IP datagram (padding): consumed, not sent.
