@@ -52,7 +52,7 @@ class TsoEngine(wiring.Component):
     been sent, its beats go from ``i`` through the same pipeline to ``o``.
 
     Throughput: 1 output beat per cycle while segments are ready, with 1 idle cycle between
-    segments; a segment cannot start before the calculator has its header (26 cycles after it
+    segments; a segment cannot start before the calculator has its header (19 cycles after it
     took the previous one), which bounds small-MSS throughput (docs/tso.md). Input: 1 beat
     per cycle plus up to 2 cycles per segment, 3 cycles per frame to decide.
 
@@ -104,7 +104,7 @@ class TsoEngine(wiring.Component):
 
         m.submodules.writer = wr = TsoWriter(W, self.header_window, self.ring_depth,
                                              self.max_frame, self.opaque_bytes)
-        m.submodules.calc = calc = TsoCalc()
+        m.submodules.calc = calc = TsoCalc(W)
         m.submodules.ring = ring = Memory(shape=8 * W, depth=self.ring_depth, init=[])
         m.submodules.hdr = hdr = Memory(shape=8 * W, depth=2 * hb, init=[])
         ring_w = ring.write_port()
@@ -163,9 +163,10 @@ class TsoEngine(wiring.Component):
         seg_bank = Signal()
         seg_last = Signal()
         b = Signal(OFFSET_BITS + 5)                      # output beat index
-        nb = Signal(OFFSET_BITS + 5)                     # output beats of the segment
+        rem = Signal(16)                                 # output beats after this one
+        last_r = Signal()                                # rem == 0
         ring_left = Signal(16)                           # ring beats still to read
-        end_bytes = Signal(lw)                           # (hl + n) mod W
+        end_mask = Signal(W)                             # keep of the last beat
 
         # Per-beat control computed at issue.
         i_valid = Signal(); i_pass = Signal(); i_last = Signal()
@@ -183,7 +184,8 @@ class TsoEngine(wiring.Component):
                      ring_r.addr.eq(rptr[:-1])]
 
         # Combinational outputs as plain expressions of registered state (see TsoWriter).
-        st_idle = Signal(); st_seg = Signal(); st_pass = Signal()
+        # One-hot state registers.
+        st_idle = Signal(init=1); st_seg = Signal(); st_pass = Signal()
         take = Signal(); take_seg = Signal(); take_pass = Signal(); take_drop = Signal()
         issue = Signal(); is_last = Signal(); rd_ring = Signal(); pass_beat = Signal()
         m.d.comb += [
@@ -192,7 +194,7 @@ class TsoEngine(wiring.Component):
             take_pass.eq(take & (calc.next_kind == DescKind.PASS)),
             take_drop.eq(take & (calc.next_kind == DescKind.DROP)),
             issue.eq(st_seg & credit),
-            is_last.eq(b + 1 == nb),
+            is_last.eq(last_r),
             rd_ring.eq((b >= hbeat) & (ring_left != 0)),
             pass_beat.eq(st_pass & credit & self.i.valid),
             pass_ready.eq(st_pass & credit),
@@ -207,8 +209,7 @@ class TsoEngine(wiring.Component):
             i_data.eq(self.i.payload.data),
             hdr_r.en.eq(issue),
             ring_r.en.eq(issue & rd_ring),
-            i_keep.eq(Mux(st_pass, self.i.payload.keep,
-                          Mux(is_last & (end_bytes != 0), (1 << end_bytes) - 1, (1 << W) - 1))),
+            i_keep.eq(Mux(st_pass, self.i.payload.keep, Mux(is_last, end_mask, (1 << W) - 1))),
             wr.pass_done.eq(pass_beat & self.i.payload.last),
         ]
         for x in range(W):
@@ -219,37 +220,31 @@ class TsoEngine(wiring.Component):
             for x in range(W):
                 m.d.comb += i_sel[x * PATCH_BYTES + k].eq(hit & (off[:lw] == x))
 
-        with m.FSM() as fsm:
-            m.d.comb += [st_idle.eq(fsm.ongoing("IDLE")), st_seg.eq(fsm.ongoing("SEG")),
-                         st_pass.eq(fsm.ongoing("PASS"))]
-            with m.State("IDLE"):
-                with m.If(take_seg):
-                    cx = next_ctx
-                    total = cx.hl + calc.next_n
-                    m.d.sync += [
-                        seg_ctx.eq(cx), seg_bank.eq(calc.next_bank),
-                        seg_last.eq(calc.next_last),
-                        b.eq(0), nb.eq((total + W - 1) >> lw),
-                        end_bytes.eq(total[:lw]),
-                        ring_left.eq(Mux(calc.next_n == 0, 0,
-                                         ((cx.hl[:lw] + calc.next_n - 1) >> lw) + 1)),
-                        tog.eq(~tog),
-                        vals[0].eq(Mux(tog, calc.next_vals, vals[0])),
-                        vals[1].eq(Mux(tog, vals[1], calc.next_vals)),
-                    ]
-                    m.next = "SEG"
-                with m.If(take_pass):
-                    m.next = "PASS"
-            with m.State("SEG"):
-                with m.If(issue):
-                    with m.If(rd_ring):
-                        m.d.sync += [rptr.eq(rptr + 1), ring_left.eq(ring_left - 1)]
-                    m.d.sync += b.eq(b + 1)
-                    with m.If(is_last):
-                        m.next = "IDLE"
-            with m.State("PASS"):
-                with m.If(pass_beat & self.i.payload.last):
-                    m.next = "IDLE"
+        with m.If(st_idle):
+            with m.If(take_seg):
+                cx = next_ctx
+                m.d.sync += [
+                    seg_ctx.eq(cx), seg_bank.eq(calc.next_bank),
+                    seg_last.eq(calc.next_last),
+                    b.eq(0), rem.eq(calc.next_rem), last_r.eq(calc.next_one),
+                    end_mask.eq(calc.next_end_mask), ring_left.eq(calc.next_ring),
+                    tog.eq(~tog),
+                    vals[0].eq(Mux(tog, calc.next_vals, vals[0])),
+                    vals[1].eq(Mux(tog, vals[1], calc.next_vals)),
+                    st_idle.eq(0), st_seg.eq(1),
+                ]
+            with m.If(take_pass):
+                m.d.sync += [st_idle.eq(0), st_pass.eq(1)]
+        with m.If(st_seg):
+            with m.If(issue):
+                with m.If(rd_ring):
+                    m.d.sync += [rptr.eq(rptr + 1), ring_left.eq(ring_left - 1)]
+                m.d.sync += [b.eq(b + 1), rem.eq(rem - 1), last_r.eq(rem == 1)]
+                with m.If(is_last):
+                    m.d.sync += [st_seg.eq(0), st_idle.eq(1)]
+        with m.If(st_pass):
+            with m.If(pass_beat & self.i.payload.last):
+                m.d.sync += [st_pass.eq(0), st_idle.eq(1)]
 
         # R1: memory data appears; carry the control.
         r1_pass = Signal(); r1_last = Signal(); r1_keep = Signal(W); r1_hmask = Signal(W)

@@ -92,8 +92,8 @@ class TsoWriter(Elaboratable):
         # ---- Decision: compares on the registered record in DECIDE, registered; acted on in
         # DECIDE2 (so no wide compare drives the claim) ---------------------------------------
         cls, off = rec.cls, rec.off
+        # Registered when the first beat is captured, so DECIDE's compares start from a register.
         eff_mss = Signal(14)
-        m.d.comb += eff_mss.eq(Mux(req.mss != 0, req.mss, self.mss_default))
         reason_c = Signal(TsoReason)
         reason = Signal(TsoReason)
         tunnel = cls.kind == Kind.TUNNEL
@@ -190,6 +190,8 @@ class TsoWriter(Elaboratable):
         part = Signal(8 * W)                    # partial ring beat (zeros where unfilled)
         first = Signal()
         ended = Signal()                        # the packet's last beat has been consumed
+        lo = Signal()                           # p + need > W (for the current p and need)
+        hb_one = Signal()                       # hb_left == 1
 
         # Pipeline entry (stage A input), driven by the FSM below.
         e_valid = Signal()
@@ -205,9 +207,14 @@ class TsoWriter(Elaboratable):
         m.d.comb += [self.ring_wdata.eq(e_data), self.ring_we.eq(e_wr),
                      self.hdr_wdata.eq(self.i_p.data)]
 
-        def start_segment(a_new, rotation, is_first, wp):
+        # `lo` for a segment starting now (p = s, need = nn): registers only.
+        lo_start = Signal()
+        m.d.comb += lo_start.eq(s + nn[:lw + 1] > W)
+
+        # `fits(a_new)`: a segment starting at lane a_new ends in its first chunk (with nn_small).
+        def start_segment(fits, rotation, is_first, wp):
             return [n_cur.eq(nn), need.eq(nn), zero.eq(nn_zero), seg_last.eq(nn_last),
-                    fin.eq(nn_small & (nn[:lw + 1] + a_new <= W)),
+                    fin.eq(nn_small & fits), lo.eq(lo_start),
                     p.eq(s), r.eq(rotation), part.eq(0), first.eq(is_first), seg_wptr.eq(wp)]
 
         rot_all = Signal(8 * W)
@@ -228,41 +235,73 @@ class TsoWriter(Elaboratable):
                      fill_fin.eq(p + need[:lw + 1])]
         fill = Signal(range(2 * W + 1))
         m.d.comb += fill.eq(p + c)
+        # The lane masks and `full` are small functions of (p, need mod 2W) when `fin` and of
+        # (p, a) otherwise: looked up in constant tables, so no carry chain sits between these
+        # registers and the ring's write data.
+        n4 = need[:lw + 1]
+
+        def table(fn, *sigs):
+            widths = [len(x) for x in sigs]
+            value = 0
+            for index in range(1 << sum(widths)):
+                args, rest = [], index
+                for w in widths:
+                    args.append(rest & ((1 << w) - 1))
+                    rest >>= w
+                value |= int(bool(fn(*args))) << index
+            return Const(value, 1 << sum(widths)).bit_select(Cat(*sigs), 1)
+
         full = Signal()
-        m.d.comb += full.eq(Mux(fin, fill_fin >= W, p >= a))
+        m.d.comb += full.eq(Mux(fin, table(lambda p_, n_: p_ + n_ >= W, p, n4),
+                                table(lambda p_, a_: p_ >= a_, p, a)))
         merged = Signal(8 * W)
         wrapped = Signal(8 * W)
         for x in range(W):
+            sel = Mux(fin, table(lambda p_, n_: p_ <= x < p_ + n_, p, n4),
+                      table(lambda p_, a_: p_ <= x < p_ + W - a_, p, a))
+            wsel = Mux(fin, table(lambda p_, n_: x + W < p_ + n_, p, n4),
+                       table(lambda p_, a_: x + W < p_ + W - a_, p, a))
             m.d.comb += [
-                merged.word_select(x, 8).eq(
-                    Mux((x >= p) & (x < fill), rot[x], part.word_select(x, 8))),
-                wrapped.word_select(x, 8).eq(Mux(x + W < fill, rot[x], 0)),
+                merged.word_select(x, 8).eq(Mux(sel, rot[x], part.word_select(x, 8))),
+                wrapped.word_select(x, 8).eq(Mux(wsel, rot[x], 0)),
             ]
+        # A chunk that does not end the segment consumes the beat (a becomes 0), leaves
+        # p' = (p - a) mod W and need' = need - (W - a); `lo` for those (only used when the
+        # next chunk is `fin`, i.e. need' <= W, so need'[:lw + 1] is exact).
+        lo_mid = Signal()
+        p_mid = Signal(lw)
+        n_mid = Signal(lw + 1)
+        m.d.comb += [p_mid.eq(p - a), n_mid.eq(need[:lw + 1] + a + W),
+                     lo_mid.eq(p_mid + n_mid > W)]
         leftover = Signal()
         wrote = Signal()
         consumed = Signal()
         trunc_now = Signal()                    # the last beat ends before this chunk does
         mid_fin = Signal()                      # after a chunk that does not end the segment
-        m.d.comb += [leftover.eq(fin & (fill_fin > W)), wrote.eq(full | fin),
-                     consumed.eq(~fin | e_fin[lw]),
+        m.d.comb += [leftover.eq(fin & lo), wrote.eq(full | fin),
+                     consumed.eq(~fin | table(lambda a_, n_: a_ + n_ >= W, a, n4)),
                      trunc_now.eq(self.i_p.last & ~Cat(Const(1, 1), self.i_p.keep).bit_select(e, 1)),
                      mid_fin.eq(need <= 2 * W - a)]
         next_r = (r + mss_mod)[:lw]
         wp_after = Signal.like(wptr)
         m.d.comb += wp_after.eq(Mux(wrote, wptr + 1, wptr))
 
-        # State flags are plain signals and every combinational output below is a plain
-        # expression of them (no comb assignment inside the FSM): Icarus evaluates chains of
-        # conditionally assigned always_comb blocks with exponential glitch events.
-        st = {name: Signal(name=f"st_{name.lower()}") for name in
+        # The state is one-hot registers (no decoder in front of the segment start enables),
+        # and every combinational output below is a plain expression of them (no comb
+        # assignment inside a state): Icarus evaluates chains of conditionally assigned
+        # always_comb blocks with exponential glitch events.
+        st = {name: Signal(name=f"st_{name.lower()}", init=name == "IDLE") for name in
               ("IDLE", "DECIDE", "DECIDE2", "WAIT_PASS", "HDR", "PAY", "FLUSH", "DRAIN",
                "TRUNC")}
+
+        def goto(cur, nxt):
+            return [st[cur].eq(0), st[nxt].eq(1)]
         seg_ok = Signal()
         bank_free = Signal()
-        full_hdr = Signal()
+        full_hdr = Signal()                     # hb_left != 0
         m.d.comb += [seg_ok.eq(reason == TsoReason.SEGMENTED),
                      bank_free.eq(~self.bank_busy.bit_select(~self.bank, 1)),
-                     full_hdr.eq(hb_left != 0)]
+                     ]
         decide_claim = Signal()
         decide_pass = Signal()
         hdr_act = Signal()
@@ -280,7 +319,7 @@ class TsoWriter(Elaboratable):
             decide_claim.eq(st["DECIDE2"] & seg_ok & bank_free & self.desc_room),
             decide_pass.eq(st["DECIDE2"] & ~seg_ok & self.desc_room),
             hdr_act.eq(st["HDR"] & self.i_valid),
-            hdr_start.eq(hdr_act & (~full_hdr | ((hb_left == 1) & (s == 0)))),
+            hdr_start.eq(hdr_act & (~full_hdr | (hb_one & (s == 0)))),
             pay_ok.eq(st["PAY"] & room & self.desc_room & ~(gen_pop_r & fin)),
             pay_zero.eq(pay_ok & zero),
             pay_trunc.eq(pay_ok & ~zero & ended),
@@ -309,95 +348,98 @@ class TsoWriter(Elaboratable):
         ]
         m.d.sync += prime.eq(decide_claim)
 
-        with m.FSM() as fsm:
-            for name, sig in st.items():
-                m.d.comb += sig.eq(fsm.ongoing(name))
-            with m.State("IDLE"):
-                m.d.sync += ended.eq(0)
-                with m.If(self.i_valid):
-                    m.d.sync += [rec.eq(self.i_p.meta), req.eq(self.i_p.user)]
-                    m.next = "DECIDE"
+        with m.If(st["IDLE"]):
+            m.d.sync += ended.eq(0)
+            with m.If(self.i_valid):
+                m.d.sync += [rec.eq(self.i_p.meta), req.eq(self.i_p.user),
+                             eff_mss.eq(Mux(self.i_p.user.mss != 0, self.i_p.user.mss,
+                                            self.mss_default)),
+                             *goto("IDLE", "DECIDE")]
 
-            with m.State("DECIDE"):
-                m.d.sync += [hl.eq(off.payload), pl.eq(rec.payload_len), mss.eq(eff_mss),
-                             mss_mod.eq(eff_mss[:lw]), mss_small.eq(eff_mss <= W),
-                             reason.eq(reason_c), b_in.eq(0)]
-                m.next = "DECIDE2"
+        with m.If(st["DECIDE"]):
+            m.d.sync += [hl.eq(off.payload), pl.eq(rec.payload_len), mss.eq(eff_mss),
+                         mss_mod.eq(eff_mss[:lw]), mss_small.eq(eff_mss <= W),
+                         reason.eq(reason_c), b_in.eq(0), *goto("DECIDE", "DECIDE2")]
 
-            with m.State("DECIDE2"):
-                with m.If(decide_claim):
-                    m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr), g_rem.eq(pl),
-                                 hb_left.eq(hbeat)]
-                    m.next = "HDR"
-                with m.If(decide_pass):
-                    m.next = "WAIT_PASS"
+        with m.If(st["DECIDE2"]):
+            with m.If(decide_claim):
+                m.d.sync += [self.bank.eq(~self.bank), seg_wptr.eq(wptr), g_rem.eq(pl),
+                             hb_left.eq(hbeat), full_hdr.eq(hbeat != 0), hb_one.eq(hbeat == 1),
+                             *goto("DECIDE2", "HDR")]
+            with m.If(decide_pass):
+                m.d.sync += goto("DECIDE2", "WAIT_PASS")
 
-            with m.State("WAIT_PASS"):
-                with m.If(self.pass_done):
-                    m.next = "IDLE"
+        with m.If(st["WAIT_PASS"]):
+            with m.If(self.pass_done):
+                m.d.sync += goto("WAIT_PASS", "IDLE")
 
-            with m.State("HDR"):
-                with m.If(hdr_act):
-                    m.d.sync += [b_in.eq(b_in + 1), hb_left.eq(hb_left - 1)]
-                    with m.If(full_hdr):
-                        m.d.sync += ended.eq(self.i_p.last)
-                        with m.If((hb_left == 1) & (s == 0)):
-                            m.d.sync += [a.eq(0), *start_segment(0, 0, 1, wptr)]
-                            m.next = "PAY"
-                        with m.Elif(self.i_p.last):
-                            m.next = "TRUNC"
-                    with m.Else():
-                        m.d.sync += [a.eq(s), *start_segment(s, 0, 1, wptr)]
-                        m.next = "PAY"
+        with m.If(st["HDR"]):
+            with m.If(hdr_act):
+                m.d.sync += [b_in.eq(b_in + 1), hb_left.eq(hb_left - 1),
+                             full_hdr.eq(~hb_one), hb_one.eq(hb_left == 2)]
+                with m.If(full_hdr):
+                    m.d.sync += ended.eq(self.i_p.last)
+                    with m.If(hb_one & (s == 0)):
+                        m.d.sync += [a.eq(0), *start_segment(nn[:lw + 1] <= W, 0, 1, wptr),
+                                     *goto("HDR", "PAY")]
+                    with m.Elif(self.i_p.last):
+                        m.d.sync += goto("HDR", "TRUNC")
+                with m.Else():
+                    m.d.sync += [a.eq(s), *start_segment(nn[:lw + 1] + s <= W, 0, 1, wptr),
+                                 *goto("HDR", "PAY")]
 
-            with m.State("PAY"):
-                with m.If(pay_zero):
-                    m.next = "DRAIN"
-                with m.If(pay_trunc):
-                    m.next = "TRUNC"
-                with m.If(pay_take):
-                    m.d.sync += [wptr.eq(wp_after), a.eq(e[:lw])]
-                    with m.If(full):
-                        m.d.sync += [part.eq(wrapped), p.eq(fill - W)]
-                    with m.Else():
-                        m.d.sync += [part.eq(merged), p.eq(fill)]
-                    with m.If(consumed):
-                        m.d.sync += ended.eq(self.i_p.last)
-                    with m.If(fin):
-                        with m.If(~leftover & ~seg_last):
-                            m.d.sync += start_segment(e_fin[:lw], next_r, 0, wp_after)
-                    with m.Else():
-                        m.d.sync += [need.eq(need - avail), fin.eq(mid_fin)]
-                    with m.If(trunc_now):
-                        m.next = "TRUNC"
-                    with m.Elif(fin & leftover):
-                        m.next = "FLUSH"
-                    with m.Elif(fin & seg_last):
-                        m.next = "DRAIN"
+        with m.If(st["PAY"]):
+            with m.If(pay_zero):
+                m.d.sync += goto("PAY", "DRAIN")
+            with m.If(pay_trunc):
+                m.d.sync += goto("PAY", "TRUNC")
+            with m.If(pay_take):
+                m.d.sync += [wptr.eq(wp_after), a.eq(e[:lw])]
+                with m.If(full):
+                    m.d.sync += [part.eq(wrapped), p.eq(fill - W)]
+                with m.Else():
+                    m.d.sync += [part.eq(merged), p.eq(fill)]
+                with m.If(consumed):
+                    m.d.sync += ended.eq(self.i_p.last)
+                with m.If(fin):
+                    with m.If(~leftover & ~seg_last):
+                        # The next segment starts at lane (a + need) mod W: a table, not
+                        # two adders in series.
+                        fits = table(lambda a_, n_, m_: (a_ + n_) % W + m_ <= W,
+                                     a, n4, nn[:lw + 1])
+                        m.d.sync += start_segment(fits, next_r, 0, wp_after)
+                with m.Else():
+                    m.d.sync += [need.eq(need - avail), fin.eq(mid_fin), lo.eq(lo_mid)]
+                with m.If(trunc_now):
+                    m.d.sync += goto("PAY", "TRUNC")
+                with m.Elif(fin & leftover):
+                    m.d.sync += goto("PAY", "FLUSH")
+                with m.Elif(fin & seg_last):
+                    m.d.sync += goto("PAY", "DRAIN")
 
-            with m.State("FLUSH"):
-                with m.If(flush_act):
-                    m.d.sync += wptr.eq(wptr + 1)
-                    with m.If(seg_last):
-                        m.next = "DRAIN"
-                    with m.Else():
-                        m.d.sync += start_segment(a, next_r, 0, wptr + 1)
-                        m.next = "PAY"
+        with m.If(st["FLUSH"]):
+            with m.If(flush_act):
+                m.d.sync += wptr.eq(wptr + 1)
+                with m.If(seg_last):
+                    m.d.sync += goto("FLUSH", "DRAIN")
+                with m.Else():
+                    m.d.sync += [*start_segment(nn[:lw + 1] + a <= W, next_r, 0, wptr + 1),
+                                 *goto("FLUSH", "PAY")]
 
-            with m.State("DRAIN"):
-                # Bytes after the IP datagram (padding): consumed, not sent.
-                with m.If(ended | (self.i_valid & self.i_p.last)):
-                    m.next = "IDLE"
+        with m.If(st["DRAIN"]):
+            # Bytes after the IP datagram (padding): consumed, not sent.
+            with m.If(ended | (self.i_valid & self.i_p.last)):
+                m.d.sync += goto("DRAIN", "IDLE")
 
-            with m.State("TRUNC"):
-                with m.If(trunc_act):
-                    m.d.sync += wptr.eq(seg_wptr)
-                    with m.If(ended):
-                        m.next = "IDLE"
-                    with m.Else():
-                        m.next = "DRAIN"
+        with m.If(st["TRUNC"]):
+            with m.If(trunc_act):
+                m.d.sync += wptr.eq(seg_wptr)
+                with m.If(ended):
+                    m.d.sync += goto("TRUNC", "IDLE")
+                with m.Else():
+                    m.d.sync += goto("TRUNC", "DRAIN")
 
-        m.d.comb += e_data.eq(Mux(fsm.ongoing("FLUSH"), part, merged))
+        m.d.comb += e_data.eq(Mux(st["FLUSH"], part, merged))
 
         # ---- Sum pipeline: A (word sums) -> B (accumulate) -> C (descriptor push) ---------
         o_hdr = Signal(OFFSET_BITS + 1)
