@@ -157,3 +157,19 @@ def test_full_block_meets_125(block, tmp_path):
         pytest.skip(str(exc))
     r = synthesize(component, workdir=tmp_path)
     assert r["met"], r
+
+
+def test_block_router_default_and_override(monkeypatch):
+    """`synth tso` routes with router1 (router2 does not converge on it); --router wins."""
+    import tunnelnic.synth as synth_mod
+    seen = []
+
+    def fake(block, **kw):
+        seen.append(list(kw["nextpnr_args"]))
+        raise synth_mod.FlowError("stop here")
+
+    monkeypatch.setattr(synth_mod, "synthesize", fake)
+    assert main(["synth", "tso", "--json"]) == 1
+    assert main(["synth", "tso", "--json", "--nextpnr-arg=--router", "--nextpnr-arg=router2"]) == 1
+    assert main(["synth", "parser", "--json"]) == 1
+    assert seen == [["--router", "router1"], ["--router", "router2"], []]

@@ -12,7 +12,7 @@ import inspect
 import json
 import sys
 
-__all__ = ["BLOCKS", "resolve_block", "make_block", "register"]
+__all__ = ["BLOCKS", "ROUTERS", "resolve_block", "make_block", "register"]
 
 #: Short names of the project's blocks. A block that has not landed yet gives a clear error.
 BLOCKS = {
@@ -28,6 +28,12 @@ BLOCKS = {
     "skid": "hw.buffer:SkidBuffer",
     "checksum": "hw.checksum:ChecksumAccumulator",
 }
+
+
+#: nextpnr router per block where the blocks' default (router2) is not the right one. The TSO
+#: engine: router2 does not converge within its iteration limit, router1 routes it (docs/tso.md).
+#: An explicit ``--nextpnr-arg=--router`` wins.
+ROUTERS = {"tso": "router1"}
 
 
 class BlockError(ValueError):
@@ -107,10 +113,13 @@ def run(args):
         print(f"tunnelnic synth: {exc}", file=sys.stderr)
         return 2
     log = None if args.json else (lambda msg: print(msg, file=sys.stderr))
+    nextpnr_args = list(args.nextpnr_arg or ())
+    if args.block in ROUTERS and "--router" not in nextpnr_args:
+        nextpnr_args += ["--router", ROUTERS[args.block]]
     try:
         result = synthesize(block, device=args.device, package=args.package, speed=args.speed,
                             clocks=clocks, workdir=args.workdir, seed=args.seed,
-                            nextpnr_args=args.nextpnr_arg or (), log=log)
+                            nextpnr_args=nextpnr_args, log=log)
     except FlowError as exc:
         print(f"tunnelnic synth: {exc}", file=sys.stderr)
         return 1
