@@ -69,12 +69,15 @@ class PacketFifo(wiring.Component):
     depth : int
         Entries (beats of ``width`` bytes), a power of two.
     max_len : int
-        Longest frame stored, in bytes, at most ``depth * width``; longer frames are
+        Longest frame stored, in bytes, at most ``depth * width`` (``(depth - 1) * width``
+        with ``backpressure``, so that a frame alone never fills the FIFO); longer frames are
         discarded (``too_long``).
     backpressure : bool
         ``False`` (receive side): ``i.ready`` is always high and a frame that does not fit is
         discarded (``overflow``). ``True`` (transmit side): ``i.ready`` falls while the FIFO
-        is full of other frames; only a frame too long for the FIFO is discarded.
+        is full of other frames; only a frame too long for the FIFO is discarded. ``i.ready``
+        then comes from flip-flops (a registered full flag), so the writer's logic behind it
+        (an async FIFO's read pointer) does not add to the pointer arithmetic here.
     width : int
         Bytes per beat: 1 (``i`` is :data:`hw.mac_rx.RX_BYTE`, ``o`` a byte stream) or a core
         width (``i`` is :func:`frame_layout`, ``o`` a :func:`hw.stream.PacketSignature`).
@@ -82,8 +85,9 @@ class PacketFifo(wiring.Component):
     Ports: ``i``, ``o``, ``overflow`` and ``too_long`` (one pulse per discarded frame, the
     cycle after its last beat; a frame discarded for ``abort`` is the writer's to count).
 
-    Latency: a frame's first beat can leave 3 cycles after its last beat was written (store
-    and forward). Throughput 1 beat per cycle on each side. Reset: empties the FIFO.
+    Latency: a frame's first beat can leave 4 cycles after its last beat was written (store
+    and forward; the block RAM's read data is registered once more before ``o``). Throughput
+    1 beat per cycle on each side. Reset: empties the FIFO.
     """
 
     def __init__(self, depth, max_len=None, *, backpressure, width=1):
@@ -91,9 +95,10 @@ class PacketFifo(wiring.Component):
             raise ValueError(f"PacketFifo depth must be a power of two >= 4, not {depth}")
         if width != 1:
             check_width(width)
-        max_len = depth * width if max_len is None else max_len
-        if not 1 <= max_len <= depth * width:
-            raise ValueError(f"max_len must be from 1 to {depth * width} bytes, not {max_len}")
+        room = (depth - 1 if backpressure else depth) * width
+        max_len = room if max_len is None else max_len
+        if not 1 <= max_len <= room:
+            raise ValueError(f"max_len must be from 1 to {room} bytes, not {max_len}")
         self.depth = depth
         self.max_len = max_len
         self.backpressure = backpressure
@@ -123,21 +128,25 @@ class PacketFifo(wiring.Component):
         dropping = Signal()            # the current frame is being discarded
 
         full = Signal()
-        m.d.comb += full.eq((wptr - rptr)[:abits + 1] == self.depth)
+        used = Signal(abits + 1)
+        m.d.comb += used.eq(wptr - rptr)
         m.d.sync += wcommit_r.eq(wcommit)
-
-        # Write side.
-        if self.backpressure:
-            whole = Signal()   # the unfinished frame fills the FIFO: it can never fit
-            m.d.comb += whole.eq((wptr - wcommit)[:abits + 1] == self.depth)
-            m.d.comb += self.i.ready.eq(~full | dropping | whole)
-        else:
-            m.d.comb += self.i.ready.eq(1)
         nbytes = 1 if w == 1 else keep_count(self.i.p.keep, w)
         new_length = length + nbytes
         too_long = Signal()
         m.d.comb += too_long.eq(new_length > self.max_len)
         store = Signal()
+
+        # Write side.
+        if self.backpressure:
+            # full from a register: set when the FIFO is full or is filled by this cycle's
+            # store; reads are ignored (it clears one cycle late: conservative, never wrong).
+            # A frame alone never fills the FIFO (max_len), so a too-long frame is always
+            # accepted, and dropped, once the reader has taken the frames before it.
+            m.d.sync += full.eq((used == self.depth) | ((used == self.depth - 1) & store))
+            m.d.comb += self.i.ready.eq(~full | dropping)
+        else:
+            m.d.comb += [full.eq(used == self.depth), self.i.ready.eq(1)]
         m.d.comb += [
             store.eq(self.i.valid & self.i.ready & ~dropping & ~full & ~too_long),
             wr.addr.eq(wptr[:abits]),
@@ -167,18 +176,28 @@ class PacketFifo(wiring.Component):
                         with m.Else():
                             m.d.comb += overflow.eq(1)
 
-        # Read side: the read port output is the stream payload; en=0 holds it.
+        # Read side, two stages that advance together: the block RAM read (``fetched``: its
+        # output holds an entry; en=0 holds it), then a register that is the stream payload.
+        # The block RAM's clock-to-out (4.3 ns with the DP16KD output register off, which is
+        # what yosys infers) then ends at a flip-flop instead of running on into the consumer
+        # (the transmit CRC, the receive widener): DESIGN.md section 7.
         head = Signal()
+        fetched = Signal()
+        advance = Signal()
         m.d.comb += [
             head.eq(rptr != wcommit_r),
             rd.addr.eq(rptr[:abits]),
-            self.o.payload.eq(Cat(rd.data[:8], C(1, 1), rd.data[8]) if w == 1 else rd.data),
+            advance.eq(~self.o.valid | self.o.ready),
+            rd.en.eq(advance),
         ]
-        with m.If(~self.o.valid | self.o.ready):
-            m.d.comb += rd.en.eq(1)
-            m.d.sync += [self.o.valid.eq(head), rptr.eq(rptr + head)]
-        with m.Else():
-            m.d.comb += rd.en.eq(0)
+        with m.If(advance):
+            m.d.sync += [
+                fetched.eq(head),
+                rptr.eq(rptr + head),
+                self.o.valid.eq(fetched),
+                self.o.payload.eq(Cat(rd.data[:8], C(1, 1), rd.data[8]) if w == 1
+                                  else rd.data),
+            ]
         return m
 
 

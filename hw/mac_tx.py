@@ -129,7 +129,10 @@ class MacTx(wiring.Component):
         m.d.sync += self.events.eq(Cat(ev_frame, ev_underrun))
 
         cnt = Signal(range(MIN_PAYLOAD + 1))   # preamble index, then payload length (saturating)
-        m.d.comb += fcs.data.eq(txd)
+        # The CRC takes the input byte itself (zero while padding), not the multiplexed txd:
+        # behind EthMac's narrower that byte is a flip-flop, so the transmit side's longest
+        # path (into the CRC register) is one padding gate and the CRC's XOR tree.
+        m.d.comb += fcs.data.eq(self.i.p.data)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -163,7 +166,7 @@ class MacTx(wiring.Component):
                     m.next = "DRAIN"
 
             with m.State("PAD"):
-                m.d.comb += [en.eq(1), txd.eq(0), fcs.valid.eq(1)]
+                m.d.comb += [en.eq(1), txd.eq(0), fcs.data.eq(0), fcs.valid.eq(1)]
                 m.d.sync += cnt.eq(cnt + 1)
                 with m.If(cnt == MIN_PAYLOAD - 1):
                     m.d.sync += cnt.eq(0)

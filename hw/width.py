@@ -85,8 +85,10 @@ class StreamWidener(wiring.Component):
 class StreamNarrower(wiring.Component):
     """``width``-byte packet stream ``i`` to 1-byte packet stream ``o``.
 
-    Each input beat is held in a register and sent lane by lane, lane 0 first, up to its last
-    ``keep`` lane; ``last`` is set on the final byte of the packet.
+    Each input beat is held in a shift register and sent lane by lane, lane 0 first, up to its
+    last ``keep`` lane; ``last`` is set on the final byte of the packet. The output byte is
+    the register's low byte (shifted down one lane per byte sent), so ``o`` comes from
+    flip-flops with no lane multiplexer in front of the consumer (the transmit CRC).
 
     Latency: 1 cycle. Throughput: 1 output byte per cycle (the next input beat is taken in the
     cycle its predecessor's final byte leaves). Backpressure: ``i.ready`` is high when the
@@ -102,21 +104,19 @@ class StreamNarrower(wiring.Component):
         })
 
     def elaborate(self, platform):
+        # Whole-signal assignments only (see StreamWidener).
         m = Module()
         w = self.width
-        data = Signal(8 * w)
-        keep = Signal(w)
+        data = Signal(8 * w)   # lane 0 (the byte on o) in the low byte
+        keep = Signal(w)       # keep[k]: lane k of data is still to be sent
         last = Signal()
         full = Signal()
-        idx = Signal(range(w))
 
-        # The final lane of the held beat: the next lane is not kept (or there is none).
-        next_kept = Signal()
-        m.d.comb += next_kept.eq(Mux(idx == w - 1, 0, (keep >> (idx + 1))[0]))
-        final = ~next_kept
+        # The final byte of the held beat: the next lane is not kept.
+        final = ~keep[1]
 
         meta = Signal(self.meta) if self.meta is not None else None
-        fields = [data.word_select(idx, 8), C(1, 1), last & final]
+        fields = [data[:8], C(1, 1), last & final]
         if meta is not None:
             fields.append(meta)
         m.d.comb += [
@@ -126,11 +126,12 @@ class StreamNarrower(wiring.Component):
         ]
         with m.If(self.o.valid & self.o.ready):
             with m.If(final):
-                m.d.sync += [full.eq(0), idx.eq(0)]
+                m.d.sync += full.eq(0)
             with m.Else():
-                m.d.sync += idx.eq(idx + 1)
+                m.d.sync += [data.eq(data >> 8), keep.eq(keep >> 1)]
         with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [full.eq(1), idx.eq(0), data.eq(self.i.p.data), keep.eq(self.i.p.keep),
+            # keep is contiguous from lane 0; a beat with keep == 0 sends lane 0 only.
+            m.d.sync += [full.eq(1), data.eq(self.i.p.data), keep.eq(self.i.p.keep | 1),
                          last.eq(self.i.p.last)]
             if meta is not None:
                 m.d.sync += meta.eq(self.i.p.meta)
