@@ -350,7 +350,8 @@ class RscEngine(wiring.Component):
         u_base_d = reg("u_base_d", _fold17(ub_c), 16)
         # e
         udp_bad = udp_chk_a & ~udp_ok_d
-        cand_e = reg("cand_e", cst_a & len_ok_a & tcp_ok_d & ~udp_bad)
+        cand_d = cst_a & len_ok_a & tcp_ok_d & ~udp_bad      # (settled from state CMP2 on)
+        cand_e = reg("cand_e", cand_d)
         csum_ok_e = reg("csum_ok_e", cbase_a & tcp_ok_d & ~udp_bad)
 
         # A new context from ``cur``.
@@ -532,6 +533,36 @@ class RscEngine(wiring.Component):
         m.d.sync += self.stats.pool_exhausted.eq(self.i.valid & ~ing.i.ready & ~pool.alloc_ok &
                                                   ~pool.filling)
 
+        # The decision's branch, registered one-hot from CMP2 (every input has settled there:
+        # the packet's chain, the CAM result, the compare stage), so that state DEC only
+        # combines it with ``room``: the wide enables (``cur``, the table's write port, the
+        # CAM) are two or three LUTs from registers. Recomputed every cycle: it holds while
+        # ``cur`` and ``ctx`` do (through DEC; later states do not use it).
+        no_open = (flags & TCP_PSH).any() | (self.max_segs <= 1)
+        no_flow = cur.oversize | ~(rec.tcp.present & off.l4.any())
+        key_eq_c = key_parts.all()
+        cont_c = cmp_parts.all() & (id_inc | id_fix)
+        br = Signal(data.StructLayout({
+            "pass_": 1,       # pass through (oversize, not a flow packet, nothing to open)
+            "coll": 1,        # ... a tag collision (counted)
+            "open": 1,        # open a context in the lowest free slot
+            "evict": 1,       # open one, the table is full: evict the oldest
+            "flush_pass": 1,  # flush the flow's context, then pass through
+            "merge": 1,       # merge (``fa_2``: and flush)
+            "flush_new": 1,   # flush (size or mismatch), then open anew (or pass: ``no_open``)
+            "no_open": 1,
+        }))
+        m.d.sync += [
+            br.pass_.eq(no_flow | (~hit & (~cand_d | no_open)) | (hit & ~key_eq_c)),
+            br.coll.eq(~no_flow & hit & ~key_eq_c),
+            br.open.eq(~no_flow & ~hit & cand_d & ~no_open & free_any),
+            br.evict.eq(~no_flow & ~hit & cand_d & ~no_open & ~free_any),
+            br.flush_pass.eq(~no_flow & hit & key_eq_c & ~cand_d),
+            br.merge.eq(~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1),
+            br.flush_new.eq(~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1)),
+            br.no_open.eq(no_open),
+        ]
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(flush_req):
@@ -568,30 +599,22 @@ class RscEngine(wiring.Component):
             with m.State("DEC"):
                 # A branch that issues a job waits for ``room``; opens and plain merges
                 # never wait.
-                with m.If(cur.oversize | ~flow_pkt):
+                with m.If(br.pass_):
                     with m.If(room):
+                        with m.If(br.coll):
+                            m.d.comb += stats.collisions.eq(1)
                         issue_pass()
                         finish()
-                with m.Elif(~hit):
-                    with m.If(~cand_e | psh | (self.max_segs <= 1)):
-                        with m.If(room):
-                            issue_pass()
-                            finish()
-                    with m.Elif(free_any):
-                        open_ctx(free_idx)
-                        finish()
-                    with m.Else():
-                        m.next = "EV_RD"
-                with m.Elif(~key_eq_2):
-                    with m.If(room):
-                        m.d.comb += stats.collisions.eq(1)
-                        issue_pass()
-                        finish()
-                with m.Elif(~cand_e):
+                with m.Elif(br.open):
+                    open_ctx(free_idx)
+                    finish()
+                with m.Elif(br.evict):
+                    m.next = "EV_RD"
+                with m.Elif(br.flush_pass):
                     with m.If(room):
                         issue_flush(slot, 0, "other")
                         m.next = "PASS"
-                with m.Elif(cont_2 & size_ok_1):
+                with m.Elif(br.merge):
                     with m.If(~fa_2 | room):
                         m.d.sync += [wb.eq(1), wb_addr.eq(slot)]
                         m.d.sync += [getattr(wb_data, n).eq(getattr(updc, n))
@@ -618,7 +641,7 @@ class RscEngine(wiring.Component):
                             issue_flush(slot, 0, "size")
                         with m.Else():
                             issue_flush(slot, 0, "mismatch")
-                        with m.If(psh | (self.max_segs <= 1)):
+                        with m.If(br.no_open):
                             m.next = "PASS"
                         with m.Else():
                             open_ctx(slot)
