@@ -205,7 +205,7 @@ class RscEngine(wiring.Component):
                      jq.r_en.eq(emit.j.ready)]
 
         # Context table (everything but the CAM tags and the allocation order), in block RAM,
-        # in two parts: the static fields (key, headers, options, constants: ~1.4 kbit, written
+        # in two parts: the static fields (key, headers, options, constants: ~1.5 kbit, written
         # only when a context opens, from ``cur``) and the dynamic ones (``CTX_DYNAMIC``,
         # written at opens and merges). Read data is registered in ``ctx`` every cycle (no
         # enable: the read ports hold their data between reads); writes and the reads that
