@@ -27,7 +27,7 @@ from .rsc_layouts import (OPT_BYTES, RxMeta, STAT_NAMES, flow_tag, key_words,
                           rsc_stats_layout)
 from .stream import check_width, packet_layout
 
-__all__ = ["RscEngine", "ctx_layout"]
+__all__ = ["RscEngine", "ctx_layout", "CTX_DYNAMIC"]
 
 GRE_PROTO = 47
 GRE_CS_BITS = 0x90
@@ -53,6 +53,16 @@ def ctx_layout(pages, opaque_bytes):
         "next_seq": 32, "count": 8, "otl": 17, "ack": 32, "win": 16, "psh": 1,
         "id_mode": 2, "last_pl": 16, "s_pay": 16, "start": 16,
     })
+
+
+#: The context fields a merge changes (the others are written only when the context opens): they
+#: live in a small table of their own, so the wide one is written from ``cur`` alone.
+CTX_DYNAMIC = ("tail", "next_seq", "count", "otl", "ack", "win", "psh", "id_mode", "last_pl",
+               "s_pay")
+
+
+def _sub_layout(layout, names, keep):
+    return data.StructLayout({n: f.shape for n, f in layout if (n in names) == keep})
 
 
 def _w16(v):
@@ -194,34 +204,46 @@ class RscEngine(wiring.Component):
         m.d.comb += [emit.j.payload.eq(jq.r_data), emit.j.valid.eq(jq.r_rdy),
                      jq.r_en.eq(emit.j.ready)]
 
-        # Context table (everything but the CAM tags and the allocation order). Read data is
-        # registered (``ctx``) before any logic uses it; writes and the reads that depend on
-        # them are sequenced by the state machine, so the port needs no transparency.
+        # Context table (everything but the CAM tags and the allocation order), in block RAM,
+        # in two parts: the static fields (key, headers, options, constants: ~1.5 kbit, written
+        # only when a context opens, from ``cur``) and the dynamic ones (``CTX_DYNAMIC``,
+        # written at opens and merges). Read data is registered in ``ctx`` every cycle (no
+        # enable: the read ports hold their data between reads); writes and the reads that
+        # depend on them are sequenced by the state machine, so the ports need no transparency.
         cl = ctx_layout(P, self.opaque_bytes)
-        m.submodules.ctx = ctxm = Memory(shape=cl, depth=N, init=[])
-        cw = ctxm.write_port()
-        cr = ctxm.read_port(domain="sync")
+        sl = _sub_layout(cl, CTX_DYNAMIC, False)
+        dl = _sub_layout(cl, CTX_DYNAMIC, True)
+        ebr = {"ram_style": "block"}
+        m.submodules.ctx_s = ctx_sm = Memory(shape=sl, depth=N, init=[], attrs=ebr)
+        m.submodules.ctx_d = ctx_dm = Memory(shape=dl, depth=N, init=[], attrs=ebr)
+        sw, sr = ctx_sm.write_port(), ctx_sm.read_port(domain="sync")
+        dw_, dr_ = ctx_dm.write_port(), ctx_dm.read_port(domain="sync")
         ctx = Signal(cl)
-        # The debug view reads a small copy (tag, next seq, count), written with the table,
-        # so the wide table keeps a single read port.
-        dbg_l = data.StructLayout({"tag": 32, "seq": 32, "count": 8, "mss": 16,
-                                   "key0": 4, "key": 6 * 32})
-        m.submodules.dbg = dbgm = Memory(shape=dbg_l, depth=N, init=[])
-        dw = dbgm.write_port()
-        dr = dbgm.read_port(domain="sync")
-        m.d.comb += [dw.addr.eq(cw.addr), dw.en.eq(cw.en),
-                     dw.data.seq.eq(cw.data.next_seq), dw.data.count.eq(cw.data.count),
-                     dr.addr.eq(self.dbg_index), self.dbg_seq.eq(dr.data.seq),
-                     self.dbg_count.eq(dr.data.count), self.dbg_tag.eq(dr.data.tag)]
-        # The flow key too (word 0 holds only profile and tunnel bits), and the MSS.
-        m.d.comb += [dw.data.mss.eq(cw.data.mss), dw.data.key0.eq(cw.data.key[:4]),
-                     dw.data.key.eq(cw.data.key[32:]), self.dbg_mss.eq(dr.data.mss),
-                     self.dbg_key.eq(Cat(dr.data.key0, Const(0, 28), dr.data.key))]
+        rd_en = Signal()
+        m.d.comb += [sr.en.eq(rd_en), dr_.en.eq(rd_en)]
+        m.d.sync += [getattr(ctx, n).eq(getattr(sr.data, n)) for n, _ in sl]
+        m.d.sync += [getattr(ctx, n).eq(getattr(dr_.data, n)) for n, _ in dl]
+        # The debug view reads small copies (tag, MSS and key with the static part; next seq
+        # and count with the dynamic one), so the wide table keeps a single read port.
+        dbgs_l = data.StructLayout({"tag": 32, "mss": 16, "key0": 4, "key": 6 * 32})
+        dbgd_l = data.StructLayout({"seq": 32, "count": 8})
+        m.submodules.dbg_s = dbg_sm = Memory(shape=dbgs_l, depth=N, init=[])
+        m.submodules.dbg_d = dbg_dm = Memory(shape=dbgd_l, depth=N, init=[])
+        dsw, dsr = dbg_sm.write_port(), dbg_sm.read_port(domain="sync")
+        ddw, ddr = dbg_dm.write_port(), dbg_dm.read_port(domain="sync")
+        m.d.comb += [dsw.addr.eq(sw.addr), dsw.en.eq(sw.en), dsw.data.mss.eq(sw.data.mss),
+                     dsw.data.key0.eq(sw.data.key[:4]), dsw.data.key.eq(sw.data.key[32:]),
+                     ddw.addr.eq(dw_.addr), ddw.en.eq(dw_.en),
+                     ddw.data.seq.eq(dw_.data.next_seq), ddw.data.count.eq(dw_.data.count),
+                     dsr.addr.eq(self.dbg_index), ddr.addr.eq(self.dbg_index),
+                     self.dbg_seq.eq(ddr.data.seq), self.dbg_count.eq(ddr.data.count),
+                     self.dbg_tag.eq(dsr.data.tag), self.dbg_mss.eq(dsr.data.mss),
+                     self.dbg_key.eq(Cat(dsr.data.key0, Const(0, 28), dsr.data.key))]
         dbg_valid = Signal()
         m.d.sync += dbg_valid.eq(cam.valid.bit_select(self.dbg_index, 1))
         m.d.comb += self.dbg_valid.eq(dbg_valid)
         rsel = Signal(range(NI))
-        m.d.comb += cr.addr.eq(rsel)
+        m.d.comb += [sr.addr.eq(rsel), dr_.addr.eq(rsel)]
 
         # Allocation order: older[i][j] = context i was opened before context j. The oldest
         # valid context (eviction and pool victim) is registered one-hot from it; a change
@@ -328,7 +350,8 @@ class RscEngine(wiring.Component):
         u_base_d = reg("u_base_d", _fold17(ub_c), 16)
         # e
         udp_bad = udp_chk_a & ~udp_ok_d
-        cand_e = reg("cand_e", cst_a & len_ok_a & tcp_ok_d & ~udp_bad)
+        cand_d = cst_a & len_ok_a & tcp_ok_d & ~udp_bad      # (settled from state CMP2 on)
+        cand_e = reg("cand_e", cand_d)
         csum_ok_e = reg("csum_ok_e", cbase_a & tcp_ok_d & ~udp_bad)
 
         # A new context from ``cur``.
@@ -412,19 +435,20 @@ class RscEngine(wiring.Component):
         ]
 
         # --- context table writes ------------------------------------------------------
-        # An open writes ``newc`` in the deciding cycle; a merge writes ``updc`` one cycle
-        # later (``wb``), so the wide write-data multiplexer is selected by a register.
+        # An open writes ``newc`` (both parts) in the deciding cycle; a merge writes the
+        # dynamic fields of ``updc`` one cycle later (``wb``), so their write-data multiplexer
+        # is selected by a register.
         wb = Signal()
         wb_addr = Signal(range(NI))
-        wb_data = Signal(cl)
-        wb_tag = Signal(32)
+        wb_data = Signal(dl)
         m.d.sync += wb.eq(0)
         open_now = Signal()
         open_at = Signal(range(NI))
-        m.d.comb += [
-            cw.en.eq(wb | open_now), cw.addr.eq(Mux(wb, wb_addr, open_at)),
-            cw.data.eq(Mux(wb, wb_data, newc)), dw.data.tag.eq(Mux(wb, wb_tag, tag)),
-        ]
+        m.d.comb += [sw.en.eq(open_now), sw.addr.eq(open_at), dsw.data.tag.eq(tag)]
+        m.d.comb += [getattr(sw.data, n).eq(getattr(newc, n)) for n, _ in sl]
+        m.d.comb += [dw_.en.eq(wb | open_now), dw_.addr.eq(Mux(wb, wb_addr, open_at))]
+        m.d.comb += [getattr(dw_.data, n).eq(Mux(wb, getattr(wb_data, n), getattr(newc, n)))
+                     for n, _ in dl]
 
         # --- the job pipeline ------------------------------------------------------------
         # A job is issued in one cycle (``issue``: flush of the context ``ctx`` or ``updc``,
@@ -509,6 +533,36 @@ class RscEngine(wiring.Component):
         m.d.sync += self.stats.pool_exhausted.eq(self.i.valid & ~ing.i.ready & ~pool.alloc_ok &
                                                   ~pool.filling)
 
+        # The decision's branch, registered one-hot from CMP2 (every input has settled there:
+        # the packet's chain, the CAM result, the compare stage), so that state DEC only
+        # combines it with ``room``: the wide enables (``cur``, the table's write port, the
+        # CAM) are two or three LUTs from registers. Recomputed every cycle: it holds while
+        # ``cur`` and ``ctx`` do (through DEC; later states do not use it).
+        no_open = (flags & TCP_PSH).any() | (self.max_segs <= 1)
+        no_flow = cur.oversize | ~(rec.tcp.present & off.l4.any())
+        key_eq_c = key_parts.all()
+        cont_c = cmp_parts.all() & (id_inc | id_fix)
+        br = Signal(data.StructLayout({
+            "pass_": 1,       # pass through (oversize, not a flow packet, nothing to open)
+            "coll": 1,        # ... a tag collision (counted)
+            "open": 1,        # open a context in the lowest free slot
+            "evict": 1,       # open one, the table is full: evict the oldest
+            "flush_pass": 1,  # flush the flow's context, then pass through
+            "merge": 1,       # merge (``fa_2``: and flush)
+            "flush_new": 1,   # flush (size or mismatch), then open anew (or pass: ``no_open``)
+            "no_open": 1,
+        }))
+        m.d.sync += [
+            br.pass_.eq(no_flow | (~hit & (~cand_d | no_open)) | (hit & ~key_eq_c)),
+            br.coll.eq(~no_flow & hit & ~key_eq_c),
+            br.open.eq(~no_flow & ~hit & cand_d & ~no_open & free_any),
+            br.evict.eq(~no_flow & ~hit & cand_d & ~no_open & ~free_any),
+            br.flush_pass.eq(~no_flow & hit & key_eq_c & ~cand_d),
+            br.merge.eq(~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1),
+            br.flush_new.eq(~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1)),
+            br.no_open.eq(no_open),
+        ]
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(flush_req):
@@ -532,12 +586,11 @@ class RscEngine(wiring.Component):
                 m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
             with m.State("RD"):
                 index = onehot_index(cam.match, N)
-                m.d.comb += rsel.eq(index)
+                m.d.comb += [rsel.eq(index), rd_en.eq(1)]
                 m.d.sync += [slot.eq(index), hit.eq(cam.match.any()),
                              free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
                 m.next = "RD2"
             with m.State("RD2"):
-                m.d.sync += ctx.eq(cr.data)
                 m.next = "CMP"
             with m.State("CMP"):
                 m.next = "CMP2"
@@ -546,33 +599,26 @@ class RscEngine(wiring.Component):
             with m.State("DEC"):
                 # A branch that issues a job waits for ``room``; opens and plain merges
                 # never wait.
-                with m.If(cur.oversize | ~flow_pkt):
+                with m.If(br.pass_):
                     with m.If(room):
+                        with m.If(br.coll):
+                            m.d.comb += stats.collisions.eq(1)
                         issue_pass()
                         finish()
-                with m.Elif(~hit):
-                    with m.If(~cand_e | psh | (self.max_segs <= 1)):
-                        with m.If(room):
-                            issue_pass()
-                            finish()
-                    with m.Elif(free_any):
-                        open_ctx(free_idx)
-                        finish()
-                    with m.Else():
-                        m.next = "EV_RD"
-                with m.Elif(~key_eq_2):
-                    with m.If(room):
-                        m.d.comb += stats.collisions.eq(1)
-                        issue_pass()
-                        finish()
-                with m.Elif(~cand_e):
+                with m.Elif(br.open):
+                    open_ctx(free_idx)
+                    finish()
+                with m.Elif(br.evict):
+                    m.next = "EV_RD"
+                with m.Elif(br.flush_pass):
                     with m.If(room):
                         issue_flush(slot, 0, "other")
                         m.next = "PASS"
-                with m.Elif(cont_2 & size_ok_1):
+                with m.Elif(br.merge):
                     with m.If(~fa_2 | room):
-                        m.d.sync += [wb.eq(1), wb_addr.eq(slot), wb_data.eq(updc),
-                                     wb_tag.eq(tag)]
+                        m.d.sync += [wb.eq(1), wb_addr.eq(slot)]
+                        m.d.sync += [getattr(wb_data, n).eq(getattr(updc, n))
+                                     for n, _ in dl]
                         m.d.comb += [link_w.addr.eq(ctx.tail), link_w.data.eq(cur.page),
                                      link_w.en.eq(1), stats.merged.eq(1)]
                         with m.If(fa_2):
@@ -595,7 +641,7 @@ class RscEngine(wiring.Component):
                             issue_flush(slot, 0, "size")
                         with m.Else():
                             issue_flush(slot, 0, "mismatch")
-                        with m.If(psh | (self.max_segs <= 1)):
+                        with m.If(br.no_open):
                             m.next = "PASS"
                         with m.Else():
                             open_ctx(slot)
@@ -606,11 +652,10 @@ class RscEngine(wiring.Component):
                     finish()
             with m.State("EV_RD"):
                 # The table is full: the oldest context makes room.
-                m.d.comb += rsel.eq(oldest)
+                m.d.comb += [rsel.eq(oldest), rd_en.eq(1)]
                 m.d.sync += slot.eq(oldest)
                 m.next = "EV_RD2"
             with m.State("EV_RD2"):
-                m.d.sync += ctx.eq(cr.data)
                 m.next = "EV_DO"
             with m.State("EV_DO"):
                 with m.If(room):
@@ -627,6 +672,7 @@ class RscEngine(wiring.Component):
                 with m.Else():
                     m.d.sync += scan.eq(scan + 1)
             with m.State("X_RD"):
+                m.d.comb += rd_en.eq(1)
                 with m.If(xop == X_POOL):
                     m.d.comb += rsel.eq(oldest)
                     m.d.sync += xslot.eq(oldest)
@@ -634,7 +680,6 @@ class RscEngine(wiring.Component):
                     m.d.comb += rsel.eq(xslot)
                 m.next = "X_RD2"
             with m.State("X_RD2"):
-                m.d.sync += ctx.eq(cr.data)
                 m.next = "X_DO"
             with m.State("X_DO"):
                 with m.Switch(xop):
