@@ -41,7 +41,7 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .buffer import StreamFifo
-from .capture import beat_index_bits, capture_region, region_sum
+from .capture import beat_index_bits, capture_region, capture_selects, region_sum
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
 from .record import ETH_BYTES, RecordBuilder
@@ -232,7 +232,8 @@ class HeaderParser(wiring.Component):
         # Stage I's take decision reads only flags computed here (no compare on its path).
         side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1,
                                          "first": 1, "in_opaque": 1, "ends": 1,
-                                         "is4": 1, "is6": 1, "flen": 16, "short": 1})
+                                         "is4": 1, "is6": 1, "flen": 16, "short": 1,
+                                         "rel_outer": signed(BB + 2), "rel_opq": signed(BB + 2)})
         m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
         # Registered (a cycle late, hence one more entry of margin).
         dec_room = Signal()
@@ -247,6 +248,10 @@ class HeaderParser(wiring.Component):
             # What the record builder needs first, computed here where it is cheap.
             line.i.p.is4.eq(is4_b), line.i.p.is6.eq(is6_b), line.i.p.flen.eq(flen_b),
             line.i.p.short.eq(sb.last & (flen_b <= H)),
+            # The beat index relative to the outer header's and the opaque region's start
+            # beats, for stage I to decode into stage J's capture selects.
+            line.i.p.rel_outer.eq(sb.beat - l3_b[lw:]),
+            line.i.p.rel_opq.eq(sb.beat - opaque_reg[lw:]),
             take_b.eq(line.i.valid & line.i.ready),
             adv_b.eq(~sb.valid | take_b),
         ]
@@ -260,6 +265,9 @@ class HeaderParser(wiring.Component):
         take_i = line.o.valid & go_i
         first_i = si.first
         dec = Decision(decq.r_data)
+        # Capture offsets past 1023 never fall inside the header window: saturate.
+        inner_l3_i = Signal(10, name="inner_l3_i")
+        m.d.comb += inner_l3_i.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10]))
         dec_ok = decq.r_rdy
         done = Signal()
         done_i = done & ~first_i
@@ -283,14 +291,21 @@ class HeaderParser(wiring.Component):
             j.l3.eq(si.l3), j.opaque.eq(si.opaque), j.known.eq(si.known),
             j.is4.eq(si.is4), j.is6.eq(si.is6), j.flen.eq(si.flen), j.short.eq(si.short),
             j.dec_ok.eq(dec_ok), j.dec.eq(Mux(dec_ok, decq.r_data, 0)),
-            # Capture offsets past 1023 never fall inside the header window: saturate.
-            j.inner_l3.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10])),
+            j.inner_l3.eq(inner_l3_i),
         ]
-        # Beat index relative to the outer header's and the opaque region's start beats,
-        # subtracted here (J holds exactly the beat I looks at now) rather than in J.
-        rel_outer = Signal(signed(BB + 2), name="j_rel_outer")
-        rel_opq = Signal(signed(BB + 2), name="j_rel_opq")
-        m.d.sync += [rel_outer.eq(si.b.beat - si.l3[lw:]), rel_opq.eq(si.b.beat - si.opaque[lw:])]
+        # Stage J's capture selects, decoded here from the line's head beat (every J register
+        # is loaded every cycle), so J's captures hold no compare or adder: which beat of each
+        # region this is (one-hot), and each byte phase's lane.
+        pre_outer = capture_selects(m, width=W, count=20, start_low=si.l3[:lw],
+                                    rel=si.rel_outer, name="outerS")
+        pre_opq = capture_selects(m, width=W, count=C, start_low=si.opaque[:lw],
+                                  rel=si.rel_opq, name="opqS")
+        # The inner header's start comes with the decision (a stage I input): its beat offset
+        # is subtracted here, the compare stays in J.
+        rel_inner = Signal(signed(BB + 2), name="j_rel_inner")
+        m.d.sync += rel_inner.eq(si.b.beat - inner_l3_i[lw:])
+        pre_inner = capture_selects(m, width=W, count=20, start_low=inner_l3_i[:lw],
+                                    rel=rel_inner, hot_now=True, name="innerS")
         take_j, first_j = j.valid, j.first
         lanes_j = [j.b.data.word_select(i, 8) for i in range(W)]
         bend_j = beat_end(j.b.beat)
@@ -298,9 +313,9 @@ class HeaderParser(wiring.Component):
         sum_args = dict(width=W, beat=j.b.beat, data=j.b.data, take=take_j, first=first_j)
         eth_r, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
                                       **common)
-        outer_r, outer_n = capture_region(m, count=20, start=j.l3, rel=rel_outer,
+        outer_r, outer_n = capture_region(m, count=20, start=j.l3, pre=pre_outer,
                                           name="outerI", **common)
-        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, rel=rel_opq,
+        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, pre=pre_opq,
                                   name="opq", **common)
 
         def header_end(base, ihl_reg, ihl_next, name, fallback=None):
@@ -327,7 +342,7 @@ class HeaderParser(wiring.Component):
         inner_l3 = j.inner_l3
         gate_in = j.dec_ok & j.dec.matched & j.known
         inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
-                                          name="innerI", **common)
+                                          pre=pre_inner, name="innerI", **common)
         isum_n = region_sum(m, start=inner_l3, gate=gate_in,
                             end=header_end(inner_l3, inner_r[0][:4], inner_n[0][:4],
                                            "isum_end", fallback=~gate_in),
