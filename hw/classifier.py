@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 from .byteorder import be_value
 from .capture import capture_region
 from .profile import FIELDS, WORDS, Profile
+from .replicate import replicas
 from .stream import check_width
 
 __all__ = ["ProfileTable", "Decision", "Classifier"]
@@ -181,22 +182,23 @@ class Classifier(wiring.Component):
 
         # ---- input register ----------------------------------------------------------------
         r = {name: Signal(len(port), name=f"r_{name}") for name, port in (
-            ("take", self.take), ("first", self.first), ("beat", self.beat),
-            ("data", self.data), ("known", self.opaque_known), ("ended", self.ended),
+            ("ended", self.ended),
             ("flen", self.frame_len), ("is4", self.outer_is4), ("vihl", self.outer_vihl),
             ("avail", self.outer_avail),
             ("proto", self.outer_proto), ("opaque", self.opaque))}
         r["trig"] = Signal(name="r_trig")
         m.d.sync += [
-            r["take"].eq(self.take), r["first"].eq(self.first), r["beat"].eq(self.beat),
-            r["data"].eq(self.data), r["known"].eq(self.opaque_known),
             r["ended"].eq(self.ended), r["flen"].eq(self.frame_len),
             r["is4"].eq(self.outer_is4), r["vihl"].eq(self.outer_vihl),
             r["avail"].eq(self.outer_avail), r["proto"].eq(self.outer_proto),
             r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
         ]
-        lane_array = Array(r["data"].word_select(i, 8) for i in range(W))
-        take, first = r["take"], r["first"]
+        # The registered beat feeds 10 field-byte lane multiplexers per profile, spread over
+        # the die: each profile reads its own copy of the beat (data, index, first and known
+        # flags; read only with ``take``) and one of two copies of ``take``.
+        beat_in = Cat(self.data, self.beat, self.first, self.opaque_known)
+        beat_reps = replicas(m, beat_in, P, name="r_beat", enable=self.take)
+        take_reps = replicas(m, self.take, min(P, 2), name="r_take")
 
         # ---- per-profile field capture, on registered starts ----------------------------------
         # The starts are registered from the same-cycle opaque input as the beat, so they
@@ -205,6 +207,11 @@ class Classifier(wiring.Component):
         for p in range(P):
             c = cfg[p]
             regs = {}
+            rep = beat_reps[p]
+            p_data, p_beat = rep[:8 * W], rep[8 * W:8 * W + BB]
+            p_first, p_known = rep[8 * W + BB], rep[8 * W + BB + 1]
+            p_take = take_reps[p * len(take_reps) // P]
+            lane_array = Array(p_data.word_select(i, 8) for i in range(W))
             for kind, (off_name, count) in FIELD_KINDS.items():
                 assert count <= W
                 off = c[off_name]
@@ -213,7 +220,7 @@ class Classifier(wiring.Component):
                 st_beat1 = Signal(BB, name=f"p{p}_{kind}_sb1")
                 m.d.sync += [st_beat.eq(start >> lw), st_beat1.eq((start >> lw) + 1)]
                 eq0, eq1 = Signal(name=f"p{p}_{kind}_eq0"), Signal(name=f"p{p}_{kind}_eq1")
-                m.d.comb += [eq0.eq(r["beat"] == st_beat), eq1.eq(r["beat"] == st_beat1)]
+                m.d.comb += [eq0.eq(p_beat == st_beat), eq1.eq(p_beat == st_beat1)]
                 nexts = []
                 for k in range(count):
                     sel = Signal(lw + 1, name=f"p{p}_{kind}_sel{k}")
@@ -222,11 +229,11 @@ class Classifier(wiring.Component):
                     byte = Signal(8, name=f"p{p}_{kind}_lane{k}")
                     m.d.comb += byte.eq(lane_array[sel[:lw]])
                     hit = Signal(name=f"p{p}_{kind}_hit{k}")
-                    m.d.comb += hit.eq(r["known"] & Mux(sel[lw], eq1, eq0))
+                    m.d.comb += hit.eq(p_known & Mux(sel[lw], eq1, eq0))
                     reg = Signal(8, name=f"p{p}_{kind}{k}")
                     nxt = Signal(8, name=f"p{p}_{kind}{k}_next")
-                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))
-                    with m.If(take):
+                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(p_first, 0, reg)))
+                    with m.If(p_take):
                         m.d.sync += reg.eq(nxt)
                     nexts.append(nxt)
                 lat = Signal(8 * count, name=f"p{p}_{kind}_lat")
