@@ -46,6 +46,7 @@ from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
 from .record import ETH_BYTES, RecordBuilder
 from .profile import Profile
+from .replicate import replicas
 from .stream import PacketSignature, check_width
 
 __all__ = ["HeaderParser"]
@@ -310,13 +311,25 @@ class HeaderParser(wiring.Component):
         lanes_j = [j.b.data.word_select(i, 8) for i in range(W)]
         bend_j = beat_end(j.b.beat)
         common = dict(width=W, beat=j.b.beat, lanes=lanes_j, take=take_j, first=first_j)
+        # The taken beat feeds every capture region's lane multiplexers, and take/first every
+        # capture byte: the outer, opaque, inner and TCP regions each read their own copy of
+        # the beat's data and first flag (copy 0 is J's own register), the opaque region
+        # (512 flip-flops) its own copy of take and of the record latch's enable.
+        beat_reps = replicas(m, Cat(si.b.data, first_i), 5, name="j_beat", enable=take_i)
+        take_reps = replicas(m, take_i, 2, name="j_take")
+        compl_reps = replicas(m, compl, 2, name="j_compl")
+
+        def region(n, take=take_reps[0]):
+            rep = beat_reps[n]
+            return dict(common, lanes=[rep.word_select(i, 8) for i in range(W)],
+                        first=rep[8 * W], take=take)
         sum_args = dict(width=W, beat=j.b.beat, data=j.b.data, take=take_j, first=first_j)
         eth_r, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
                                       **common)
         outer_r, outer_n = capture_region(m, count=20, start=j.l3, pre=pre_outer,
-                                          name="outerI", **common)
+                                          name="outerI", **region(1))
         _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, pre=pre_opq,
-                                  name="opq", **common)
+                                  name="opq", **region(2, take_reps[1]))
 
         def header_end(base, ihl_reg, ihl_next, name, fallback=None):
             """``base + 4 * max(5, ihl)``: the end of an IPv4 header's checksummed region.
@@ -342,7 +355,7 @@ class HeaderParser(wiring.Component):
         inner_l3 = j.inner_l3
         gate_in = j.dec_ok & j.dec.matched & j.known
         inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
-                                          pre=pre_inner, name="innerI", **common)
+                                          pre=pre_inner, name="innerI", **region(3))
         isum_n = region_sum(m, start=inner_l3, gate=gate_in,
                             end=header_end(inner_l3, inner_r[0][:4], inner_n[0][:4],
                                            "isum_end", fallback=~gate_in),
@@ -366,15 +379,17 @@ class HeaderParser(wiring.Component):
         else:
             l4, l4_tun_ok = l4_calc, inner_seen
         gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
-        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
+        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI",
+                                  **region(4))
 
         # Latch everything the record is computed from (the checksum sums one cycle later).
         m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
                                                    sum_words=W // 2)
-        with m.If(j.compl):
+        with m.If(compl_reps[1]):
+            m.d.sync += bld.opaque.eq(Cat(*opq_n))
+        with m.If(compl_reps[0]):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
-                bld.opaque.eq(Cat(*opq_n)),
                 # (Plain TCP's inner header is its outer one: the builder substitutes it.)
                 bld.inner.eq(Cat(*inner_n)),
                 bld.tcp.eq(Cat(*tcp_n)),
