@@ -1,14 +1,16 @@
 """Stream buffers: a register slice (skid buffer) and a block-RAM FIFO, both for any payload.
 
 Both are plain :class:`amaranth.lib.stream` components with ports ``i`` (sink) and ``o``
-(source), so they drop between any two blocks of the datapath.
+(source), so they drop between any two blocks of the datapath. :class:`ReservedFifo` is a
+plain queue for writers that reserve room in advance.
 """
 
 from amaranth import *
 from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SkidBuffer", "StreamFifo"]
+__all__ = ["SkidBuffer", "StreamFifo", "ReservedFifo"]
 
 
 class SkidBuffer(wiring.Component):
@@ -72,4 +74,52 @@ class StreamFifo(wiring.Component):
             q.r_en.eq(self.o.ready),
             self.level.eq(q.level),
         ]
+        return m
+
+
+class ReservedFifo(wiring.Component):
+    """Synchronous FIFO for a writer that never writes when it is full.
+
+    The ports are those of :class:`amaranth.lib.fifo.SyncFIFO` that such a writer needs
+    (``w_data``, ``w_en``, ``r_data``, ``r_rdy``, ``r_en``, ``level``), with the same timing: an
+    entry written in one cycle can be read (``r_data``, combinational) from the next. The
+    memory is written at the write pointer in *every* cycle and ``w_en`` only advances the
+    pointer, so a wide memory (spread over many distributed-RAM cells) has no write-enable net
+    fanning out to all of them; the slot written in cycles without ``w_en`` is free. The
+    writer must reserve room from ``level``: ``w_en`` with ``depth`` entries stored overwrites
+    the oldest one (and is not detected). Reset: empty.
+    """
+
+    def __init__(self, width, depth):
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"FIFO depth must be a power of two >= 2, not {depth}")
+        self.width = width
+        self.depth = depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="comb")
+        produce = Signal(range(self.depth))
+        consume = Signal(range(self.depth))
+        do_read = self.r_rdy & self.r_en
+        m.d.comb += [
+            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(1),
+            r_port.addr.eq(consume), self.r_data.eq(r_port.data),
+            self.r_rdy.eq(self.level != 0),
+        ]
+        with m.If(self.w_en):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(do_read):
+            m.d.sync += consume.eq(consume + 1)
+        with m.If(self.w_en & ~do_read):
+            m.d.sync += self.level.eq(self.level + 1)
+        with m.If(do_read & ~self.w_en):
+            m.d.sync += self.level.eq(self.level - 1)
         return m
