@@ -194,10 +194,11 @@ class Classifier(wiring.Component):
             r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
         ]
         # The registered beat feeds 10 field-byte lane multiplexers per profile, spread over
-        # the die: each profile reads its own copy of the beat (data, index, first and known
-        # flags; read only with ``take``) and one of two copies of ``take``.
+        # the die: profiles read their own copies of the beat (data, index, first and known
+        # flags; read only with ``take``; the six variants that need no clock enable, so
+        # ``take`` itself gains no load) and one of two copies of ``take``.
         beat_in = Cat(self.data, self.beat, self.first, self.opaque_known)
-        beat_reps = replicas(m, beat_in, P, name="r_beat", enable=self.take)
+        beat_reps = replicas(m, beat_in, min(P, 6), name="r_beat", enable=self.take)
         take_reps = replicas(m, self.take, min(P, 2), name="r_take")
 
         # ---- per-profile field capture, on registered starts ----------------------------------
@@ -207,7 +208,7 @@ class Classifier(wiring.Component):
         for p in range(P):
             c = cfg[p]
             regs = {}
-            rep = beat_reps[p]
+            rep = beat_reps[p * len(beat_reps) // P]
             p_data, p_beat = rep[:8 * W], rep[8 * W:8 * W + BB]
             p_first, p_known = rep[8 * W + BB], rep[8 * W + BB + 1]
             p_take = take_reps[p * len(take_reps) // P]

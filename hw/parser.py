@@ -220,8 +220,10 @@ class HeaderParser(wiring.Component):
         ]
         # Decisions wait here for stage I; stage B stops before this could overflow.
         dec_depth = 2 * self.line_depth
-        m.submodules.decisions = decq = fifo.SyncFIFO(width=Decision.as_shape().size,
-                                                       depth=dec_depth)
+        # Buffered (its head is a register): stage I derives the inner header's capture
+        # offsets from the head decision.
+        m.submodules.decisions = decq = fifo.SyncFIFOBuffered(width=Decision.as_shape().size,
+                                                               depth=dec_depth)
         m.d.comb += [decq.w_data.eq(cls.o), decq.w_en.eq(cls.o_valid)]
         with m.If(cls.o_valid & ~decq.w_rdy):
             m.d.sync += self.error.eq(1)

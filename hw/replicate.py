@@ -19,7 +19,8 @@ from amaranth import *
 
 __all__ = ["replicas"]
 
-#: (stored inverted, reset kind, clock enable) of each "data" variant, first the plain one.
+#: (stored inverted, reset kind, clock enable) of each "data" variant, first the plain one;
+#: the six without a clock enable first (an enable is one more load on its net).
 _VARIANTS = [(inv, rst, ce) for ce in (False, True) for rst in ("r0", "none", "r1")
              for inv in (False, True)]
 
