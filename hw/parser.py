@@ -355,7 +355,9 @@ class HeaderParser(wiring.Component):
         # (substituted when the record is finalised), because a plain packet's decision may
         # arrive after its IPv4 header has passed.
         inner_l3 = j.inner_l3
-        gate_in = j.dec_ok & j.dec.matched & j.known
+        # (j.dec_ok & j.dec.matched & j.known, registered from what J loads.)
+        gate_in = Signal(name="j_gate_in")
+        m.d.sync += gate_in.eq(dec_ok & dec.matched & si.known)
         inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
                                           pre=pre_inner, name="innerI", **region(3))
         isum_n = region_sum(m, start=inner_l3, gate=gate_in,
@@ -376,13 +378,24 @@ class HeaderParser(wiring.Component):
         # beat's) can only capture bytes before the header, which its own bytes overwrite.
         l4_calc = Mux(j.dec.matched, inner_l3 + (inner_r[0][:4] << 2), j.opaque)
         if W <= 8:
-            l4, l4_tun_ok = Signal(11, name="l4_start"), Signal()
-            m.d.sync += [l4.eq(l4_calc), l4_tun_ok.eq(inner_seen)]
+            # Registered too: the start's lanes (from l4_calc, like the start) and the gate,
+            # j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok), from what J
+            # loads (l4_tun_ok is inner_seen one cycle late).
+            l4 = Signal(11, name="l4_start")
+            m.d.sync += l4.eq(l4_calc)
+            gate_tcp = Signal(name="j_gate_tcp")
+            m.d.sync += gate_tcp.eq(dec_ok & si.known & ~first_i &
+                                    (~(dec_ok & dec.matched) | inner_seen))
+            rel_tcp = Signal(signed(BB + 2), name="j_rel_tcp")
+            m.d.comb += rel_tcp.eq(j.b.beat - l4[lw:])
+            pre_tcp = capture_selects(m, width=W, count=20, start_low=l4_calc[:lw],
+                                      rel=rel_tcp, hot_now=True, name="tcpS")
         else:
             l4, l4_tun_ok = l4_calc, inner_seen
-        gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
-        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI",
-                                  **region(4))
+            gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
+            pre_tcp = None
+        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, pre=pre_tcp,
+                                  name="tcpI", **region(4))
 
         # Latch everything the record is computed from (the checksum sums one cycle later).
         m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
