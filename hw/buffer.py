@@ -88,13 +88,21 @@ class ReservedFifo(wiring.Component):
     fanning out to all of them; the slot written in cycles without ``w_en`` is free. The
     writer must reserve room from ``level``: ``w_en`` with ``depth`` entries stored overwrites
     the oldest one (and is not detected). Reset: empty.
+
+    ``slices`` splits the memory into that many column slices, each with its own pair of
+    pointers, so no address net reaches every cell either. Slice ``k`` keeps entry ``n`` at
+    address ``n ^ k`` (its pointers count in that encoding, from reset value ``k``): copies
+    that differ, which synthesis does not merge back into one register.
     """
 
-    def __init__(self, width, depth):
+    def __init__(self, width, depth, *, slices=1):
         if depth < 2 or depth & (depth - 1):
             raise ValueError(f"FIFO depth must be a power of two >= 2, not {depth}")
+        if not 1 <= slices <= min(depth, width):
+            raise ValueError(f"slices must be 1..{min(depth, width)}, not {slices}")
         self.width = width
         self.depth = depth
+        self.slices = slices
         super().__init__({
             "w_data": In(width), "w_en": In(1),
             "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
@@ -103,21 +111,25 @@ class ReservedFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
-        w_port = storage.write_port()
-        r_port = storage.read_port(domain="comb")
-        produce = Signal(range(self.depth))
-        consume = Signal(range(self.depth))
         do_read = self.r_rdy & self.r_en
-        m.d.comb += [
-            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(1),
-            r_port.addr.eq(consume), self.r_data.eq(r_port.data),
-            self.r_rdy.eq(self.level != 0),
-        ]
-        with m.If(self.w_en):
-            m.d.sync += produce.eq(produce + 1)
-        with m.If(do_read):
-            m.d.sync += consume.eq(consume + 1)
+        bounds = [self.width * k // self.slices for k in range(self.slices + 1)]
+        for k in range(self.slices):
+            lo, hi = bounds[k], bounds[k + 1]
+            storage = Memory(shape=hi - lo, depth=self.depth, init=[])
+            m.submodules[f"storage{k}"] = storage
+            w_port = storage.write_port()
+            r_port = storage.read_port(domain="comb")
+            produce = Signal(range(self.depth), name=f"produce{k}", init=k)
+            consume = Signal(range(self.depth), name=f"consume{k}", init=k)
+            m.d.comb += [
+                w_port.addr.eq(produce), w_port.data.eq(self.w_data[lo:hi]), w_port.en.eq(1),
+                r_port.addr.eq(consume), self.r_data[lo:hi].eq(r_port.data),
+            ]
+            with m.If(self.w_en):
+                m.d.sync += produce.eq(((produce ^ k) + 1)[:len(produce)] ^ k)
+            with m.If(do_read):
+                m.d.sync += consume.eq(((consume ^ k) + 1)[:len(consume)] ^ k)
+        m.d.comb += self.r_rdy.eq(self.level != 0)
         with m.If(self.w_en & ~do_read):
             m.d.sync += self.level.eq(self.level + 1)
         with m.If(do_read & ~self.w_en):

@@ -127,7 +127,7 @@ class Classifier(wiring.Component):
     flight.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     def __init__(self, width=8, *, profiles=8, opaque_bytes=64, header_window=256,
                  beat_bits=8):
@@ -201,6 +201,10 @@ class Classifier(wiring.Component):
         beat_reps = replicas(m, beat_in, min(P, 6), name="r_beat", enable=self.take)
         take_reps = replicas(m, self.take, min(P, 2), name="r_take")
 
+        # Stage c (the capture's lane multiplexer) delays everything else by a cycle.
+        c_trig = Signal(name="c_trig")
+        m.d.sync += c_trig.eq(r["trig"])
+
         # ---- per-profile field capture, on registered starts ----------------------------------
         # The starts are registered from the same-cycle opaque input as the beat, so they
         # describe the registered beat exactly.
@@ -213,6 +217,10 @@ class Classifier(wiring.Component):
             p_first, p_known = rep[8 * W + BB], rep[8 * W + BB + 1]
             p_take = take_reps[p * len(take_reps) // P]
             lane_array = Array(p_data.word_select(i, 8) for i in range(W))
+            # The lane multiplexer is a stage of its own (c): its output byte and the byte's
+            # hit are registered, and the capture register takes them a cycle later.
+            c_first, c_take = Signal(name=f"p{p}_c_first"), Signal(name=f"p{p}_c_take")
+            m.d.sync += [c_first.eq(p_first), c_take.eq(p_take)]
             for kind, (off_name, count) in FIELD_KINDS.items():
                 assert count <= W
                 off = c[off_name]
@@ -228,22 +236,25 @@ class Classifier(wiring.Component):
                     # The lane of byte k, and whether it is one beat after the start beat.
                     m.d.sync += sel.eq((self.opaque[:lw] + off[:lw])[:lw] + k)
                     byte = Signal(8, name=f"p{p}_{kind}_lane{k}")
-                    m.d.comb += byte.eq(lane_array[sel[:lw]])
+                    m.d.sync += byte.eq(lane_array[sel[:lw]])
                     hit = Signal(name=f"p{p}_{kind}_hit{k}")
-                    m.d.comb += hit.eq(p_known & Mux(sel[lw], eq1, eq0))
+                    m.d.sync += hit.eq(p_known & Mux(sel[lw], eq1, eq0))
                     reg = Signal(8, name=f"p{p}_{kind}{k}")
                     nxt = Signal(8, name=f"p{p}_{kind}{k}_next")
-                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(p_first, 0, reg)))
-                    with m.If(p_take):
+                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(c_first, 0, reg)))
+                    with m.If(c_take):
                         m.d.sync += reg.eq(nxt)
                     nexts.append(nxt)
                 lat = Signal(8 * count, name=f"p{p}_{kind}_lat")
-                with m.If(r["trig"]):
+                with m.If(c_trig):
                     m.d.sync += lat.eq(be_value(nexts))
                 regs[kind] = lat
             latched.append(regs)
 
         # ---- stage 0: what the decision needs besides the fields -------------------------------
+        r_in = r
+        r = {name: Signal(len(v), name=f"c_{name}") for name, v in r_in.items()}
+        m.d.sync += [r[name].eq(v) for name, v in r_in.items()]
         s0 = {name: Signal(len(r[name]), name=f"s0_{name}")
               for name in ("opaque", "proto", "ended", "flen")}
         s0["outer"] = Signal(name="s0_outer")

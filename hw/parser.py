@@ -426,9 +426,10 @@ class HeaderParser(wiring.Component):
 
         # Room is reserved before a record can start (rec_room below), so the queue is written
         # every cycle and its ~270 distributed-RAM cells share no write-enable net (the top
-        # routed path after the classifier's copies was that enable: 6 ns on the one net).
+        # routed path after the classifier's copies was that enable: 6 ns on the one net);
+        # four slices with their own pointers, so no address net reaches all of them either.
         rec_depth = 8
-        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth)
+        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=4)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
         # ---- output FIFO and join -----------------------------------------------------------
