@@ -53,7 +53,7 @@ def capture_selects(m, *, width, count, start_low, rel, hot_now=False, name="sel
 
 
 def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, rel=None,
-                   pre=None, name="cap"):
+                   pre=None, lane_stage=False, name="cap"):
     """Capture bytes ``[start, start + count)`` of the packet.
 
     Returns ``(regs, nexts)``: the byte registers (valid after the region's last beat has been
@@ -63,7 +63,9 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
     ``pre``, when given, is :func:`capture_selects` of the same region (``start`` and ``rel``
     then unused). ``gate`` must be high for a byte to be captured (e.g. "the start offset is
     known yet"). ``take`` and ``first`` may be lists (one copy per 8 bytes, round robin), so a
-    large region does not hang on one high-fanout net.
+    large region does not hang on one high-fanout net. With ``lane_stage`` the lane
+    multiplexers and byte hits are registered first and the bytes captured a cycle later
+    (``take``/``first`` delayed to match): ``nexts`` are then valid the cycle *after* the take.
     """
     lw = (width - 1).bit_length()
     takes = take if isinstance(take, (list, tuple)) else [take]
@@ -75,6 +77,15 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
         if rel is None:
             rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
             m.d.comb += rel.eq(beat - sb)
+    if lane_stage and pre is None:
+        raise ValueError("lane_stage needs pre (registered selects)")
+    if lane_stage:
+        def delayed(v, what, n):
+            d = Signal(name=f"{name}_d{what}{n}")
+            m.d.sync += d.eq(v)
+            return d
+        takes = [delayed(t, "take", n) for n, t in enumerate(takes)]
+        firsts = [delayed(f, "first", n) for n, f in enumerate(firsts)]
     lane_array = Array(lanes)
     phase = {}
     regs, nexts = [], []
@@ -85,11 +96,13 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
             hot, pre_carry, pre_lane = pre
             if kr not in phase:
                 byte = Signal(8, name=f"{name}_lane{kr}")
-                m.d.comb += byte.eq(lane_array[pre_lane[kr]])
+                stage = m.d.sync if lane_stage else m.d.comb
+                stage += byte.eq(lane_array[pre_lane[kr]])
                 phase[kr] = (pre_carry[kr], byte)
             carry, byte = phase[kr]
             hit = Signal(name=f"{name}_hit{k}")
-            m.d.comb += hit.eq(gate & Mux(carry, hot[kq + 1], hot[kq]))
+            stage = m.d.sync if lane_stage else m.d.comb
+            stage += hit.eq(gate & Mux(carry, hot[kq + 1], hot[kq]))
         elif kr not in phase:
             s = Signal(lw + 1, name=f"{name}_ph{kr}")
             m.d.comb += s.eq(sr + kr)

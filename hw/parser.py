@@ -330,8 +330,10 @@ class HeaderParser(wiring.Component):
                                       **common)
         outer_r, outer_n = capture_region(m, count=20, start=j.l3, pre=pre_outer,
                                           name="outerI", **region(1))
+        # The opaque bytes (the largest region) take their lanes a stage later (stage K),
+        # and are latched into the builder with the checksum sums.
         _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, pre=pre_opq,
-                                  name="opq", **region(2, take_reps[1]))
+                                  lane_stage=True, name="opq", **region(2, take_reps[1]))
 
         def header_end(base, ihl_reg, ihl_next, name, fallback=None):
             """``base + 4 * max(5, ihl)``: the end of an IPv4 header's checksummed region.
@@ -400,7 +402,9 @@ class HeaderParser(wiring.Component):
         # Latch everything the record is computed from (the checksum sums one cycle later).
         m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
                                                    sum_words=W // 2)
-        with m.If(compl_reps[1]):
+        k_compl_opq = Signal(name="k_compl_opq")
+        m.d.sync += k_compl_opq.eq(compl_reps[1])
+        with m.If(k_compl_opq):
             m.d.sync += bld.opaque.eq(Cat(*opq_n))
         with m.If(compl_reps[0]):
             m.d.sync += [
