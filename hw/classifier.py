@@ -115,9 +115,13 @@ class Classifier(wiring.Component):
     compare in series, since routing dominates on the ECP5):
 
     * the inputs are registered first, so none of the parser's stage-B logic reaches a capture;
+      the beat is registered in up to six copies (:func:`hw.replicate.replicas`), each read by
+      one or two profiles, so no register drives the lane multiplexers of the whole die;
     * each profile's field start (``opaque + off``), its beat index and the beat after, and the
       lane select of every byte phase are registered from the (registered) opaque start, so a
       captured byte is a beat-index equality and a W:1 lane multiplexer on registered selects;
+    * that multiplexer's byte and the byte's hit are registered (stage c), the capture register
+      takes them a cycle later;
     * the fields are latched with the trigger beat, then matched (1a: compares against
       pre-aligned value/mask registers, availability; 1b: match, first-match one-hot, opaque
       length), selected (2: AND-OR over the one-hot) and finished (3: inner header offset).

@@ -17,18 +17,23 @@ How it works (see docs/architecture.md for the picture):
    two) lets stage B run ahead of stage I, which waits at the first beat that needs the packet's
    decision (its opaque region, or its last header beat) until the decision has arrived. The
    line also carries the flags stage I's take decision needs, computed in stage B.
-4. Stage I only decides whether the head beat moves on. Stage J (a register after it) captures
-   every record field (Ethernet, outer and inner IPv4, the opaque bytes, TCP) at offsets now
-   known, and masks the two IPv4 header checksum regions; stage K adds the masked words into
-   one accumulator per word lane. When the packet ends or its header window has passed, the
-   captures (J) and sums (K) are latched and :class:`hw.record.RecordBuilder` computes the
-   record (5 cycles) and queues it. Records complete at most every 4 cycles.
+4. Stage I only decides whether the head beat moves on, and decodes from the head beat (and
+   the head decision) where each capture region is: which of its beats this is (one-hot) and
+   each byte phase's lane, registered into stage J. Stage J (a register after it) captures
+   every record field (Ethernet, outer and inner IPv4, TCP) at offsets now known, each region
+   from its own copy of the beat (:func:`hw.replicate.replicas`), and masks the two IPv4 header
+   checksum regions; stage K adds the masked words into one accumulator per word lane and
+   captures the opaque bytes (their lanes were selected in J). When the packet ends or its
+   header window has passed, the captures (J, and K for the opaque bytes) and sums (K) are
+   latched and :class:`hw.record.RecordBuilder` computes the record (5 cycles) and queues it.
+   Records complete at most every 4 cycles.
 5. Beats wait in a FIFO (2 x header window) until their record is queued, then leave together.
 
 Every stage is registered and holds at most one short adder or compare and a few LUTs
-(DESIGN.md section 7: routing is most of every path on the ECP5).
+(DESIGN.md section 7: routing is most of every path on the ECP5); registers that would fan
+out over the die are copied per region or per profile.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 15 cycles.
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 17 cycles.
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
