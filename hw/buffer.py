@@ -10,7 +10,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SkidBuffer", "StreamFifo", "ReservedFifo"]
+__all__ = ["SkidBuffer", "StreamFifo", "ReservedFifo", "HeadFifo"]
 
 
 class SkidBuffer(wiring.Component):
@@ -134,4 +134,42 @@ class ReservedFifo(wiring.Component):
             m.d.sync += self.level.eq(self.level + 1)
         with m.If(do_read & ~self.w_en):
             m.d.sync += self.level.eq(self.level - 1)
+        return m
+
+
+class HeadFifo(wiring.Component):
+    """Synchronous FIFO in distributed RAM whose head entry is a register.
+
+    Ports as :class:`amaranth.lib.fifo.SyncFIFO` (``w_data``, ``w_en``, ``w_rdy``, ``r_data``,
+    ``r_rdy``, ``r_en``, ``level``; ``level`` counts the head too), timing as
+    :class:`amaranth.lib.fifo.SyncFIFOBuffered`: an entry written into an empty FIFO is at the
+    head two cycles later. SyncFIFOBuffered's synchronous read port lands in block RAM without
+    its output register (DESIGN.md section 7: 4.3 ns clock-to-out measured on the parser's
+    decision queue); here the memory is read combinationally (distributed RAM) and the head
+    register is ordinary flip-flops. Holds ``depth`` entries (``depth - 1`` in the memory).
+    Reset: empty.
+    """
+
+    def __init__(self, width, depth):
+        if depth < 2:
+            raise ValueError(f"FIFO depth must be at least 2, not {depth}")
+        self.width = width
+        self.depth = depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.queue = q = fifo.SyncFIFO(width=self.width, depth=self.depth - 1)
+        load = ~self.r_rdy | self.r_en
+        m.d.comb += [
+            q.w_data.eq(self.w_data), q.w_en.eq(self.w_en), self.w_rdy.eq(q.w_rdy),
+            q.r_en.eq(load),
+            self.level.eq(q.level + self.r_rdy),
+        ]
+        with m.If(load):
+            m.d.sync += [self.r_data.eq(q.r_data), self.r_rdy.eq(q.r_rdy)]
         return m
