@@ -145,14 +145,14 @@ class HeadFifo(wiring.Component):
     :class:`amaranth.lib.fifo.SyncFIFOBuffered`: an entry written into an empty FIFO is at the
     head two cycles later. SyncFIFOBuffered's synchronous read port lands in block RAM without
     its output register (DESIGN.md section 7: 4.3 ns clock-to-out measured on the parser's
-    decision queue); here the memory is read combinationally (distributed RAM) and the head
-    register is ordinary flip-flops. Holds ``depth`` entries (``depth - 1`` in the memory).
-    Reset: empty.
+    decision queue), and so does a combinational read followed by a register (yosys merges
+    the two): the memory here is marked ``ram_style = "distributed"``. Holds ``depth`` entries
+    (``depth`` a power of two; ``depth - 1`` in the memory). Reset: empty.
     """
 
     def __init__(self, width, depth):
-        if depth < 2:
-            raise ValueError(f"FIFO depth must be at least 2, not {depth}")
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"FIFO depth must be a power of two >= 2, not {depth}")
         self.width = width
         self.depth = depth
         super().__init__({
@@ -163,13 +163,30 @@ class HeadFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.queue = q = fifo.SyncFIFO(width=self.width, depth=self.depth - 1)
-        load = ~self.r_rdy | self.r_en
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[],
+                                                attrs={"ram_style": "distributed"})
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="comb")
+        produce = Signal(range(self.depth))
+        consume = Signal(range(self.depth))
+        inner = Signal(range(self.depth))          # entries in the memory (at most depth - 1)
+        load = ~self.r_rdy | self.r_en             # the head is free or leaves
+        do_write = self.w_en & self.w_rdy
+        do_read = (inner != 0) & load
         m.d.comb += [
-            q.w_data.eq(self.w_data), q.w_en.eq(self.w_en), self.w_rdy.eq(q.w_rdy),
-            q.r_en.eq(load),
-            self.level.eq(q.level + self.r_rdy),
+            self.w_rdy.eq(inner != self.depth - 1),
+            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(do_write),
+            r_port.addr.eq(consume),
+            self.level.eq(inner + self.r_rdy),
         ]
+        with m.If(do_write):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(do_read):
+            m.d.sync += consume.eq(consume + 1)
+        with m.If(do_write & ~do_read):
+            m.d.sync += inner.eq(inner + 1)
+        with m.If(do_read & ~do_write):
+            m.d.sync += inner.eq(inner - 1)
         with m.If(load):
-            m.d.sync += [self.r_data.eq(q.r_data), self.r_rdy.eq(q.r_rdy)]
+            m.d.sync += [self.r_data.eq(r_port.data), self.r_rdy.eq(inner != 0)]
         return m
