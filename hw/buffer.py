@@ -1,14 +1,16 @@
 """Stream buffers: a register slice (skid buffer) and a block-RAM FIFO, both for any payload.
 
 Both are plain :class:`amaranth.lib.stream` components with ports ``i`` (sink) and ``o``
-(source), so they drop between any two blocks of the datapath.
+(source), so they drop between any two blocks of the datapath. :class:`ReservedFifo` is a
+plain queue for writers that reserve room in advance.
 """
 
 from amaranth import *
 from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SkidBuffer", "StreamFifo"]
+__all__ = ["SkidBuffer", "StreamFifo", "ReservedFifo", "HeadFifo"]
 
 
 class SkidBuffer(wiring.Component):
@@ -72,4 +74,119 @@ class StreamFifo(wiring.Component):
             q.r_en.eq(self.o.ready),
             self.level.eq(q.level),
         ]
+        return m
+
+
+class ReservedFifo(wiring.Component):
+    """Synchronous FIFO for a writer that never writes when it is full.
+
+    The ports are those of :class:`amaranth.lib.fifo.SyncFIFO` that such a writer needs
+    (``w_data``, ``w_en``, ``r_data``, ``r_rdy``, ``r_en``, ``level``), with the same timing: an
+    entry written in one cycle can be read (``r_data``, combinational) from the next. The
+    memory is written at the write pointer in *every* cycle and ``w_en`` only advances the
+    pointer, so a wide memory (spread over many distributed-RAM cells) has no write-enable net
+    fanning out to all of them; the slot written in cycles without ``w_en`` is free. The
+    writer must reserve room from ``level``: ``w_en`` with ``depth`` entries stored overwrites
+    the oldest one (and is not detected). Reset: empty.
+
+    ``slices`` splits the memory into that many column slices, each with its own pair of
+    pointers, so no address net reaches every cell either. Slice ``k`` keeps entry ``n`` at
+    address ``n ^ k`` (its pointers count in that encoding, from reset value ``k``): copies
+    that differ, which synthesis does not merge back into one register.
+    """
+
+    def __init__(self, width, depth, *, slices=1):
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"FIFO depth must be a power of two >= 2, not {depth}")
+        if not 1 <= slices <= min(depth, width):
+            raise ValueError(f"slices must be 1..{min(depth, width)}, not {slices}")
+        self.width = width
+        self.depth = depth
+        self.slices = slices
+        super().__init__({
+            "w_data": In(width), "w_en": In(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        do_read = self.r_rdy & self.r_en
+        bounds = [self.width * k // self.slices for k in range(self.slices + 1)]
+        for k in range(self.slices):
+            lo, hi = bounds[k], bounds[k + 1]
+            storage = Memory(shape=hi - lo, depth=self.depth, init=[])
+            m.submodules[f"storage{k}"] = storage
+            w_port = storage.write_port()
+            r_port = storage.read_port(domain="comb")
+            produce = Signal(range(self.depth), name=f"produce{k}", init=k)
+            consume = Signal(range(self.depth), name=f"consume{k}", init=k)
+            m.d.comb += [
+                w_port.addr.eq(produce), w_port.data.eq(self.w_data[lo:hi]), w_port.en.eq(1),
+                r_port.addr.eq(consume), self.r_data[lo:hi].eq(r_port.data),
+            ]
+            with m.If(self.w_en):
+                m.d.sync += produce.eq(((produce ^ k) + 1)[:len(produce)] ^ k)
+            with m.If(do_read):
+                m.d.sync += consume.eq(((consume ^ k) + 1)[:len(consume)] ^ k)
+        m.d.comb += self.r_rdy.eq(self.level != 0)
+        with m.If(self.w_en & ~do_read):
+            m.d.sync += self.level.eq(self.level + 1)
+        with m.If(do_read & ~self.w_en):
+            m.d.sync += self.level.eq(self.level - 1)
+        return m
+
+
+class HeadFifo(wiring.Component):
+    """Synchronous FIFO in distributed RAM whose head entry is a register.
+
+    Ports as :class:`amaranth.lib.fifo.SyncFIFO` (``w_data``, ``w_en``, ``w_rdy``, ``r_data``,
+    ``r_rdy``, ``r_en``, ``level``; ``level`` counts the head too), timing as
+    :class:`amaranth.lib.fifo.SyncFIFOBuffered`: an entry written into an empty FIFO is at the
+    head two cycles later. SyncFIFOBuffered's synchronous read port lands in block RAM without
+    its output register (DESIGN.md section 7: 4.3 ns clock-to-out measured on the parser's
+    decision queue), and so does a combinational read followed by a register (yosys merges
+    the two): the memory here is marked ``ram_style = "distributed"``. Holds ``depth`` entries
+    (``depth`` a power of two; ``depth - 1`` in the memory). Reset: empty.
+    """
+
+    def __init__(self, width, depth):
+        if depth < 2 or depth & (depth - 1):
+            raise ValueError(f"FIFO depth must be a power of two >= 2, not {depth}")
+        self.width = width
+        self.depth = depth
+        super().__init__({
+            "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            "level": Out(range(depth + 1)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[],
+                                                attrs={"ram_style": "distributed"})
+        w_port = storage.write_port()
+        r_port = storage.read_port(domain="comb")
+        produce = Signal(range(self.depth))
+        consume = Signal(range(self.depth))
+        inner = Signal(range(self.depth))          # entries in the memory (at most depth - 1)
+        load = ~self.r_rdy | self.r_en             # the head is free or leaves
+        do_write = self.w_en & self.w_rdy
+        do_read = (inner != 0) & load
+        m.d.comb += [
+            self.w_rdy.eq(inner != self.depth - 1),
+            w_port.addr.eq(produce), w_port.data.eq(self.w_data), w_port.en.eq(do_write),
+            r_port.addr.eq(consume),
+            self.level.eq(inner + self.r_rdy),
+        ]
+        with m.If(do_write):
+            m.d.sync += produce.eq(produce + 1)
+        with m.If(do_read):
+            m.d.sync += consume.eq(consume + 1)
+        with m.If(do_write & ~do_read):
+            m.d.sync += inner.eq(inner + 1)
+        with m.If(do_read & ~do_write):
+            m.d.sync += inner.eq(inner - 1)
+        with m.If(load):
+            m.d.sync += [self.r_data.eq(r_port.data), self.r_rdy.eq(inner != 0)]
         return m

@@ -14,7 +14,7 @@ from amaranth import *
 
 from .checksum import beat_words
 
-__all__ = ["capture_region", "region_sum", "beat_index_bits"]
+__all__ = ["capture_region", "capture_selects", "region_sum", "beat_index_bits"]
 
 
 def beat_index_bits(width, limit=1024):
@@ -22,39 +22,99 @@ def beat_index_bits(width, limit=1024):
     return (limit // width + 2).bit_length()
 
 
+def capture_selects(m, *, width, count, start_low, rel, hot_now=False, name="sel"):
+    """What :func:`capture_region` decides per byte, computed a stage early and registered.
+
+    ``start_low`` is ``start % W`` and ``rel`` is ``beat - start // W`` of the beat that enters
+    the capturing stage next cycle (every stage register is loaded every cycle). Returns
+    ``(hot, carry, lane)``: registers of ``rel == q`` for each beat ``q`` the region can touch,
+    and per byte phase whether it wraps into the next beat and its lane, so the capturing stage
+    holds no compare and no adder: a byte's hit is one LUT of registers, its lane multiplexer
+    has registered selects. With ``hot_now``, ``rel`` belongs to the capturing stage itself
+    (registered by the caller) and ``hot`` is decoded from it there.
+    """
+    lw = (width - 1).bit_length()
+    beats = (count - 1) // width + 2
+    hot = Signal(beats, name=f"{name}_hot")
+    decode = hot.eq(Cat(*(rel == q for q in range(beats))))
+    if hot_now:
+        m.d.comb += decode
+    else:
+        m.d.sync += decode
+    carry, lane = [], []
+    for kr in range(min(width, count)):
+        s = Value.cast(start_low)[:lw] + kr
+        c = Signal(name=f"{name}_c{kr}")
+        ln = Signal(lw, name=f"{name}_l{kr}")
+        m.d.sync += [c.eq(s[lw]), ln.eq(s[:lw])]
+        carry.append(c)
+        lane.append(ln)
+    return hot, carry, lane
+
+
 def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, rel=None,
-                   name="cap"):
+                   pre=None, lane_stage=False, name="cap"):
     """Capture bytes ``[start, start + count)`` of the packet.
 
     Returns ``(regs, nexts)``: the byte registers (valid after the region's last beat has been
     taken, for the rest of the packet) and their next values (valid in the cycle a beat is
     taken, so a decision taken with that beat can include it; meaningless in other cycles).
-    ``rel``, when given, is ``beat - start // W`` computed (and registered) by the caller. ``gate`` must be high for a
-    byte to be captured (e.g. "the start offset is known yet").
+    ``rel``, when given, is ``beat - start // W`` computed (and registered) by the caller;
+    ``pre``, when given, is :func:`capture_selects` of the same region (``start`` and ``rel``
+    then unused). ``gate`` must be high for a byte to be captured (e.g. "the start offset is
+    known yet"). ``take`` and ``first`` may be lists (one copy per 8 bytes, round robin), so a
+    large region does not hang on one high-fanout net. With ``lane_stage`` the lane
+    multiplexers and byte hits are registered first and the bytes captured a cycle later
+    (``take``/``first`` delayed to match): ``nexts`` are then valid the cycle *after* the take.
     """
     lw = (width - 1).bit_length()
-    start = Value.cast(start)
-    sb = start[lw:] if len(start) > lw else Const(0, 1)
-    sr = start[:lw]
-    if rel is None:
-        rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
-        m.d.comb += rel.eq(beat - sb)
+    takes = take if isinstance(take, (list, tuple)) else [take]
+    firsts = first if isinstance(first, (list, tuple)) else [first]
+    if pre is None:
+        start = Value.cast(start)
+        sb = start[lw:] if len(start) > lw else Const(0, 1)
+        sr = start[:lw]
+        if rel is None:
+            rel = Signal(signed(max(len(beat), len(sb)) + 2), name=f"{name}_rel")
+            m.d.comb += rel.eq(beat - sb)
+    if lane_stage and pre is None:
+        raise ValueError("lane_stage needs pre (registered selects)")
+    if lane_stage:
+        def delayed(v, what, n):
+            d = Signal(name=f"{name}_d{what}{n}")
+            m.d.sync += d.eq(v)
+            return d
+        takes = [delayed(t, "take", n) for n, t in enumerate(takes)]
+        firsts = [delayed(f, "first", n) for n, f in enumerate(firsts)]
     lane_array = Array(lanes)
     phase = {}
     regs, nexts = [], []
     for k in range(count):
         kq, kr = divmod(k, width)
-        if kr not in phase:
+        take, first = takes[(k // 8) % len(takes)], firsts[(k // 8) % len(firsts)]
+        if pre is not None:
+            hot, pre_carry, pre_lane = pre
+            if kr not in phase:
+                byte = Signal(8, name=f"{name}_lane{kr}")
+                stage = m.d.sync if lane_stage else m.d.comb
+                stage += byte.eq(lane_array[pre_lane[kr]])
+                phase[kr] = (pre_carry[kr], byte)
+            carry, byte = phase[kr]
+            hit = Signal(name=f"{name}_hit{k}")
+            stage = m.d.sync if lane_stage else m.d.comb
+            stage += hit.eq(gate & Mux(carry, hot[kq + 1], hot[kq]))
+        elif kr not in phase:
             s = Signal(lw + 1, name=f"{name}_ph{kr}")
             m.d.comb += s.eq(sr + kr)
             byte = Signal(8, name=f"{name}_lane{kr}")
             m.d.comb += byte.eq(lane_array[s[:lw]])
             phase[kr] = (s[lw], byte)
-        carry, byte = phase[kr]
-        # ``take`` only enables the register: the next value assumes the beat is taken, so
-        # the take decision is not in series with the compare and the lane multiplexer.
-        hit = Signal(name=f"{name}_hit{k}")
-        m.d.comb += hit.eq(gate & Mux(carry, rel == kq + 1, rel == kq))
+        if pre is None:
+            carry, byte = phase[kr]
+            # ``take`` only enables the register: the next value assumes the beat is taken,
+            # so the take decision is not in series with the compare and the lane multiplexer.
+            hit = Signal(name=f"{name}_hit{k}")
+            m.d.comb += hit.eq(gate & Mux(carry, rel == kq + 1, rel == kq))
         reg = Signal(8, name=f"{name}{k}")
         nxt = Signal(8, name=f"{name}{k}_next")
         m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))

@@ -15,6 +15,7 @@ from amaranth.lib.wiring import In, Out
 from .byteorder import be_value
 from .capture import capture_region
 from .profile import FIELDS, WORDS, Profile
+from .replicate import replicas
 from .stream import check_width
 
 __all__ = ["ProfileTable", "Decision", "Classifier"]
@@ -114,9 +115,13 @@ class Classifier(wiring.Component):
     compare in series, since routing dominates on the ECP5):
 
     * the inputs are registered first, so none of the parser's stage-B logic reaches a capture;
+      the beat is registered in up to six copies (:func:`hw.replicate.replicas`), each read by
+      one or two profiles, so no register drives the lane multiplexers of the whole die;
     * each profile's field start (``opaque + off``), its beat index and the beat after, and the
       lane select of every byte phase are registered from the (registered) opaque start, so a
       captured byte is a beat-index equality and a W:1 lane multiplexer on registered selects;
+    * that multiplexer's byte and the byte's hit are registered (stage c), the capture register
+      takes them a cycle later;
     * the fields are latched with the trigger beat, then matched (1a: compares against
       pre-aligned value/mask registers, availability; 1b: match, first-match one-hot, opaque
       length), selected (2: AND-OR over the one-hot) and finished (3: inner header offset).
@@ -126,7 +131,7 @@ class Classifier(wiring.Component):
     flight.
     """
 
-    LATENCY = 6
+    LATENCY = 7
 
     def __init__(self, width=8, *, profiles=8, opaque_bytes=64, header_window=256,
                  beat_bits=8):
@@ -181,22 +186,28 @@ class Classifier(wiring.Component):
 
         # ---- input register ----------------------------------------------------------------
         r = {name: Signal(len(port), name=f"r_{name}") for name, port in (
-            ("take", self.take), ("first", self.first), ("beat", self.beat),
-            ("data", self.data), ("known", self.opaque_known), ("ended", self.ended),
+            ("ended", self.ended),
             ("flen", self.frame_len), ("is4", self.outer_is4), ("vihl", self.outer_vihl),
             ("avail", self.outer_avail),
             ("proto", self.outer_proto), ("opaque", self.opaque))}
         r["trig"] = Signal(name="r_trig")
         m.d.sync += [
-            r["take"].eq(self.take), r["first"].eq(self.first), r["beat"].eq(self.beat),
-            r["data"].eq(self.data), r["known"].eq(self.opaque_known),
             r["ended"].eq(self.ended), r["flen"].eq(self.frame_len),
             r["is4"].eq(self.outer_is4), r["vihl"].eq(self.outer_vihl),
             r["avail"].eq(self.outer_avail), r["proto"].eq(self.outer_proto),
             r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
         ]
-        lane_array = Array(r["data"].word_select(i, 8) for i in range(W))
-        take, first = r["take"], r["first"]
+        # The registered beat feeds 10 field-byte lane multiplexers per profile, spread over
+        # the die: profiles read their own copies of the beat (data, index, first and known
+        # flags; read only with ``take``; the six variants that need no clock enable, so
+        # ``take`` itself gains no load) and one of two copies of ``take``.
+        beat_in = Cat(self.data, self.beat, self.first, self.opaque_known)
+        beat_reps = replicas(m, beat_in, min(P, 6), name="r_beat", enable=self.take)
+        take_reps = replicas(m, self.take, min(P, 2), name="r_take")
+
+        # Stage c (the capture's lane multiplexer) delays everything else by a cycle.
+        c_trig = Signal(name="c_trig")
+        m.d.sync += c_trig.eq(r["trig"])
 
         # ---- per-profile field capture, on registered starts ----------------------------------
         # The starts are registered from the same-cycle opaque input as the beat, so they
@@ -205,6 +216,15 @@ class Classifier(wiring.Component):
         for p in range(P):
             c = cfg[p]
             regs = {}
+            rep = beat_reps[p * len(beat_reps) // P]
+            p_data, p_beat = rep[:8 * W], rep[8 * W:8 * W + BB]
+            p_first, p_known = rep[8 * W + BB], rep[8 * W + BB + 1]
+            p_take = take_reps[p * len(take_reps) // P]
+            lane_array = Array(p_data.word_select(i, 8) for i in range(W))
+            # The lane multiplexer is a stage of its own (c): its output byte and the byte's
+            # hit are registered, and the capture register takes them a cycle later.
+            c_first, c_take = Signal(name=f"p{p}_c_first"), Signal(name=f"p{p}_c_take")
+            m.d.sync += [c_first.eq(p_first), c_take.eq(p_take)]
             for kind, (off_name, count) in FIELD_KINDS.items():
                 assert count <= W
                 off = c[off_name]
@@ -213,29 +233,32 @@ class Classifier(wiring.Component):
                 st_beat1 = Signal(BB, name=f"p{p}_{kind}_sb1")
                 m.d.sync += [st_beat.eq(start >> lw), st_beat1.eq((start >> lw) + 1)]
                 eq0, eq1 = Signal(name=f"p{p}_{kind}_eq0"), Signal(name=f"p{p}_{kind}_eq1")
-                m.d.comb += [eq0.eq(r["beat"] == st_beat), eq1.eq(r["beat"] == st_beat1)]
+                m.d.comb += [eq0.eq(p_beat == st_beat), eq1.eq(p_beat == st_beat1)]
                 nexts = []
                 for k in range(count):
                     sel = Signal(lw + 1, name=f"p{p}_{kind}_sel{k}")
                     # The lane of byte k, and whether it is one beat after the start beat.
                     m.d.sync += sel.eq((self.opaque[:lw] + off[:lw])[:lw] + k)
                     byte = Signal(8, name=f"p{p}_{kind}_lane{k}")
-                    m.d.comb += byte.eq(lane_array[sel[:lw]])
+                    m.d.sync += byte.eq(lane_array[sel[:lw]])
                     hit = Signal(name=f"p{p}_{kind}_hit{k}")
-                    m.d.comb += hit.eq(r["known"] & Mux(sel[lw], eq1, eq0))
+                    m.d.sync += hit.eq(p_known & Mux(sel[lw], eq1, eq0))
                     reg = Signal(8, name=f"p{p}_{kind}{k}")
                     nxt = Signal(8, name=f"p{p}_{kind}{k}_next")
-                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))
-                    with m.If(take):
+                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(c_first, 0, reg)))
+                    with m.If(c_take):
                         m.d.sync += reg.eq(nxt)
                     nexts.append(nxt)
                 lat = Signal(8 * count, name=f"p{p}_{kind}_lat")
-                with m.If(r["trig"]):
+                with m.If(c_trig):
                     m.d.sync += lat.eq(be_value(nexts))
                 regs[kind] = lat
             latched.append(regs)
 
         # ---- stage 0: what the decision needs besides the fields -------------------------------
+        r_in = r
+        r = {name: Signal(len(v), name=f"c_{name}") for name, v in r_in.items()}
+        m.d.sync += [r[name].eq(v) for name, v in r_in.items()]
         s0 = {name: Signal(len(r[name]), name=f"s0_{name}")
               for name in ("opaque", "proto", "ended", "flen")}
         s0["outer"] = Signal(name="s0_outer")

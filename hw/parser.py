@@ -17,18 +17,23 @@ How it works (see docs/architecture.md for the picture):
    two) lets stage B run ahead of stage I, which waits at the first beat that needs the packet's
    decision (its opaque region, or its last header beat) until the decision has arrived. The
    line also carries the flags stage I's take decision needs, computed in stage B.
-4. Stage I only decides whether the head beat moves on. Stage J (a register after it) captures
-   every record field (Ethernet, outer and inner IPv4, the opaque bytes, TCP) at offsets now
-   known, and masks the two IPv4 header checksum regions; stage K adds the masked words into
-   one accumulator per word lane. When the packet ends or its header window has passed, the
-   captures (J) and sums (K) are latched and :class:`hw.record.RecordBuilder` computes the
-   record (5 cycles) and queues it. Records complete at most every 4 cycles.
+4. Stage I only decides whether the head beat moves on, and decodes from the head beat (and
+   the head decision) where each capture region is: which of its beats this is (one-hot) and
+   each byte phase's lane, registered into stage J. Stage J (a register after it) captures
+   every record field (Ethernet, outer and inner IPv4, TCP) at offsets now known, each region
+   from its own copy of the beat (:func:`hw.replicate.replicas`), and masks the two IPv4 header
+   checksum regions; stage K adds the masked words into one accumulator per word lane and
+   captures the opaque bytes (their lanes were selected in J). When the packet ends or its
+   header window has passed, the captures (J, and K for the opaque bytes) and sums (K) are
+   latched and :class:`hw.record.RecordBuilder` computes the record (5 cycles) and queues it.
+   Records complete at most every 4 cycles.
 5. Beats wait in a FIFO (2 x header window) until their record is queued, then leave together.
 
 Every stage is registered and holds at most one short adder or compare and a few LUTs
-(DESIGN.md section 7: routing is most of every path on the ECP5).
+(DESIGN.md section 7: routing is most of every path on the ECP5); registers that would fan
+out over the die are copied per region or per profile.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 15 cycles.
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 17 cycles.
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
@@ -37,15 +42,16 @@ parameters and tests check it stays low.
 """
 
 from amaranth import *
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .buffer import StreamFifo
-from .capture import beat_index_bits, capture_region, region_sum
+from .buffer import HeadFifo, ReservedFifo, StreamFifo
+from .capture import beat_index_bits, capture_region, capture_selects, region_sum
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
 from .record import ETH_BYTES, RecordBuilder
 from .profile import Profile
+from .replicate import replicas
 from .stream import PacketSignature, check_width
 
 __all__ = ["HeaderParser"]
@@ -219,8 +225,10 @@ class HeaderParser(wiring.Component):
         ]
         # Decisions wait here for stage I; stage B stops before this could overflow.
         dec_depth = 2 * self.line_depth
-        m.submodules.decisions = decq = fifo.SyncFIFO(width=Decision.as_shape().size,
-                                                       depth=dec_depth)
+        # Its head is a register (HeadFifo: SyncFIFOBuffered's read landed in block RAM with
+        # a 4.3 ns clock-to-out): stage I derives the inner header's capture offsets from the
+        # head decision.
+        m.submodules.decisions = decq = HeadFifo(Decision.as_shape().size, dec_depth)
         m.d.comb += [decq.w_data.eq(cls.o), decq.w_en.eq(cls.o_valid)]
         with m.If(cls.o_valid & ~decq.w_rdy):
             m.d.sync += self.error.eq(1)
@@ -232,7 +240,8 @@ class HeaderParser(wiring.Component):
         # Stage I's take decision reads only flags computed here (no compare on its path).
         side_layout = data.StructLayout({"b": beat_layout, "l3": 5, "opaque": 10, "known": 1,
                                          "first": 1, "in_opaque": 1, "ends": 1,
-                                         "is4": 1, "is6": 1, "flen": 16, "short": 1})
+                                         "is4": 1, "is6": 1, "flen": 16, "short": 1,
+                                         "rel_outer": signed(BB + 2), "rel_opq": signed(BB + 2)})
         m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
         # Registered (a cycle late, hence one more entry of margin).
         dec_room = Signal()
@@ -247,6 +256,10 @@ class HeaderParser(wiring.Component):
             # What the record builder needs first, computed here where it is cheap.
             line.i.p.is4.eq(is4_b), line.i.p.is6.eq(is6_b), line.i.p.flen.eq(flen_b),
             line.i.p.short.eq(sb.last & (flen_b <= H)),
+            # The beat index relative to the outer header's and the opaque region's start
+            # beats, for stage I to decode into stage J's capture selects.
+            line.i.p.rel_outer.eq(sb.beat - l3_b[lw:]),
+            line.i.p.rel_opq.eq(sb.beat - opaque_reg[lw:]),
             take_b.eq(line.i.valid & line.i.ready),
             adv_b.eq(~sb.valid | take_b),
         ]
@@ -260,6 +273,9 @@ class HeaderParser(wiring.Component):
         take_i = line.o.valid & go_i
         first_i = si.first
         dec = Decision(decq.r_data)
+        # Capture offsets past 1023 never fall inside the header window: saturate.
+        inner_l3_i = Signal(10, name="inner_l3_i")
+        m.d.comb += inner_l3_i.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10]))
         dec_ok = decq.r_rdy
         done = Signal()
         done_i = done & ~first_i
@@ -283,25 +299,46 @@ class HeaderParser(wiring.Component):
             j.l3.eq(si.l3), j.opaque.eq(si.opaque), j.known.eq(si.known),
             j.is4.eq(si.is4), j.is6.eq(si.is6), j.flen.eq(si.flen), j.short.eq(si.short),
             j.dec_ok.eq(dec_ok), j.dec.eq(Mux(dec_ok, decq.r_data, 0)),
-            # Capture offsets past 1023 never fall inside the header window: saturate.
-            j.inner_l3.eq(Mux(dec.inner_l3[10:].any(), 1023, dec.inner_l3[:10])),
+            j.inner_l3.eq(inner_l3_i),
         ]
-        # Beat index relative to the outer header's and the opaque region's start beats,
-        # subtracted here (J holds exactly the beat I looks at now) rather than in J.
-        rel_outer = Signal(signed(BB + 2), name="j_rel_outer")
-        rel_opq = Signal(signed(BB + 2), name="j_rel_opq")
-        m.d.sync += [rel_outer.eq(si.b.beat - si.l3[lw:]), rel_opq.eq(si.b.beat - si.opaque[lw:])]
+        # Stage J's capture selects, decoded here from the line's head beat (every J register
+        # is loaded every cycle), so J's captures hold no compare or adder: which beat of each
+        # region this is (one-hot), and each byte phase's lane.
+        pre_outer = capture_selects(m, width=W, count=20, start_low=si.l3[:lw],
+                                    rel=si.rel_outer, name="outerS")
+        pre_opq = capture_selects(m, width=W, count=C, start_low=si.opaque[:lw],
+                                  rel=si.rel_opq, name="opqS")
+        # The inner header's start comes with the decision (a stage I input): its beat offset
+        # is subtracted here, the compare stays in J.
+        rel_inner = Signal(signed(BB + 2), name="j_rel_inner")
+        m.d.sync += rel_inner.eq(si.b.beat - inner_l3_i[lw:])
+        pre_inner = capture_selects(m, width=W, count=20, start_low=inner_l3_i[:lw],
+                                    rel=rel_inner, hot_now=True, name="innerS")
         take_j, first_j = j.valid, j.first
         lanes_j = [j.b.data.word_select(i, 8) for i in range(W)]
         bend_j = beat_end(j.b.beat)
         common = dict(width=W, beat=j.b.beat, lanes=lanes_j, take=take_j, first=first_j)
+        # The taken beat feeds every capture region's lane multiplexers, and take/first every
+        # capture byte: the outer, opaque, inner and TCP regions each read their own copy of
+        # the beat's data and first flag (copy 0 is J's own register), the opaque region
+        # (512 flip-flops) its own copy of take and of the record latch's enable.
+        beat_reps = replicas(m, Cat(si.b.data, first_i), 5, name="j_beat", enable=take_i)
+        take_reps = replicas(m, take_i, 2, name="j_take")
+        compl_reps = replicas(m, compl, 2, name="j_compl")
+
+        def region(n, take=take_reps[0]):
+            rep = beat_reps[n]
+            return dict(common, lanes=[rep.word_select(i, 8) for i in range(W)],
+                        first=rep[8 * W], take=take)
         sum_args = dict(width=W, beat=j.b.beat, data=j.b.data, take=take_j, first=first_j)
         eth_r, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
                                       **common)
-        outer_r, outer_n = capture_region(m, count=20, start=j.l3, rel=rel_outer,
-                                          name="outerI", **common)
-        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, rel=rel_opq,
-                                  name="opq", **common)
+        outer_r, outer_n = capture_region(m, count=20, start=j.l3, pre=pre_outer,
+                                          name="outerI", **region(1))
+        # The opaque bytes (the largest region) take their lanes a stage later (stage K),
+        # and are latched into the builder with the checksum sums.
+        _, opq_n = capture_region(m, count=C, start=j.opaque, gate=j.known, pre=pre_opq,
+                                  lane_stage=True, name="opq", **region(2, take_reps[1]))
 
         def header_end(base, ihl_reg, ihl_next, name, fallback=None):
             """``base + 4 * max(5, ihl)``: the end of an IPv4 header's checksummed region.
@@ -325,9 +362,11 @@ class HeaderParser(wiring.Component):
         # (substituted when the record is finalised), because a plain packet's decision may
         # arrive after its IPv4 header has passed.
         inner_l3 = j.inner_l3
-        gate_in = j.dec_ok & j.dec.matched & j.known
+        # (j.dec_ok & j.dec.matched & j.known, registered from what J loads.)
+        gate_in = Signal(name="j_gate_in")
+        m.d.sync += gate_in.eq(dec_ok & dec.matched & si.known)
         inner_r, inner_n = capture_region(m, count=20, start=inner_l3, gate=gate_in,
-                                          name="innerI", **common)
+                                          pre=pre_inner, name="innerI", **region(3))
         isum_n = region_sum(m, start=inner_l3, gate=gate_in,
                             end=header_end(inner_l3, inner_r[0][:4], inner_n[0][:4],
                                            "isum_end", fallback=~gate_in),
@@ -346,20 +385,35 @@ class HeaderParser(wiring.Component):
         # beat's) can only capture bytes before the header, which its own bytes overwrite.
         l4_calc = Mux(j.dec.matched, inner_l3 + (inner_r[0][:4] << 2), j.opaque)
         if W <= 8:
-            l4, l4_tun_ok = Signal(11, name="l4_start"), Signal()
-            m.d.sync += [l4.eq(l4_calc), l4_tun_ok.eq(inner_seen)]
+            # Registered too: the start's lanes (from l4_calc, like the start) and the gate,
+            # j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok), from what J
+            # loads (l4_tun_ok is inner_seen one cycle late).
+            l4 = Signal(11, name="l4_start")
+            m.d.sync += l4.eq(l4_calc)
+            gate_tcp = Signal(name="j_gate_tcp")
+            m.d.sync += gate_tcp.eq(dec_ok & si.known & ~first_i &
+                                    (~(dec_ok & dec.matched) | inner_seen))
+            rel_tcp = Signal(signed(BB + 2), name="j_rel_tcp")
+            m.d.comb += rel_tcp.eq(j.b.beat - l4[lw:])
+            pre_tcp = capture_selects(m, width=W, count=20, start_low=l4_calc[:lw],
+                                      rel=rel_tcp, hot_now=True, name="tcpS")
         else:
             l4, l4_tun_ok = l4_calc, inner_seen
-        gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
-        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, name="tcpI", **common)
+            gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
+            pre_tcp = None
+        _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, pre=pre_tcp,
+                                  name="tcpI", **region(4))
 
         # Latch everything the record is computed from (the checksum sums one cycle later).
         m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
                                                    sum_words=W // 2)
-        with m.If(j.compl):
+        k_compl_opq = Signal(name="k_compl_opq")
+        m.d.sync += k_compl_opq.eq(compl_reps[1])
+        with m.If(k_compl_opq):
+            m.d.sync += bld.opaque.eq(Cat(*opq_n))
+        with m.If(compl_reps[0]):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
-                bld.opaque.eq(Cat(*opq_n)),
                 # (Plain TCP's inner header is its outer one: the builder substitutes it.)
                 bld.inner.eq(Cat(*inner_n)),
                 bld.tcp.eq(Cat(*tcp_n)),
@@ -379,8 +433,12 @@ class HeaderParser(wiring.Component):
         rec = bld.o
         fin_valid = bld.o_valid
 
+        # Room is reserved before a record can start (rec_room below), so the queue is written
+        # every cycle and its ~270 distributed-RAM cells share no write-enable net (the top
+        # routed path after the classifier's copies was that enable: 6 ns on the one net);
+        # four slices with their own pointers, so no address net reaches all of them either.
         rec_depth = 8
-        m.submodules.records = recq = fifo.SyncFIFO(width=rec.shape().size, depth=rec_depth)
+        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=4)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
         # ---- output FIFO and join -----------------------------------------------------------
