@@ -14,7 +14,7 @@ from amaranth import *
 
 from .checksum import beat_words
 
-__all__ = ["capture_region", "capture_selects", "region_sum", "beat_index_bits"]
+__all__ = ["capture_region", "capture_selects", "capture_byte", "region_sum", "beat_index_bits"]
 
 
 def beat_index_bits(width, limit=1024):
@@ -50,6 +50,19 @@ def capture_selects(m, *, width, count, start_low, rel, hot_now=False, name="sel
         carry.append(c)
         lane.append(ln)
     return hot, carry, lane
+
+
+def capture_byte(m, *, hit, byte, first, take, name):
+    """One captured byte: ``(reg, nxt)``. ``nxt`` is what the register holds once this beat is
+    taken (``byte`` on a hit, 0 on a packet's first beat, else the held value), so a consumer
+    can latch a whole region in the cycle its last byte arrives; ``take`` only enables the
+    register, keeping the take decision out of series with the compare and lane multiplexer."""
+    reg = Signal(8, name=name)
+    nxt = Signal(8, name=f"{name}_next")
+    m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))
+    with m.If(take):
+        m.d.sync += reg.eq(nxt)
+    return reg, nxt
 
 
 def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, rel=None,
@@ -111,15 +124,9 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
             phase[kr] = (s[lw], byte)
         if pre is None:
             carry, byte = phase[kr]
-            # ``take`` only enables the register: the next value assumes the beat is taken,
-            # so the take decision is not in series with the compare and the lane multiplexer.
             hit = Signal(name=f"{name}_hit{k}")
             m.d.comb += hit.eq(gate & Mux(carry, rel == kq + 1, rel == kq))
-        reg = Signal(8, name=f"{name}{k}")
-        nxt = Signal(8, name=f"{name}{k}_next")
-        m.d.comb += nxt.eq(Mux(hit, byte, Mux(first, 0, reg)))
-        with m.If(take):
-            m.d.sync += reg.eq(nxt)
+        reg, nxt = capture_byte(m, hit=hit, byte=byte, first=first, take=take, name=f"{name}{k}")
         regs.append(reg)
         nexts.append(nxt)
     return regs, nexts

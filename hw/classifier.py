@@ -13,7 +13,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .byteorder import be_value
-from .capture import capture_region
+from .capture import capture_byte
 from .profile import FIELDS, WORDS, Profile
 from .replicate import replicas
 from .stream import check_width
@@ -243,11 +243,8 @@ class Classifier(wiring.Component):
                     m.d.sync += byte.eq(lane_array[sel[:lw]])
                     hit = Signal(name=f"p{p}_{kind}_hit{k}")
                     m.d.sync += hit.eq(p_known & Mux(sel[lw], eq1, eq0))
-                    reg = Signal(8, name=f"p{p}_{kind}{k}")
-                    nxt = Signal(8, name=f"p{p}_{kind}{k}_next")
-                    m.d.comb += nxt.eq(Mux(hit, byte, Mux(c_first, 0, reg)))
-                    with m.If(c_take):
-                        m.d.sync += reg.eq(nxt)
+                    _, nxt = capture_byte(m, hit=hit, byte=byte, first=c_first, take=c_take,
+                                          name=f"p{p}_{kind}{k}")
                     nexts.append(nxt)
                 lat = Signal(8 * count, name=f"p{p}_{kind}_lat")
                 with m.If(c_trig):
