@@ -143,8 +143,8 @@ def _match_clock(net, clock_nets):
 STOPS = ("synth", "pack", "place")
 
 
-_FMAX_LINE = re.compile(r"Max frequency for clock '([^']+)': ([0-9.]+) MHz \((?:PASS|FAIL) at "
-                        r"([0-9.]+) MHz\)")
+_FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)': ([0-9.]+) MHz \((?:PASS|FAIL) "
+                        r"at ([0-9.]+) MHz\)")
 
 
 def _placed_fmax(log_text):
