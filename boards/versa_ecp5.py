@@ -20,4 +20,9 @@ SPEC = BoardSpec(
     led_names=("led",),
     loader_args=("-c", "ft2232"),   # the on-board FT2232H, channel A is JTAG
     notes="port 0 = host side, port 1 = network side",
+    # The 45F's NIC for 1 GbE (docs/boards.md, "Why these parameters"): two profiles, a
+    # 32-byte opaque capture (every preset's opaque header is at most 30 bytes), four RSC
+    # contexts. RSC itself is still out (boards/top.py NIC_PARAMS): with it the design needs
+    # 108 % of the TRELLIS_COMB cells after packing.
+    nic=dict(profiles=2, opaque_bytes=32, contexts=4),
 )

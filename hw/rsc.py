@@ -227,8 +227,8 @@ class RscEngine(wiring.Component):
         # and count with the dynamic one), so the wide table keeps a single read port.
         dbgs_l = data.StructLayout({"tag": 32, "mss": 16, "key0": 4, "key": 6 * 32})
         dbgd_l = data.StructLayout({"seq": 32, "count": 8})
-        m.submodules.dbg_s = dbg_sm = Memory(shape=dbgs_l, depth=N, init=[])
-        m.submodules.dbg_d = dbg_dm = Memory(shape=dbgd_l, depth=N, init=[])
+        m.submodules.dbg_s = dbg_sm = Memory(shape=dbgs_l, depth=N, init=[], attrs=ebr)
+        m.submodules.dbg_d = dbg_dm = Memory(shape=dbgd_l, depth=N, init=[], attrs=ebr)
         dsw, dsr = dbg_sm.write_port(), dbg_sm.read_port(domain="sync")
         ddw, ddr = dbg_dm.write_port(), dbg_dm.read_port(domain="sync")
         m.d.comb += [dsw.addr.eq(sw.addr), dsw.en.eq(sw.en), dsw.data.mss.eq(sw.data.mss),

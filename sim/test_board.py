@@ -48,16 +48,23 @@ DIVISOR = 8              # UART bit time in core cycles (the board uses 115200 b
 MSS = 500
 
 
+def board_params(ports=2):
+    """The NIC parameters of the board with ``ports`` ports as built (boards/top.py
+    NIC_PARAMS with the board's own overrides): the Versa (2) or the ECPIX-5 (1)."""
+    from boards import get_spec
+    from boards.top import nic_params
+    return nic_params(get_spec("versa" if ports == 2 else "ecpix5"))
+
+
 def make_dut(rsc, ports=2):
     from amaranth import Module
     from amaranth.lib import wiring
     from amaranth.lib.wiring import In, Out
 
-    from boards.top import NIC_PARAMS
     from hw.board_nic import BoardNic
     from hw.rgmii import RgmiiModelAdapter
 
-    p = dict(NIC_PARAMS)
+    p = board_params(ports)
     p.pop("core_div")
     p.update(rsc=rsc, baud=CORE_HZ // DIVISOR)
 
@@ -148,7 +155,9 @@ ENCAPS = (("vxlan", "vxlan", 0), ("plain", None, None), ("gre-key", "gre-key", 1
 async def _configure(board, ports=2):
     nic = board.nic
     ident = await nic.connect()
-    assert (ident["W"], ident["P"], ident["has_tso"]) == (4, 4, True), ident
+    want = board_params(ports)
+    assert (ident["W"], ident["P"], ident["has_tso"]) == (4, want["profiles"], True), ident
+    assert ident["OPAQUE"] == want["opaque_bytes"], ident
     caps = await nic.board()
     assert (caps["ports"], caps["host_max"], caps["tso_request"]) == (ports, HOST_MAX, 1), caps
     await nic.load_profile(0, "vxlan")
@@ -312,15 +321,13 @@ def _run(rsc, testcase=None, ports=2):
 
 
 def test_board():
-    """The board as built (boards/top.py NIC_PARAMS: TSO and RSC)."""
-    from boards.top import NIC_PARAMS
-    _run(NIC_PARAMS["rsc"])
+    """The Versa as built (its NIC parameters: TSO and RSC)."""
+    _run(board_params(2)["rsc"])
 
 
 def test_board_one_port():
     """The one-port board (ECPIX-5): both roles through the same port."""
-    from boards.top import NIC_PARAMS
-    _run(NIC_PARAMS["rsc"], testcase="one_port_roles", ports=1)
+    _run(board_params(1)["rsc"], testcase="one_port_roles", ports=1)
 
 
 @pytest.mark.long

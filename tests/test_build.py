@@ -65,6 +65,16 @@ def test_versa_places_routes_and_meets_timing(versa_report):
     assert r["device"]["TRELLIS_COMB"]["used"] < r["device"]["TRELLIS_COMB"]["available"]
 
 
+def test_build_stops_after_packing(tmp_path, capsys):
+    """``--stop pack``: utilization without placement, no bitstream, no timing verdict."""
+    assert main(["build", "--datapath", "standin", "--stop", "pack", "--out", str(tmp_path),
+                 "--json"]) == 0
+    import json
+    r = json.loads(capsys.readouterr().out)
+    assert r["stage"] == "pack" and r["met"] is None and r["fmax"] == {}
+    assert r["device"]["TRELLIS_COMB"]["used"] > 0 and "bitstream" not in r
+
+
 def test_program_command_for_each_board():
     assert loader_command("versa", "out") == ["openFPGALoader", "-c", "ft2232", "out/versa/top.bit"]
     assert loader_command("ecpix5", "b", flash=True) == [

@@ -175,3 +175,34 @@ def test_block_router_default_and_override(monkeypatch):
     assert main(["synth", "tso", "--json", "--nextpnr-arg=--router", "--nextpnr-arg=router2"]) == 1
     assert main(["synth", "parser", "--json"]) == 1
     assert seen == [["--router", "router1"], ["--router", "router2"], []]
+
+
+@pytest.mark.parametrize("stop", ["synth", "pack", "place"])
+def test_flow_stops_early(stop, tmp_path):
+    """``stop``: yosys counts only; packing adds the device utilization; placement adds
+    nextpnr's fmax estimate (from its log: the report's fmax is empty without routing)."""
+    r = synthesize(Counter(), workdir=tmp_path, stop=stop)
+    assert r["stage"] == stop and r["ff"] == 16 and "bitstream" not in r
+    assert bool(r["device"]) == (stop != "synth")
+    if stop == "place":
+        assert r["fmax"]["sync"] > 125.0 and r["met"] is True
+    else:
+        assert r["fmax"] == {} and r["met"] is None
+    assert not (tmp_path / "top.config").exists()
+
+
+def test_placed_fmax_from_log():
+    from tunnelnic.synth import _placed_fmax
+    log = ("Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 111.00 MHz (FAIL at 125.00 MHz)\n"
+           "Info: Max frequency for clock         '$glbnet$eth1.rx1_clk': 123.96 MHz (FAIL at 125.00 MHz)\n"
+           "Info: Max frequency for clock 'rx1_clk': 150.50 MHz (PASS at 125.00 MHz)\n"
+           "Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 118.60 MHz (FAIL at 125.00 MHz)\n")
+    assert _placed_fmax(log) == {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 118.6, "constraint": 125.0},
+                                 "rx1_clk": {"achieved": 150.5, "constraint": 125.0},
+                                 "$glbnet$eth1.rx1_clk": {"achieved": 123.96, "constraint": 125.0}}
+
+
+def test_cli_stop_synth(tmp_path, capsys):
+    code = main(["synth", "tests.test_synth:Counter", "--stop", "synth", "--workdir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0 and "not analysed (stopped after yosys)" in out

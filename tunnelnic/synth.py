@@ -29,7 +29,7 @@ from amaranth.back import rtlil
 
 from .synth_harness import SynthHarness
 
-__all__ = ["synthesize", "run_flow", "run_tool", "format_report", "FlowError",
+__all__ = ["synthesize", "run_flow", "run_tool", "format_report", "FlowError", "STOPS",
            "DEVICE_OPTIONS", "CLOCK_SITES", "clock_port"]
 
 #: A clock-capable input (a PCLK pin with a dedicated path to the global clock network) per
@@ -137,8 +137,30 @@ def _match_clock(net, clock_nets):
     return net
 
 
+#: Where :func:`run_flow` may stop early: after yosys (cell counts only), after nextpnr's
+#: packing (device utilization, no fmax) or after placement (nextpnr's timing estimate of the
+#: placed design; no critical paths, nextpnr 0.11 reports them only after routing).
+STOPS = ("synth", "pack", "place")
+
+
+_FMAX_LINE = re.compile(r"Max frequency for clock\s+'([^']+)': ([0-9.]+) MHz \((?:PASS|FAIL) "
+                        r"at ([0-9.]+) MHz\)")
+
+
+def _placed_fmax(log_text):
+    """nextpnr's fmax per clock from its log, in the form of ``--report``'s ``fmax``.
+
+    Without routing nextpnr 0.11 leaves the report's ``fmax`` empty and only logs the timing
+    analysis of each placement stage; the last line per clock is the placed design's."""
+    entries = {}
+    for net, achieved, constraint in _FMAX_LINE.findall(log_text):
+        entries[net] = {"achieved": float(achieved), "constraint": float(constraint)}
+    return entries
+
+
 def run_flow(workdir, name, *, device, package, speed, seed, clock_nets, targets=None,
-             keep_module=None, bitstream=False, nextpnr_args=(), router=None, log=None):
+             keep_module=None, bitstream=False, nextpnr_args=(), router=None, log=None,
+             stop=None):
     """yosys -> nextpnr-ecp5 (-> ecppack) on ``workdir/name.il`` and ``workdir/name.lpf``.
 
     ``clock_nets`` maps each clock's display name to the net names nextpnr may give it;
@@ -146,8 +168,13 @@ def run_flow(workdir, name, *, device, package, speed, seed, clock_nets, targets
     picosecond period, in the report. ``router`` selects nextpnr's router (its default when
     ``None``) unless ``nextpnr_args`` already does.
     ``keep_module`` (a module name) is kept as its own hierarchy and its cells reported as the
-    design's; otherwise the whole design's cells are. Returns the report dict (see module doc).
+    design's; otherwise the whole design's cells are. ``stop`` (one of :data:`STOPS`) ends the
+    flow early, with no bitstream; the report then has ``stage`` = ``stop`` (``"route"`` for a
+    full run), no fmax after ``synth`` or ``pack``, and ``met`` None. Returns the report dict
+    (see module doc).
     """
+    if stop is not None and stop not in STOPS:
+        raise ValueError(f"stop must be one of {', '.join(STOPS)} or None, not {stop!r}")
     if device not in DEVICE_OPTIONS:
         raise ValueError(f"unknown ECP5 device {device!r}; known: {', '.join(DEVICE_OPTIONS)}")
     workdir = Path(workdir)
@@ -159,29 +186,43 @@ def run_flow(workdir, name, *, device, package, speed, seed, clock_nets, targets
                               workdir, f"{name}.yosys.out")
     stat = json.loads((workdir / f"{name}.stat.json").read_text())
     cells = _module_cells(stat, keep_module or name)
+    if stop == "synth":
+        return {**_cell_counts(cells), "fmax": {}, "target": {}, "met": None, "critical": {},
+                "device": {}, "part": f"{device}-{speed}{package}", "seed": seed,
+                "workdir": str(workdir), "cells": cells, "stage": "synth",
+                "seconds": {k: round(v, 1) for k, v in times.items()}}
 
     pnr_args = [DEVICE_OPTIONS[device], "--package", package.upper(), "--speed", str(speed),
-                "--json", f"{name}.json", "--lpf", f"{name}.lpf", "--textcfg", f"{name}.config",
+                "--json", f"{name}.json", "--lpf", f"{name}.lpf",
                 "--report", f"{name}.report.json", "--seed", str(seed),
                 "--log", f"{name}.nextpnr.log", "--timing-allow-fail", "--quiet"]
+    if stop is None:   # a configuration of an unrouted design is of no use
+        pnr_args += ["--textcfg", f"{name}.config"]
     if keep_module:
         pnr_args.append("--lpf-allow-unconstrained")
     pnr_args += list(nextpnr_args)
+    if stop == "pack":
+        pnr_args.append("--pack-only")
+    elif stop == "place":
+        pnr_args.append("--no-route")
     if router and "--router" not in pnr_args:
         pnr_args += ["--router", router]
     say(f"nextpnr-ecp5: {device} {package} speed {speed} ({workdir}/{name}.nextpnr.log)")
     times["nextpnr"] = run_tool("nextpnr-ecp5", pnr_args, workdir, f"{name}.nextpnr.out")
     report = json.loads((workdir / f"{name}.report.json").read_text())
 
+    entries = report.get("fmax", {})
+    if stop == "place" and not entries:
+        entries = _placed_fmax((workdir / f"{name}.nextpnr.log").read_text(errors="replace"))
     fmax, target = {}, {}
-    for net, entry in report.get("fmax", {}).items():
+    for net, entry in entries.items():
         clock = _match_clock(net, clock_nets)
         fmax[clock] = round(entry["achieved"], 2)
         if clock in (targets or {}):
             target[clock] = float(targets[clock])
         elif "constraint" in entry:
             target[clock] = round(entry["constraint"], 2)
-    met = all(fmax.get(c, 0.0) >= t for c, t in target.items())
+    met = all(fmax.get(c, 0.0) >= t for c, t in target.items()) if stop != "pack" else None
     critical = {}
     for path in report.get("critical_paths", []):
         if path["from"] != path["to"] or not path.get("path"):
@@ -200,8 +241,8 @@ def run_flow(workdir, name, *, device, package, speed, seed, clock_nets, targets
               "device": {k: {"used": v["used"], "available": v["available"]}
                          for k, v in report.get("utilization", {}).items() if v["used"]},
               "part": f"{device}-{speed}{package}", "seed": seed, "workdir": str(workdir),
-              "cells": cells}
-    if bitstream:
+              "cells": cells, "stage": stop or "route"}
+    if bitstream and stop is None:
         say(f"ecppack: {name}.bit, {name}.svf")
         times["ecppack"] = run_tool("ecppack", ["--input", f"{name}.config", "--bit", f"{name}.bit",
                                                 "--svf", f"{name}.svf"],
@@ -213,7 +254,7 @@ def run_flow(workdir, name, *, device, package, speed, seed, clock_nets, targets
 
 
 def synthesize(elaboratable, *, device="LFE5UM-45F", package="CABGA381", speed=8,
-               clocks=None, workdir=None, seed=1, nextpnr_args=(), log=None):
+               clocks=None, workdir=None, seed=1, nextpnr_args=(), log=None, stop=None):
     """Synthesize and place-and-route a bare core; return its resources and fmax per clock.
 
     ``clocks`` maps each clock domain the core uses to its target in MHz (default
@@ -248,7 +289,7 @@ def synthesize(elaboratable, *, device="LFE5UM-45F", package="CABGA381", speed=8
     clock_nets = {d: {clock_port(d)} for d in clocks}
     result = run_flow(workdir, name, device=device, package=package, speed=speed, seed=seed,
                       clock_nets=clock_nets, targets=clocks, keep_module=f"{name}.core",
-                      nextpnr_args=nextpnr_args, router="router2", log=log)
+                      nextpnr_args=nextpnr_args, router="router2", log=log, stop=stop)
     result["harness"] = {"in_bits": harness.in_bits, "out_bits": harness.out_bits}
     return result
 
@@ -277,7 +318,13 @@ def format_report(result, title=None):
     for clock, c in sorted(result.get("critical", {}).items()):
         lines.append(f"  critical {clock}: {c['ns']} ns, {c['logic_levels']} logic levels, "
                      f"{c['routing_ns']} ns routing: {c['from']} -> {c['to']}")
-    lines.append("  timing " + ("met on every clock" if result["met"] else "NOT MET"))
+    stage = result.get("stage", "route")
+    if stage in ("synth", "pack"):
+        lines.append(f"  timing not analysed (stopped after {'yosys' if stage == 'synth' else 'packing'})")
+    else:
+        lines.append(("  timing (after placement, not routed: nextpnr's estimate) " if
+                      stage == "place" else "  timing ") +
+                     ("met on every clock" if result["met"] else "NOT MET"))
     if result.get("harness"):
         h = result["harness"]
         lines.append(f"  (core ports through the harness: {h['in_bits']} input bits, "

@@ -2,7 +2,8 @@
 
 Runs yowasp yosys, nextpnr-ecp5 and ecppack (PyPI packages only) into ``OUT/<board>/``
 (``top.bit``, ``top.svf``, logs, ``report.json``). Exits 1, loudly, if any clock misses its
-constraint or a tool fails; 2 for an unknown board.
+constraint or a tool fails; 2 for an unknown board. ``--stop``/``--no-route`` end the flow
+early for resource and placed-timing estimates.
 """
 
 import json
@@ -32,7 +33,7 @@ def run(args):
             nic[key] = ast.literal_eval(value)
         result = build_board(args.board, args.out, seed=args.seed,
                              bitstream=not args.no_bitstream, datapath=args.datapath, log=log,
-                             nic=nic)
+                             nic=nic, stop="place" if args.no_route else args.stop)
     except FlowError as exc:
         print(f"tunnelnic build: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -49,6 +50,10 @@ def run(args):
         secs = result["seconds"]
         print("  time " + ", ".join(f"{k} {v:.0f} s" for k, v in secs.items()))
         print(f"  report {report_path}")
+    if result["met"] is None:
+        print(f"tunnelnic build: stopped after {result['stage']}: no timing, nothing checked",
+              file=sys.stderr)
+        return 0
     if not result["met"]:
         failed = [f"{c} {result['fmax'].get(c, 0):.2f} < {t:.2f} MHz"
                   for c, t in result["target"].items() if result["fmax"].get(c, 0) < t]
@@ -62,6 +67,7 @@ def run(args):
 
 def register(subparsers):
     from boards import BOARDS, DEFAULT_BOARD
+    from ..synth import STOPS
     p = subparsers.add_parser("build", help="build a board's bitstream and report resources/fmax",
                               description=__doc__.split("\n\n")[0])
     p.add_argument("--board", default=DEFAULT_BOARD, choices=sorted(BOARDS),
@@ -76,5 +82,11 @@ def register(subparsers):
                    help="override a board NIC parameter (boards/top.py NIC_PARAMS), e.g. "
                         "--nic core_div=15 --nic rsc=True; repeatable")
     p.add_argument("--no-bitstream", action="store_true", help="stop after place and route")
+    p.add_argument("--stop", choices=STOPS, default=None,
+                   help="stop earlier, with no bitstream: after yosys (cell counts), after "
+                        "nextpnr's packing (device utilization: does it fit?) or after "
+                        "placement (utilization and nextpnr's fmax estimate, checked against "
+                        "the targets; a NIC build routes for well over an hour)")
+    p.add_argument("--no-route", action="store_true", help="the same as --stop place")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)

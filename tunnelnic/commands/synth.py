@@ -3,7 +3,8 @@
 BLOCK is a name from :data:`BLOCKS` or ``package.module:Class``. The class is constructed with
 ``width=W`` when its constructor takes ``width``, plus every ``--param k=v`` (values are Python
 literals when they parse as one, strings otherwise). Exit status: 0 when every clock meets its
-target, 1 when one does not, 2 for a usage error (unknown block, bad parameter).
+target (or the flow stopped before timing, ``--stop synth|pack``), 1 when one does not,
+2 for a usage error (unknown block, bad parameter).
 """
 
 import ast
@@ -119,7 +120,7 @@ def run(args):
     try:
         result = synthesize(block, device=args.device, package=args.package, speed=args.speed,
                             clocks=clocks, workdir=args.workdir, seed=args.seed,
-                            nextpnr_args=nextpnr_args, log=log)
+                            nextpnr_args=nextpnr_args, log=log, stop=args.stop)
     except FlowError as exc:
         print(f"tunnelnic synth: {exc}", file=sys.stderr)
         return 1
@@ -129,10 +130,11 @@ def run(args):
         print(json.dumps(result, indent=2, sort_keys=True))
     else:
         print(format_report(result, title=f"{args.block} (W={args.width})"))
-    return 0 if result["met"] else 1
+    return 0 if result["met"] is not False else 1
 
 
 def register(subparsers):
+    from ..synth import STOPS
     p = subparsers.add_parser(
         "synth", help="synthesize one block (yosys + nextpnr-ecp5) and report LUT4/FF/EBR/DSP/fmax",
         description=__doc__.split("\n\n")[0] + " Blocks: " + ", ".join(
@@ -151,5 +153,8 @@ def register(subparsers):
                    help="extra nextpnr-ecp5 argument, repeatable (e.g. --nextpnr-arg=--router "
                         "--nextpnr-arg=router2)")
     p.add_argument("--workdir", help="keep inputs, logs and reports here (default: a temp dir)")
+    p.add_argument("--stop", choices=STOPS, default=None,
+                   help="stop early: after yosys (cell counts only, fastest), after nextpnr's "
+                        "packing (device utilization), or after placement (an fmax estimate)")
     p.add_argument("--json", action="store_true", help="print JSON instead of the table")
     p.set_defaults(func=run)
