@@ -27,13 +27,14 @@ How it works (see docs/architecture.md for the picture):
    header window has passed, the captures (J, and K for the opaque bytes) and sums (K) are
    latched and :class:`hw.record.RecordBuilder` computes the record (5 cycles) and queues it.
    Records complete at most every 4 cycles.
-5. Beats wait in a FIFO (2 x header window) until their record is queued, then leave together.
+5. Beats wait in a FIFO (2 x header window) until their record is at the head of the record
+   queue (a register, two cycles after it was queued), then leave together.
 
 Every stage is registered and holds at most one short adder or compare and a few LUTs
 (DESIGN.md section 7: routing is most of every path on the ECP5); registers that would fan
 out over the die are copied per region or per profile.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 17 cycles.
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 18 cycles.
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
@@ -437,8 +438,12 @@ class HeaderParser(wiring.Component):
         # every cycle and its ~270 distributed-RAM cells share no write-enable net (the top
         # routed path after the classifier's copies was that enable: 6 ns on the one net);
         # four slices with their own pointers, so no address net reaches all of them either.
+        # The head is a register (`head`): the read pointer -> RAM cells -> `meta` path was the
+        # worst routed path (9.25 ns, 7.6 ns on one slice's pointer net) with `meta` read
+        # combinationally; now `meta` starts at a flip-flop next to nothing but the reader.
         rec_depth = 8
-        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=4)
+        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=4,
+                                                   head=True)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
         # ---- output FIFO and join -----------------------------------------------------------
