@@ -429,12 +429,16 @@ class HeaderParser(wiring.Component):
         m.d.sync += bld.i_valid.eq(k_compl)
         # A record may complete only every BUILD_SPACING cycles (the builder reads its
         # inputs for three cycles after i_valid, see hw/record.py).
-        recent = Signal(BUILD_SPACING - 1)
-        m.d.sync += recent.eq(Cat(compl, recent[:-1]))
+        # `spaced` is low for BUILD_SPACING - 1 cycles after a completion: its own register
+        # (not the OR of a shift register whose taps synthesis merges with j.compl and the
+        # builder's i_valid, which sit far away: 4.2 ns on that net to stage I's take decision).
+        recent = Signal(BUILD_SPACING - 2)
+        spaced = Signal(init=1)
+        m.d.sync += [recent.eq(Cat(compl, recent[:-1])), spaced.eq(~(compl | recent.any()))]
         rec = bld.o
         fin_valid = bld.o_valid
 
-        # Room is reserved before a record can start (rec_room below), so the queue is written
+        # Room is reserved before a record can start (room below), so the queue is written
         # every cycle and its ~270 distributed-RAM cells share no write-enable net (the top
         # routed path after the classifier's copies was that enable: 6 ns on the one net);
         # four slices with their own pointers, so no address net reaches all of them either.
@@ -451,13 +455,13 @@ class HeaderParser(wiring.Component):
                                         "user": max(user_w, 1)})
         m.submodules.beats = beats = StreamFifo(out_layout, depth=2 * H // W)
         # Room in both output queues, registered (a cycle late: one more entry of margin).
-        out_room, rec_room = Signal(), Signal()
-        m.d.sync += [out_room.eq(beats.level < beats.depth - 2),
-                     rec_room.eq(recq.level < rec_depth - 5)]
+        # (One register for both: one input less on stage I's take decision.)
+        room = Signal()
+        m.d.sync += room.eq((beats.level < beats.depth - 2) & (recq.level < rec_depth - 5))
         m.d.comb += [
             beats.i.valid.eq(take_i), beats.i.p.data.eq(si.b.data), beats.i.p.keep.eq(si.b.keep),
             beats.i.p.last.eq(si.b.last), beats.i.p.user.eq(si.b.user),
-            go_i.eq(out_room & rec_room & ~(pending & recent.any()) & (dec_ok | ~needs)),
+            go_i.eq(room & (spaced | ~pending) & (dec_ok | ~needs)),
             line.o.ready.eq(go_i),
         ]
         m.d.comb += [
