@@ -81,7 +81,8 @@ class ReservedFifo(wiring.Component):
     """Synchronous FIFO for a writer that never writes when it is full.
 
     The ports are those of :class:`amaranth.lib.fifo.SyncFIFO` that such a writer needs
-    (``w_data``, ``w_en``, ``r_data``, ``r_rdy``, ``r_en``, ``level``), with the same timing: an
+    (``w_data``, ``w_en``, ``r_data``, ``r_rdy``, ``r_en``, ``level``; ``r_en`` is ignored while
+    ``r_rdy`` is low), with the same timing: an
     entry written in one cycle can be read (``r_data``, combinational) from the next. The
     memory is written at the write pointer in *every* cycle and ``w_en`` only advances the
     pointer, so a wide memory (spread over many distributed-RAM cells) has no write-enable net

@@ -27,14 +27,15 @@ How it works (see docs/architecture.md for the picture):
    header window has passed, the captures (J, and K for the opaque bytes) and sums (K) are
    latched and :class:`hw.record.RecordBuilder` computes the record (5 cycles) and queues it.
    Records complete at most every 4 cycles.
-5. Beats wait in a FIFO (2 x header window) until their record is at the head of the record
-   queue (a register, two cycles after it was queued), then leave together.
+5. Beats wait in a FIFO (2 x header window) and a register slice after it until their record
+   is at the head of the record queue (a register, two cycles after it was queued), then
+   leave together.
 
 Every stage is registered and holds at most one short adder or compare and a few LUTs
 (DESIGN.md section 7: routing is most of every path on the ECP5); registers that would fan
 out over the die are copied per region or per profile.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 18 cycles.
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 19 cycles.
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
@@ -46,7 +47,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .buffer import HeadFifo, ReservedFifo, StreamFifo
+from .buffer import HeadFifo, ReservedFifo, SkidBuffer, StreamFifo
 from .capture import beat_index_bits, capture_region, capture_selects, region_sum
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
@@ -441,12 +442,14 @@ class HeaderParser(wiring.Component):
         # Room is reserved before a record can start (room below), so the queue is written
         # every cycle and its ~270 distributed-RAM cells share no write-enable net (the top
         # routed path after the classifier's copies was that enable: 6 ns on the one net);
-        # four slices with their own pointers, so no address net reaches all of them either.
+        # Slices with their own pointers, so no address net reaches all of them either.
         # The head is a register (`head`): the read pointer -> RAM cells -> `meta` path was the
         # worst routed path (9.25 ns, 7.6 ns on one slice's pointer net) with `meta` read
-        # combinationally; now `meta` starts at a flip-flop next to nothing but the reader.
+        # combinationally; now `meta` starts at a flip-flop. The head's load enable follows
+        # o.ready in the same cycle, one LUT per slice: eight slices, so each enable net
+        # reaches ~130 flip-flops.
         rec_depth = 8
-        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=4,
+        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=8,
                                                    head=True)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
@@ -464,15 +467,22 @@ class HeaderParser(wiring.Component):
             go_i.eq(room & (spaced | ~pending) & (dec_ok | ~needs)),
             line.o.ready.eq(go_i),
         ]
+        # The FIFO is in block RAM, whose output register yosys leaves off (4.1 ns clock-to-out
+        # routed): a register slice after it, so the beat's valid and last, which the record
+        # queue's head load enables follow, start at flip-flops.
+        m.submodules.beats_out = bout = SkidBuffer(out_layout)
+        wiring.connect(m, beats.o, bout.i)
         m.d.comb += [
-            self.o.valid.eq(beats.o.valid & recq.r_rdy),
-            self.o.p.data.eq(beats.o.p.data), self.o.p.keep.eq(beats.o.p.keep),
-            self.o.p.last.eq(beats.o.p.last), self.o.p.meta.eq(recq.r_data),
-            beats.o.ready.eq(self.o.ready & recq.r_rdy),
-            recq.r_en.eq(self.o.ready & self.o.valid & beats.o.p.last),
+            self.o.valid.eq(bout.o.valid & recq.r_rdy),
+            self.o.p.data.eq(bout.o.p.data), self.o.p.keep.eq(bout.o.p.keep),
+            self.o.p.last.eq(bout.o.p.last), self.o.p.meta.eq(recq.r_data),
+            bout.o.ready.eq(self.o.ready & recq.r_rdy),
+            # (r_en is ignored while r_rdy is low: without r_rdy here, each slice's head load
+            # enable is one LUT of o.ready, the beat's valid and last, and its own valid.)
+            recq.r_en.eq(self.o.ready & bout.o.valid & bout.o.p.last),
         ]
         if self.user is not None:
-            m.d.comb += self.o.p.user.eq(beats.o.p.user)
+            m.d.comb += self.o.p.user.eq(bout.o.p.user)
 
         # ---- statistics (one packet per queued record) --------------------------------------
         st = self.stats

@@ -40,7 +40,7 @@ def test_buffer(kind, width):
 
 
 @pytest.mark.parametrize("head", [False, True])
-@pytest.mark.parametrize("slices", [1, 4])
+@pytest.mark.parametrize("slices", [1, 4, 8])
 def test_reserved_fifo(head, slices):
     """ReservedFifo: order, ``level`` and ``r_rdy`` under random writes (within the reserved
     room) and random reads; with ``head`` the head register holds still while not read."""
