@@ -23,9 +23,10 @@ How it works (see docs/architecture.md for the picture):
    every record field (Ethernet, outer and inner IPv4, TCP) at offsets now known, each region
    from its own copy of the beat (:func:`hw.replicate.replicas`), and masks the two IPv4 header
    checksum regions; stage K adds the masked words into one accumulator per word lane and
-   captures the opaque bytes (their lanes were selected in J). When the packet ends or its
-   header window has passed, the captures (J, and K for the opaque bytes) and sums (K) are
-   latched and :class:`hw.record.RecordBuilder` computes the record (5 cycles) and queues it.
+   captures the opaque bytes and (at W <= 8) the TCP bytes (their lanes were selected in J).
+   When the packet ends or its header window has passed, the captures (J, and K for the
+   opaque and TCP bytes) and sums (K) are latched and :class:`hw.record.RecordBuilder`
+   computes the record (5 cycles) and queues it.
    Records complete at most every 4 cycles.
 5. Beats wait in a FIFO (2 x header window) and a register slice after it until their record
    is at the head of the record queue (a register, two cycles after it was queued), then
@@ -403,8 +404,13 @@ class HeaderParser(wiring.Component):
             l4, l4_tun_ok = l4_calc, inner_seen
             gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
             pre_tcp = None
+        # At W <= 8 the TCP bytes take their lanes a stage later (stage K, like the opaque
+        # bytes) and are latched with them: lane multiplexer -> capture byte -> record latch in
+        # one cycle was the worst routed path (8.73 ns, 6 levels) once the record queue's head
+        # was a register. Nothing reads the TCP byte registers before the record latch.
+        tcp_late = W <= 8
         _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, pre=pre_tcp,
-                                  name="tcpI", **region(4))
+                                  lane_stage=tcp_late, name="tcpI", **region(4))
 
         # Latch everything the record is computed from (the checksum sums one cycle later).
         m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
@@ -413,12 +419,14 @@ class HeaderParser(wiring.Component):
         m.d.sync += k_compl_opq.eq(compl_reps[1])
         with m.If(k_compl_opq):
             m.d.sync += bld.opaque.eq(Cat(*opq_n))
+            if tcp_late:
+                m.d.sync += bld.tcp.eq(Cat(*tcp_n))
         with m.If(compl_reps[0]):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
                 # (Plain TCP's inner header is its outer one: the builder substitutes it.)
                 bld.inner.eq(Cat(*inner_n)),
-                bld.tcp.eq(Cat(*tcp_n)),
+                *([] if tcp_late else [bld.tcp.eq(Cat(*tcp_n))]),
                 bld.dec.eq(j.dec), bld.ended.eq(j.b.last), bld.flen.eq(j.flen),
                 bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.is6.eq(j.is6), bld.short.eq(j.short),
             ]
