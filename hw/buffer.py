@@ -81,21 +81,33 @@ class ReservedFifo(wiring.Component):
     """Synchronous FIFO for a writer that never writes when it is full.
 
     The ports are those of :class:`amaranth.lib.fifo.SyncFIFO` that such a writer needs
-    (``w_data``, ``w_en``, ``r_data``, ``r_rdy``, ``r_en``, ``level``), with the same timing: an
+    (``w_data``, ``w_en``, ``r_data``, ``r_rdy``, ``r_en``, ``level``; ``r_en`` is ignored while
+    ``r_rdy`` is low), with the same timing: an
     entry written in one cycle can be read (``r_data``, combinational) from the next. The
     memory is written at the write pointer in *every* cycle and ``w_en`` only advances the
     pointer, so a wide memory (spread over many distributed-RAM cells) has no write-enable net
     fanning out to all of them; the slot written in cycles without ``w_en`` is free. The
-    writer must reserve room from ``level``: ``w_en`` with ``depth`` entries stored overwrites
-    the oldest one (and is not detected). Reset: empty.
+    writer must reserve room from ``level`` and keep at most ``depth - 1`` entries stored: with
+    ``depth`` stored, the slot at the write pointer is the oldest entry, and the write of the
+    next cycle overwrites it (not detected). Reset: empty.
 
     ``slices`` splits the memory into that many column slices, each with its own pair of
     pointers, so no address net reaches every cell either. Slice ``k`` keeps entry ``n`` at
     address ``n ^ k`` (its pointers count in that encoding, from reset value ``k``): copies
     that differ, which synthesis does not merge back into one register.
+
+    ``head=True`` makes ``r_data`` a register (the head entry, prefetched from the memory), so
+    the reader's logic starts at a flip-flop instead of at the read pointer's fan-out over the
+    memory cells, and all ``depth`` entries may be stored: an entry written into an empty FIFO is readable two cycles later instead of
+    one; throughput stays one entry per cycle (the next entry is loaded in the cycle the head
+    is read). ``r_rdy`` is a register too. Each slice has its own head register and its own
+    load enable (``~valid | r_en``, from the slice's own valid copy), so no enable net reaches
+    every head flip-flop. ``level`` counts the head. The memory is ``2 * depth`` deep (a
+    distributed-RAM cell is 16 deep anyway), so a slice is empty exactly when its pointers are
+    equal.
     """
 
-    def __init__(self, width, depth, *, slices=1):
+    def __init__(self, width, depth, *, slices=1, head=False):
         if depth < 2 or depth & (depth - 1):
             raise ValueError(f"FIFO depth must be a power of two >= 2, not {depth}")
         if not 1 <= slices <= min(depth, width):
@@ -103,6 +115,7 @@ class ReservedFifo(wiring.Component):
         self.width = width
         self.depth = depth
         self.slices = slices
+        self.head = head
         super().__init__({
             "w_data": In(width), "w_en": In(1),
             "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
@@ -113,23 +126,41 @@ class ReservedFifo(wiring.Component):
         m = Module()
         do_read = self.r_rdy & self.r_en
         bounds = [self.width * k // self.slices for k in range(self.slices + 1)]
+        mem_depth = 2 * self.depth if self.head else self.depth
         for k in range(self.slices):
             lo, hi = bounds[k], bounds[k + 1]
-            storage = Memory(shape=hi - lo, depth=self.depth, init=[])
+            storage = Memory(shape=hi - lo, depth=mem_depth, init=[])
             m.submodules[f"storage{k}"] = storage
             w_port = storage.write_port()
             r_port = storage.read_port(domain="comb")
-            produce = Signal(range(self.depth), name=f"produce{k}", init=k)
-            consume = Signal(range(self.depth), name=f"consume{k}", init=k)
+            produce = Signal(range(mem_depth), name=f"produce{k}", init=k)
+            consume = Signal(range(mem_depth), name=f"consume{k}", init=k)
             m.d.comb += [
                 w_port.addr.eq(produce), w_port.data.eq(self.w_data[lo:hi]), w_port.en.eq(1),
-                r_port.addr.eq(consume), self.r_data[lo:hi].eq(r_port.data),
+                r_port.addr.eq(consume),
             ]
             with m.If(self.w_en):
                 m.d.sync += produce.eq(((produce ^ k) + 1)[:len(produce)] ^ k)
-            with m.If(do_read):
-                m.d.sync += consume.eq(((consume ^ k) + 1)[:len(consume)] ^ k)
-        m.d.comb += self.r_rdy.eq(self.level != 0)
+            if not self.head:
+                m.d.comb += self.r_data[lo:hi].eq(r_port.data)
+                with m.If(do_read):
+                    m.d.sync += consume.eq(((consume ^ k) + 1)[:len(consume)] ^ k)
+                continue
+            # The slice's head: loaded when it is empty or read; valid if the memory had one.
+            # (All slices' valid copies are equal; each is computed from its own pointers.)
+            valid = Signal(name=f"head_valid{k}")
+            load = Signal(name=f"head_load{k}")
+            head = Signal(hi - lo, name=f"head{k}")
+            nonempty = produce != consume
+            m.d.comb += [load.eq(~valid | self.r_en), self.r_data[lo:hi].eq(head)]
+            with m.If(load):
+                m.d.sync += [head.eq(r_port.data), valid.eq(nonempty)]
+                with m.If(nonempty):
+                    m.d.sync += consume.eq(((consume ^ k) + 1)[:len(consume)] ^ k)
+            if k == 0:
+                m.d.comb += self.r_rdy.eq(valid)
+        if not self.head:
+            m.d.comb += self.r_rdy.eq(self.level != 0)
         with m.If(self.w_en & ~do_read):
             m.d.sync += self.level.eq(self.level + 1)
         with m.If(do_read & ~self.w_en):

@@ -23,17 +23,20 @@ How it works (see docs/architecture.md for the picture):
    every record field (Ethernet, outer and inner IPv4, TCP) at offsets now known, each region
    from its own copy of the beat (:func:`hw.replicate.replicas`), and masks the two IPv4 header
    checksum regions; stage K adds the masked words into one accumulator per word lane and
-   captures the opaque bytes (their lanes were selected in J). When the packet ends or its
-   header window has passed, the captures (J, and K for the opaque bytes) and sums (K) are
-   latched and :class:`hw.record.RecordBuilder` computes the record (5 cycles) and queues it.
+   captures the opaque bytes and (at W <= 8) the TCP bytes (their lanes were selected in J).
+   When the packet ends or its header window has passed, the captures (J, and K for the
+   opaque and TCP bytes) and sums (K) are latched and :class:`hw.record.RecordBuilder`
+   computes the record (5 cycles) and queues it.
    Records complete at most every 4 cycles.
-5. Beats wait in a FIFO (2 x header window) until their record is queued, then leave together.
+5. Beats wait in a FIFO (2 x header window) and a register slice after it until their record
+   is at the head of the record queue (a register, two cycles after it was queued), then
+   leave together.
 
 Every stage is registered and holds at most one short adder or compare and a few LUTs
 (DESIGN.md section 7: routing is most of every path on the ECP5); registers that would fan
 out over the die are copied per region or per profile.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 17 cycles.
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 19 cycles.
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
@@ -45,7 +48,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .buffer import HeadFifo, ReservedFifo, StreamFifo
+from .buffer import HeadFifo, ReservedFifo, SkidBuffer, StreamFifo
 from .capture import beat_index_bits, capture_region, capture_selects, region_sum
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
@@ -401,8 +404,13 @@ class HeaderParser(wiring.Component):
             l4, l4_tun_ok = l4_calc, inner_seen
             gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))
             pre_tcp = None
+        # At W <= 8 the TCP bytes take their lanes a stage later (stage K, like the opaque
+        # bytes) and are latched with them: lane multiplexer -> capture byte -> record latch in
+        # one cycle was the worst routed path (8.73 ns, 6 levels) once the record queue's head
+        # was a register. Nothing reads the TCP byte registers before the record latch.
+        tcp_late = W <= 8
         _, tcp_n = capture_region(m, count=20, start=l4, gate=gate_tcp, pre=pre_tcp,
-                                  name="tcpI", **region(4))
+                                  lane_stage=tcp_late, name="tcpI", **region(4))
 
         # Latch everything the record is computed from (the checksum sums one cycle later).
         m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
@@ -411,12 +419,14 @@ class HeaderParser(wiring.Component):
         m.d.sync += k_compl_opq.eq(compl_reps[1])
         with m.If(k_compl_opq):
             m.d.sync += bld.opaque.eq(Cat(*opq_n))
+            if tcp_late:
+                m.d.sync += bld.tcp.eq(Cat(*tcp_n))
         with m.If(compl_reps[0]):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
                 # (Plain TCP's inner header is its outer one: the builder substitutes it.)
                 bld.inner.eq(Cat(*inner_n)),
-                bld.tcp.eq(Cat(*tcp_n)),
+                *([] if tcp_late else [bld.tcp.eq(Cat(*tcp_n))]),
                 bld.dec.eq(j.dec), bld.ended.eq(j.b.last), bld.flen.eq(j.flen),
                 bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.is6.eq(j.is6), bld.short.eq(j.short),
             ]
@@ -428,17 +438,27 @@ class HeaderParser(wiring.Component):
         m.d.sync += bld.i_valid.eq(k_compl)
         # A record may complete only every BUILD_SPACING cycles (the builder reads its
         # inputs for three cycles after i_valid, see hw/record.py).
-        recent = Signal(BUILD_SPACING - 1)
-        m.d.sync += recent.eq(Cat(compl, recent[:-1]))
+        # `spaced` is low for BUILD_SPACING - 1 cycles after a completion: its own register
+        # (not the OR of a shift register whose taps synthesis merges with j.compl and the
+        # builder's i_valid, which sit far away: 4.2 ns on that net to stage I's take decision).
+        recent = Signal(BUILD_SPACING - 2)
+        spaced = Signal(init=1)
+        m.d.sync += [recent.eq(Cat(compl, recent[:-1])), spaced.eq(~(compl | recent.any()))]
         rec = bld.o
         fin_valid = bld.o_valid
 
-        # Room is reserved before a record can start (rec_room below), so the queue is written
+        # Room is reserved before a record can start (room below), so the queue is written
         # every cycle and its ~270 distributed-RAM cells share no write-enable net (the top
         # routed path after the classifier's copies was that enable: 6 ns on the one net);
-        # four slices with their own pointers, so no address net reaches all of them either.
+        # Slices with their own pointers, so no address net reaches all of them either.
+        # The head is a register (`head`): the read pointer -> RAM cells -> `meta` path was the
+        # worst routed path (9.25 ns, 7.6 ns on one slice's pointer net) with `meta` read
+        # combinationally; now `meta` starts at a flip-flop. The head's load enable follows
+        # o.ready in the same cycle, one LUT per slice: eight slices, so each enable net
+        # reaches ~160 flip-flops (of the record's 1274 bits).
         rec_depth = 8
-        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=4)
+        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=8,
+                                                   head=True)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
         # ---- output FIFO and join -----------------------------------------------------------
@@ -446,24 +466,31 @@ class HeaderParser(wiring.Component):
                                         "user": max(user_w, 1)})
         m.submodules.beats = beats = StreamFifo(out_layout, depth=2 * H // W)
         # Room in both output queues, registered (a cycle late: one more entry of margin).
-        out_room, rec_room = Signal(), Signal()
-        m.d.sync += [out_room.eq(beats.level < beats.depth - 2),
-                     rec_room.eq(recq.level < rec_depth - 5)]
+        # (One register for both: one input less on stage I's take decision.)
+        room = Signal()
+        m.d.sync += room.eq((beats.level < beats.depth - 2) & (recq.level < rec_depth - 5))
         m.d.comb += [
             beats.i.valid.eq(take_i), beats.i.p.data.eq(si.b.data), beats.i.p.keep.eq(si.b.keep),
             beats.i.p.last.eq(si.b.last), beats.i.p.user.eq(si.b.user),
-            go_i.eq(out_room & rec_room & ~(pending & recent.any()) & (dec_ok | ~needs)),
+            go_i.eq(room & (spaced | ~pending) & (dec_ok | ~needs)),
             line.o.ready.eq(go_i),
         ]
+        # The FIFO is in block RAM, whose output register yosys leaves off (4.1 ns clock-to-out
+        # routed): a register slice after it, so the beat's valid and last, which the record
+        # queue's head load enables follow, start at flip-flops.
+        m.submodules.beats_out = bout = SkidBuffer(out_layout)
+        wiring.connect(m, beats.o, bout.i)
         m.d.comb += [
-            self.o.valid.eq(beats.o.valid & recq.r_rdy),
-            self.o.p.data.eq(beats.o.p.data), self.o.p.keep.eq(beats.o.p.keep),
-            self.o.p.last.eq(beats.o.p.last), self.o.p.meta.eq(recq.r_data),
-            beats.o.ready.eq(self.o.ready & recq.r_rdy),
-            recq.r_en.eq(self.o.ready & self.o.valid & beats.o.p.last),
+            self.o.valid.eq(bout.o.valid & recq.r_rdy),
+            self.o.p.data.eq(bout.o.p.data), self.o.p.keep.eq(bout.o.p.keep),
+            self.o.p.last.eq(bout.o.p.last), self.o.p.meta.eq(recq.r_data),
+            bout.o.ready.eq(self.o.ready & recq.r_rdy),
+            # (r_en is ignored while r_rdy is low: without r_rdy here, each slice's head load
+            # enable is one LUT of o.ready, the beat's valid and last, and its own valid.)
+            recq.r_en.eq(self.o.ready & bout.o.valid & bout.o.p.last),
         ]
         if self.user is not None:
-            m.d.comb += self.o.p.user.eq(beats.o.p.user)
+            m.d.comb += self.o.p.user.eq(bout.o.p.user)
 
         # ---- statistics (one packet per queued record) --------------------------------------
         st = self.stats
