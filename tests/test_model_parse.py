@@ -490,3 +490,14 @@ def test_inner_ethertype_needs_room():
     with pytest.raises(ValueError, match="inner_eth=1 needs opaque_len >= 14"):
         preset("vxlan", opaque_len=13)
     assert preset("vxlan", opaque_len=13, inner_eth=0)["opaque_len"] == 13
+
+
+@pytest.mark.parametrize("proto", [0x6558, 0x86DD, 0x8847])
+def test_gre_cks_checks_protocol(proto):
+    """gre-cks carries IPv4 directly: a GRE C,K,S packet of another protocol type (here with
+    the IPv4 | TCP bytes of a valid packet after the 16-byte header) matches no profile."""
+    frame = build_packet("gre-cks", payload=b"g" * 20)
+    assert kind(parse(frame, [PRESETS["gre-cks"]])) == Kind.TUNNEL
+    other = edit(frame, 14 + 20 + 2, proto.to_bytes(2, "big"))
+    rec = parse(other, [PRESETS["gre-cks"]])
+    assert kind(rec) == Kind.OTHER and reason(rec) == Reason.NOT_TCP

@@ -56,9 +56,10 @@ PRESETS = dict([
             "GRE with checksum, key and sequence number (RFC 2784 + RFC 2890), the framework's "
             "example: base 4 + checksum/reserved 4 + key 4 + sequence 4 = 16 bytes. Format: "
             "flags word 0xB000 (C, K, S set; routing, strict source route, recursion, flags and "
-            "version 0) under mask 0xFFFF; flow: the low 2 bytes of the key (offset 10).",
+            "version 0) and protocol type 0x0800 (inner IPv4), 0xB000_0800 under mask "
+            "0xFFFF_FFFF; flow: the low 2 bytes of the key (offset 10).",
             outer_proto=47, opaque_len=16,
-            fmt_off=0, fmt_len=2, fmt_value=0xB000, fmt_mask=0xFFFF,
+            fmt_off=0, fmt_len=4, fmt_value=0xB000_0800, fmt_mask=0xFFFF_FFFF,
             flow_off=10, flow_len=2),
     _define("nvgre",
             "NVGRE (RFC 7637): GRE 8 (K=1, protocol 0x6558 Transparent Ethernet Bridging) + "
