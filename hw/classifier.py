@@ -169,8 +169,8 @@ class Classifier(wiring.Component):
             # are registered here.
             c = {name: prof[name] for name in (
                 "enable", "outer_proto", "len_mode", "udp", "udp_csum", "tso_en", "rsc_en",
-                "ipid_fixed", "inner_eth", "opaque_len", "len_bytes", "len_shift", "len_scale", "len_mask",
-                "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
+                "ipid_fixed", "inner_eth", "opaque_len", "len_bytes", "len_shift", "len_scale",
+                "len_mask", "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
             fv, fm = Signal(32, name=f"p{p}_cfg_fv"), Signal(32, name=f"p{p}_cfg_fm")
             m.d.sync += [fv.eq(left_align(prof.fmt_value, prof.fmt_len)),
                          fm.eq(left_align(prof.fmt_mask, prof.fmt_len))]

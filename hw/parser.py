@@ -21,8 +21,8 @@ How it works (see docs/architecture.md for the picture):
    the head decision) where each capture region is: which of its beats this is (one-hot) and
    each byte phase's lane, registered into stage J. Stage J (a register after it) captures
    every record field (Ethernet, outer and inner IPv4 and the inner Ethernet type just before
-   it, TCP) at offsets now known, each region
-   from its own copy of the beat (:func:`hw.replicate.replicas`), and masks the two IPv4 header
+   it, TCP) at offsets now known, each region from its own copy of the beat
+   (:func:`hw.replicate.replicas`), and masks the two IPv4 header
    checksum regions; stage K adds the masked words into one accumulator per word lane and
    captures the opaque bytes (their lanes were selected in J). When the packet ends or its
    header window has passed, the captures (J, and K for the opaque bytes) and sums (K) are
