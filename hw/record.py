@@ -2,10 +2,11 @@
 
 :class:`RecordBuilder` computes, from the bytes the parser captured and the classifier's
 decision, every field of :class:`hw.layouts.ParseRecord` exactly as docs/parse-record.md says.
-It is a five-stage pipeline (A: Ethernet and outer header, the inner Ethernet type compare;
-B1: the inner header's and TCP's offsets and end positions, checksum checks; B2: their
-compares against the frame/window limit; B3: presence, lengths, errors; C: reason and
-classification), so no cycle holds more
+It is a five-stage pipeline (A: Ethernet and outer header, the inner Ethernet type compare,
+the matched profile's protocol field check; B1: the inner header's and TCP's offsets and end
+positions, checksum checks, the protocol field's bytes from the opaque capture; B2: their
+compares against the frame/window limit and the protocol value; B3: presence, lengths,
+errors; C: reason and classification), so no cycle holds more
 than one adder or one compare and a few LUTs; stages are registered and never read the
 record back (Icarus turns such read-backs into zero-time loops).
 
