@@ -31,7 +31,7 @@ PROFILE_STRIDE = 8
 class ProfileTable(wiring.Component):
     """P profiles in registers, written and read one 32-bit word at a time.
 
-    Address ``p * 8 + w`` is word ``w`` (0..5, see :data:`hw.profile.FIELDS`) of profile ``p``.
+    Address ``p * 8 + w`` is word ``w`` (0..4, see :data:`hw.profile.FIELDS`) of profile ``p``.
     A write takes effect the next cycle; ``rdata`` is registered (one cycle after ``addr``).
     Unused bits read as zero. Reset: every profile disabled and zero.
     """

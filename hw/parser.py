@@ -430,11 +430,7 @@ class HeaderParser(wiring.Component):
 
         # Latch everything the record is computed from (the checksum sums one cycle later).
         m.submodules.builder = bld = RecordBuilder(header_window=H, opaque_bytes=C,
-                                                   sum_words=W // 2, profiles=P)
-        for p in range(P):
-            m.d.comb += [bld.proto[p].en.eq(self.table[p].proto_en),
-                         bld.proto[p].off.eq(self.table[p].proto_off),
-                         bld.proto[p].value.eq(self.table[p].proto_value)]
+                                                   sum_words=W // 2)
         k_compl_opq = Signal(name="k_compl_opq")
         m.d.sync += k_compl_opq.eq(compl_reps[1])
         with m.If(k_compl_opq):

@@ -17,10 +17,7 @@ Inner Ethernet: with ``inner_eth`` the opaque region ends with an inner Ethernet
 (NVGRE, VXLAN, Geneve), and the packet is offloadable only if that header's EtherType (the
 two bytes just before the inner IPv4 header) is 0x0800; otherwise, or when the fixed length
 (the base in variable mode) ``opaque_len`` is below 14 and so cannot hold an Ethernet header,
-the reason is ``INNER_ETHERTYPE`` (docs/parse-record.md). Protocol field: with ``proto_en`` the
-two opaque bytes at ``proto_off`` must equal ``proto_value`` (Geneve's protocol type 0x6558,
-Transparent Ethernet Bridging, at offset 10), else the reason is ``INNER_ETHERTYPE`` too: the
-format field says which encapsulation a packet is, this says whether it carries Ethernet.
+the reason is ``INNER_ETHERTYPE`` (docs/parse-record.md).
 
 The profile is also stored as :data:`WORDS` 32-bit words; :data:`FIELDS` says where each field
 sits, and is what register maps and drivers are built from.
@@ -54,9 +51,6 @@ class Profile(data.Struct):
     flow_len: 3      #: 0..4
     fmt_value: 32
     fmt_mask: 32
-    proto_en: 1      #: check the 2-byte protocol field at proto_off against proto_value
-    proto_off: 6
-    proto_value: 16
 
 
 #: (field, word, lsb, width): where each field sits in the profile's 32-bit register words.
@@ -70,9 +64,8 @@ FIELDS = (
     ("fmt_off", 2, 0, 6), ("fmt_len", 2, 8, 3), ("flow_off", 2, 16, 6), ("flow_len", 2, 24, 3),
     ("fmt_value", 3, 0, 32),
     ("fmt_mask", 4, 0, 32),
-    ("proto_off", 5, 0, 6), ("proto_en", 5, 8, 1), ("proto_value", 5, 16, 16),
 )
-WORDS = 6
+WORDS = 5
 
 
 def pack_words(fields):

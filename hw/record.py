@@ -2,11 +2,10 @@
 
 :class:`RecordBuilder` computes, from the bytes the parser captured and the classifier's
 decision, every field of :class:`hw.layouts.ParseRecord` exactly as docs/parse-record.md says.
-It is a five-stage pipeline (A: Ethernet and outer header, the inner Ethernet type compare,
-the matched profile's protocol field check; B1: the inner header's and TCP's offsets and end
-positions, checksum checks, the protocol field's bytes from the opaque capture; B2: their
-compares against the frame/window limit and the protocol value; B3: presence, lengths,
-errors; C: reason and classification), so no cycle holds more
+It is a five-stage pipeline (A: Ethernet and outer header, the inner Ethernet type compare;
+B1: the inner header's and TCP's offsets and end positions, checksum checks; B2: their
+compares against the frame/window limit; B3: presence, lengths, errors; C: reason and
+classification), so no cycle holds more
 than one adder or one compare and a few LUTs; stages are registered and never read the
 record back (Icarus turns such read-backs into zero-time loops).
 
@@ -17,7 +16,7 @@ registers are held for the stages after them, so a new record may start (``i_val
 """
 
 from amaranth import *
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from .byteorder import be_value
@@ -25,16 +24,9 @@ from .checksum import wide_sum
 from .classifier import Decision
 from .layouts import Ipv4Fields, Kind, ParseRecord, Reason, TcpFields
 
-__all__ = ["RecordBuilder", "ETH_BYTES", "eth_fields", "ProtoCheck"]
+__all__ = ["RecordBuilder", "ETH_BYTES", "eth_fields"]
 
 ETH_BYTES = 22   # two VLAN tags + ethertype
-
-
-class ProtoCheck(data.Struct):
-    """A profile's protocol field check (``hw.profile`` ``proto_en/proto_off/proto_value``)."""
-    en: 1
-    off: 6
-    value: 16
 
 
 def eth_fields(m, b, tag):
@@ -82,14 +74,11 @@ class RecordBuilder(wiring.Component):
     sums (one per word lane of the parser's beat), added in stage A and checked in stage B.
     """
 
-    def __init__(self, *, header_window=256, opaque_bytes=64, sum_words=1, profiles=8):
+    def __init__(self, *, header_window=256, opaque_bytes=64, sum_words=1):
         self.header_window = header_window
         self.opaque_bytes = opaque_bytes
         self.sum_words = sum_words
-        self.profiles = profiles
         super().__init__({
-            # Every profile's protocol field check (configuration, static while packets flow).
-            "proto": In(data.ArrayLayout(ProtoCheck, profiles)),
             "i_valid": In(1),
             "eth": In(8 * ETH_BYTES), "outer": In(160), "inner": In(160), "tcp": In(160),
             # The two bytes before the inner header (a profile's inner Ethernet type).
@@ -127,7 +116,7 @@ class RecordBuilder(wiring.Component):
             "l3": 5, "is4": 1, "is6": 1, "vlans": 2, "tci0": 16, "tci1": 16, "et": 16,
             "limit": 16, "short": 1, "o_present": 1, "o_valid": 1, "o_hlen": 8,
             "opaque_off": 8, "inner_l3": 20, "inner_def": 1, "osum": 24, "isum": 24,
-            "outer": Ipv4Fields, "et_ip4": 1, "proto": ProtoCheck}.items()}
+            "outer": Ipv4Fields, "et_ip4": 1}.items()}
         with m.If(self.i_valid):
             m.d.sync += [
                 a["l3"].eq(l3), a["is4"].eq(is4), a["is6"].eq(is6), a["vlans"].eq(vlans),
@@ -144,8 +133,6 @@ class RecordBuilder(wiring.Component):
                                       for k in range(self.sum_words))),
                 a["outer"].eq(_ipv4(outer_b, 1)),   # zeroed unless present in stage B1
                 a["et_ip4"].eq(self.inner_et == 0x0800),
-                # The matched profile's protocol field check (zero when none matched).
-                a["proto"].eq(Mux(dec.matched, Array(self.proto)[dec.profile].as_value(), 0)),
             ]
 
         # ---- stage B1: the inner header's and TCP's offsets, sums, checksum checks ----------
@@ -165,12 +152,11 @@ class RecordBuilder(wiring.Component):
             return (v[:16] + v[16:]) == 0xFFFF
 
         E = _bytes(self.eth, ETH_BYTES)
-        opq_bytes = Array(_bytes(self.opaque, self.opaque_bytes) + [Const(0, 8)] * 2)
         b1 = {name: Signal(shape, name=f"b1_{name}") for name, shape in {
             "inner": Ipv4Fields, "tcp": TcpFields, "l3_20": 6, "l3_oh": 7,
             "il3_20": 21, "l4": 21, "l4_20": 21, "payload": 21, "i_end": 21, "o_end": 17,
             "hdrs": 7, "osum_ok": 1, "isum_ok": 1, "dec": Decision, "eth_addr": 96,
-            "o_frag": 1, "outer": Ipv4Fields, "proto_field": 16}.items()}
+            "o_frag": 1, "outer": Ipv4Fields}.items()}
         outer = a["outer"]
         with m.If(va):
             m.d.sync += [
@@ -186,9 +172,6 @@ class RecordBuilder(wiring.Component):
                 b1["dec"].eq(dec), b1["eth_addr"].eq(Cat(be_value(E[0:6]), be_value(E[6:12]))),
                 b1["o_frag"].eq(outer.flags[0] | (outer.frag_off != 0)),
                 b1["outer"].eq(Mux(a["o_present"], outer, 0)),
-                # The protocol field's two bytes from the opaque capture (zero past it).
-                b1["proto_field"].eq(be_value([opq_bytes[a["proto"].off],
-                                               opq_bytes[a["proto"].off + 1]])),
             ]
         # The opaque bytes go straight to the record (they only depend on stage A's verdict);
         # the previous record left the output register long before (records are >= 4 apart).
@@ -208,8 +191,7 @@ class RecordBuilder(wiring.Component):
                 "l4_20": b1["l4_20"], "payload": b1["payload"]}
         g = {f"av_{k}": Signal(name=f"g_av_{k}") for k in ends}
         g.update({name: Signal(shape, name=f"g_{name}") for name, shape in {
-            "short_lt": 1, "hdrs_fit": 1, "pay_len": 16, "iend_gt": 1, "olen_lt": 1,
-            "proto_ne": 1}.items()})
+            "short_lt": 1, "hdrs_fit": 1, "pay_len": 16, "iend_gt": 1, "olen_lt": 1}.items()})
         with m.If(vb1):
             m.d.sync += [g[f"av_{k}"].eq(v <= lim) for k, v in ends.items()]
             m.d.sync += [
@@ -218,7 +200,6 @@ class RecordBuilder(wiring.Component):
                 g["pay_len"].eq(i_total - hdrs),
                 g["iend_gt"].eq(b1["i_end"] > b1["o_end"]),
                 g["olen_lt"].eq(b1["outer"].total_len < a["o_hlen"]),
-                g["proto_ne"].eq(a["proto"].en & (b1["proto_field"] != a["proto"].value)),
             ]
         vb2 = Signal()
         m.d.sync += vb2.eq(vb1)
@@ -288,11 +269,8 @@ class RecordBuilder(wiring.Component):
                                       (matched & i_valid & g["iend_gt"])),
                 b["c_ipv6"].eq(a["is6"] | (matched & i_present & (i_ver == 6))),
                 # The inner Ethernet type, when the profile has one and it is in the frame.
-                # So is the profile's protocol field (under the same conditions).
-                b["c_eth"].eq(matched & a["inner_def"] &
-                              ((dec.inner_eth & (dec.eth_short | (avail("il3") &
-                                                                  ~a["et_ip4"]))) |
-                               (avail("il3") & g["proto_ne"]))),
+                b["c_eth"].eq(matched & a["inner_def"] & dec.inner_eth &
+                              (dec.eth_short | (avail("il3") & ~a["et_ip4"]))),
                 b["c_frag"].eq((a["o_valid"] & b1["o_frag"]) | (i_valid & i_frag)),
                 b["c_opts"].eq((a["o_valid"] & (outer.ihl > 5)) | (i_valid & (i_ihl > 5))),
                 b["c_not_tcp"].eq((~matched & (outer.proto != 6)) |

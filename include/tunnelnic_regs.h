@@ -557,20 +557,6 @@ typedef struct __attribute__ ((__packed__)) {
 #define TUNNELNIC__PROFILE_T__WORD4__FMT_MASK_bw 32
 #define TUNNELNIC__PROFILE_T__WORD4__FMT_MASK_reset 0x0
 
-// reg - tunnelnic::profile_t::word5
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_OFF_bm 0x3f
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_OFF_bp 0
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_OFF_bw 6
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_OFF_reset 0x0
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_EN_bm 0x100
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_EN_bp 8
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_EN_bw 1
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_EN_reset 0x0
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_VALUE_bm 0xffff0000
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_VALUE_bp 16
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_VALUE_bw 16
-#define TUNNELNIC__PROFILE_T__WORD5__PROTO_VALUE_reset 0x0
-
 // regfile - tunnelnic::profile_t
 typedef struct __attribute__ ((__packed__)) {
     uint32_t word0;
@@ -578,8 +564,7 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t word2;
     uint32_t word3;
     uint32_t word4;
-    uint32_t word5;
-    uint8_t RESERVED_18_1f[0x8];
+    uint8_t RESERVED_14_1f[0xc];
 } tunnelnic__profile_t__stride20_t;
 
 // addrmap - tunnelnic

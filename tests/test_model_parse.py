@@ -501,29 +501,3 @@ def test_gre_cks_checks_protocol(proto):
     other = edit(frame, 14 + 20 + 2, proto.to_bytes(2, "big"))
     rec = parse(other, [PRESETS["gre-cks"]])
     assert kind(rec) == Kind.OTHER and reason(rec) == Reason.NOT_TCP
-
-
-@pytest.mark.parametrize("words", [0, 3, 12])
-@pytest.mark.parametrize("proto", [0x6558, 0x6158, 0x0800, 0x86DD])
-def test_geneve_protocol_type(words, proto):
-    """The geneve preset checks the Geneve protocol type (proto_en, offset 10): only 0x6558
-    (Ethernet) is offloadable, also when a valid inner Ethernet | IPv4 | TCP follows (the
-    second frame test_mix_long[8] found: a bit flip to 0x6158)."""
-    frame = edit(build_packet("geneve", geneve_options=words, payload=b"z" * 40),
-                 14 + 20 + 10, proto.to_bytes(2, "big"))
-    rec = parse(frame, [PRESETS["geneve"]])
-    assert rec["cls"]["profile"] == 0 and rec["inner"]["present"]
-    if proto == 0x6558:
-        assert kind(rec) == Kind.TUNNEL and reason(rec) == Reason.NONE
-    else:
-        assert kind(rec) == Kind.OTHER and reason(rec) == Reason.INNER_ETHERTYPE
-    rec = parse(frame, [dict(PRESETS["geneve"], proto_en=0)])
-    assert kind(rec) == Kind.TUNNEL
-
-
-def test_protocol_field_validated():
-    with pytest.raises(ValueError, match="protocol field"):
-        preset("geneve", proto_off=63)
-    assert PRESETS["geneve"]["proto_en"] == 1
-    assert (PRESETS["geneve"]["proto_off"], PRESETS["geneve"]["proto_value"]) == (10, 0x6558)
-    assert all(not PRESETS[n]["proto_en"] for n in PRESETS if n != "geneve")

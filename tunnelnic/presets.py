@@ -31,8 +31,7 @@ _WIDTHS = {name: width for name, _word, _lsb, width in FIELDS}
 # Fields every preset shares: enabled, TSO and RSC allowed, IP IDs incrementing, no inner
 # Ethernet header (the presets that end with one set ``inner_eth=1``).
 _COMMON = dict(enable=1, tso_en=1, rsc_en=1, ipid_fixed=0, len_mode=0, udp=0, udp_csum=0,
-               len_off=0, len_bytes=0, len_shift=0, len_scale=0, len_mask=0, inner_eth=0,
-               proto_en=0, proto_off=0, proto_value=0)
+               len_off=0, len_bytes=0, len_shift=0, len_scale=0, len_mask=0, inner_eth=0)
 
 _UDP_DPORT = dict(fmt_off=2, fmt_len=2, fmt_mask=0xFFFF)   # UDP destination port
 
@@ -82,12 +81,11 @@ PRESETS = dict([
     _define("geneve",
             "Geneve (RFC 8926): UDP 8 + Geneve 8 + options (Opt Len, low 6 bits of byte 8, in "
             "4-byte words) + inner Ethernet 14 (EtherType must be 0x0800): length "
-            "(byte 8 & 0x3F) * 4 + 30; format: UDP destination port 6081; protocol type "
-            "(offset 10) must be 0x6558 (Ethernet); flow: the 24-bit VNI (offset 12); UDP "
-            "checksum zeroed.",
+            "(byte 8 & 0x3F) * 4 + 30; format: UDP destination port 6081 (the Geneve protocol "
+            "type is not checked: one format field per profile); flow: the 24-bit VNI "
+            "(offset 12); UDP checksum zeroed.",
             outer_proto=17, len_mode=1, len_off=8, len_bytes=1, len_mask=0x3F, len_shift=0,
             len_scale=2, opaque_len=30, udp=1, udp_csum=0, inner_eth=1,
-            proto_en=1, proto_off=10, proto_value=0x6558,
             fmt_value=GENEVE_PORT, flow_off=12, flow_len=3, **_UDP_DPORT),
     _define("private-udp",
             "The framework's private UDP encapsulation: UDP 8 + a 12-byte private header = 20; "
@@ -142,9 +140,6 @@ def validate(profile, opaque_bytes=OPAQUE_BYTES):
         raise ValueError("udp=1 needs at least 8 opaque bytes (the UDP header)")
     if g("udp_csum") and not g("udp"):
         raise ValueError("udp_csum=1 needs udp=1")
-    if g("proto_en") and g("proto_off") + 2 > opaque_bytes:
-        raise ValueError(f"protocol field (proto_off={g('proto_off')}) extends past the "
-                         f"{opaque_bytes}-byte opaque capture")
     if g("inner_eth") and g("opaque_len") < 14:
         raise ValueError("inner_eth=1 needs opaque_len >= 14 (the inner Ethernet header)")
     return profile
@@ -182,6 +177,4 @@ def describe(name):
             f"  outer proto {p['outer_proto']}; opaque length {length}; format off "
             f"{p['fmt_off']}, {p['fmt_len']} B = {p['fmt_value']:#x} mask {p['fmt_mask']:#x}; "
             f"flow {flow}; udp {p['udp']} udp_csum {p['udp_csum']}; tso_en {p['tso_en']} "
-            f"rsc_en {p['rsc_en']} ipid_fixed {p['ipid_fixed']} inner_eth {p['inner_eth']}"
-            + (f"; protocol off {p['proto_off']} = {p['proto_value']:#x}" if p["proto_en"]
-               else ""))
+            f"rsc_en {p['rsc_en']} ipid_fixed {p['ipid_fixed']} inner_eth {p['inner_eth']}")

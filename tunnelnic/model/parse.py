@@ -321,19 +321,11 @@ def parse(frame, profiles, *, header_window=256, opaque_bytes=64):
     # when those bytes are available (else the inner header is not either: truncated/window);
     # a profile whose opaque_len (the base in variable mode) is below 14 has no room for an
     # Ethernet header and always fails.
-    # Protocol field (profile proto_en, Geneve's protocol type): the two opaque bytes at
-    # proto_off, as captured (zero past C and past L), must be proto_value; checked under the
-    # same conditions as the EtherType.
     inner_eth_bad = False
     if inner_parsed and prof.get("inner_eth", 0):
         inner_eth_bad = (prof.get("opaque_len", 0) < 14
                          or (win.available(inner_l3 - 2, inner_l3)
                              and win.be(inner_l3 - 2, 2) != ETHERTYPE_IPV4))
-    if inner_parsed and prof.get("proto_en", 0) and win.available(inner_l3 - 2, inner_l3):
-        opaque = rec["opaque"].to_bytes(C, "little") + b"\0\0"
-        off_p = prof.get("proto_off", 0)
-        inner_eth_bad |= int.from_bytes(opaque[off_p:off_p + 2], "big") != prof.get(
-            "proto_value", 0)
 
     inner_valid = _ipv4_valid(inner)
     if tunnel and inner_valid:
