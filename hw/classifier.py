@@ -5,7 +5,11 @@ word write/read port. :class:`Classifier` watches the beats of a packet as they 
 parser's outer stage, captures every profile's format, length and flow field at its configured
 offset from the opaque start (in-stream, so no wide multiplexer over the captured header is
 needed), and when told (``trigger``) decides which profile matches first, the opaque length and
-the flow field. The rules are docs/parse-record.md, section "Classifier".
+the flow field. The rules are docs/parse-record.md, section "Classifier". The decision also
+carries the matched profile's ``inner_eth`` flag; the inner Ethernet type itself sits just
+before the inner header, wherever the opaque length puts it (past this capture for Geneve
+with long options), so the parser captures it with the inner header and the record builder
+checks it.
 """
 
 from amaranth import *
@@ -78,6 +82,8 @@ class Decision(data.Struct):
     ipid_fixed: 1
     tso_en: 1
     rsc_en: 1
+    inner_eth: 1        #: check the inner Ethernet header's EtherType (before inner_l3)
+    eth_short: 1        #: ... which does not fit: inner_eth with opaque_len below 14
 
 
 def right_align(value32, nbytes):
@@ -163,8 +169,8 @@ class Classifier(wiring.Component):
             # are registered here.
             c = {name: prof[name] for name in (
                 "enable", "outer_proto", "len_mode", "udp", "udp_csum", "tso_en", "rsc_en",
-                "ipid_fixed", "opaque_len", "len_bytes", "len_shift", "len_scale", "len_mask",
-                "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
+                "ipid_fixed", "inner_eth", "opaque_len", "len_bytes", "len_shift", "len_scale",
+                "len_mask", "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
             fv, fm = Signal(32, name=f"p{p}_cfg_fv"), Signal(32, name=f"p{p}_cfg_fm")
             m.d.sync += [fv.eq(left_align(prof.fmt_value, prof.fmt_len)),
                          fm.eq(left_align(prof.fmt_mask, prof.fmt_len))]
@@ -174,6 +180,10 @@ class Classifier(wiring.Component):
             fhi = Signal(name=f"p{p}_cfg_fhi")
             m.d.sync += fhi.eq((prof.fmt_value & prof.fmt_mask & above) == 0)
             c["fv"], c["fm"], c["fhi"] = fv, fm, fhi
+            # An inner Ethernet header needs 14 opaque bytes (the base of a variable length).
+            eth_short = Signal(name=f"p{p}_cfg_eth_short")
+            m.d.sync += eth_short.eq(prof.inner_eth & (prof.opaque_len < 14))
+            c["eth_short"] = eth_short
             # Field end (offset + size) relative to the opaque start, and "inside the capture".
             sizes = {"fmt": prof.fmt_len, "len": prof.len_bytes, "flow": prof.flow_len}
             for kind, size in sizes.items():
@@ -344,6 +354,7 @@ class Classifier(wiring.Component):
                 rd.udp.eq(c["udp"]), rd.udp_csum.eq(c["udp_csum"]),
                 rd.ipid_fixed.eq(c["ipid_fixed"]), rd.tso_en.eq(c["tso_en"]),
                 rd.rsc_en.eq(c["rsc_en"]),
+                rd.inner_eth.eq(c["inner_eth"]), rd.eth_short.eq(c["eth_short"]),
             ]
             per.append(rd)
 

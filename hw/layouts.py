@@ -49,15 +49,16 @@ class Reason(enum.Enum, shape=4):
     NONE = 0          #: offloadable
     NOT_IP = 1        #: ethertype is neither IPv4 nor IPv6 (ARP, LLDP...)
     IPV6 = 2          #: outer or inner IPv6: recognised, unsupported for now
-    TRUNCATED = 3     #: frame ended inside its headers
-    BAD_IHL = 4       #: an IPv4 IHL below 5, or a version field that is not 4 where 4 is needed
-    WINDOW = 5        #: headers extend beyond the parser's header window
-    FRAGMENT = 6      #: an IPv4 header has MF set or a non-zero fragment offset
-    IP_OPTIONS = 7    #: an IPv4 header has options (IHL > 5)
-    NOT_TCP = 8       #: no profile matched and the outer protocol is not TCP, or inner not TCP
-    FIELD_OUTSIDE = 9 #: the matched profile's flow/length field lies outside the captured bytes
-    BAD_LENGTH = 10   #: IP total length smaller than its headers, or the opaque length invalid
-    TCP_DOFF = 11     #: TCP data offset below 5
+    INNER_ETHERTYPE = 3  #: the profile's inner Ethernet header (``inner_eth``) is not IPv4
+    TRUNCATED = 4     #: frame ended inside its headers
+    BAD_IHL = 5       #: an IPv4 IHL below 5, or a version field that is not 4 where 4 is needed
+    WINDOW = 6        #: headers extend beyond the parser's header window
+    FRAGMENT = 7      #: an IPv4 header has MF set or a non-zero fragment offset
+    IP_OPTIONS = 8    #: an IPv4 header has options (IHL > 5)
+    NOT_TCP = 9       #: no profile matched and the outer protocol is not TCP, or inner not TCP
+    FIELD_OUTSIDE = 10  #: the matched profile's flow/length field lies outside the capture
+    BAD_LENGTH = 11   #: IP total length smaller than its headers, or the opaque length invalid
+    TCP_DOFF = 12     #: TCP data offset below 5
 
 
 class EthFields(data.Struct):

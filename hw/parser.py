@@ -20,8 +20,9 @@ How it works (see docs/architecture.md for the picture):
 4. Stage I only decides whether the head beat moves on, and decodes from the head beat (and
    the head decision) where each capture region is: which of its beats this is (one-hot) and
    each byte phase's lane, registered into stage J. Stage J (a register after it) captures
-   every record field (Ethernet, outer and inner IPv4, TCP) at offsets now known, each region
-   from its own copy of the beat (:func:`hw.replicate.replicas`), and masks the two IPv4 header
+   every record field (Ethernet, outer and inner IPv4 and the inner Ethernet type just before
+   it, TCP) at offsets now known, each region from its own copy of the beat
+   (:func:`hw.replicate.replicas`), and masks the two IPv4 header
    checksum regions; stage K adds the masked words into one accumulator per word lane and
    captures the opaque bytes and (at W <= 8) the TCP bytes (their lanes were selected in J).
    When the packet ends or its header window has passed, the captures (J, and K for the
@@ -49,7 +50,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .buffer import HeadFifo, ReservedFifo, SkidBuffer, StreamFifo
-from .capture import beat_index_bits, capture_region, capture_selects, region_sum
+from .byteorder import be_value
+from .capture import (beat_index_bits, capture_byte, capture_region, capture_selects,
+                      region_sum)
 from .classifier import Classifier, Decision
 from .layouts import Kind, Reason, parsed_layout
 from .record import ETH_BYTES, RecordBuilder
@@ -374,6 +377,27 @@ class HeaderParser(wiring.Component):
                             end=header_end(inner_l3, inner_r[0][:4], inner_n[0][:4],
                                            "isum_end", fallback=~gate_in),
                             name="isum", **sum_args)
+        # The inner Ethernet header's EtherType (checked when the profile says inner_eth): the
+        # two bytes before the inner header, wherever the opaque length put it. They are bytes
+        # W-2 and W-1 of a region starting one beat before the inner header (inner_l3 - W),
+        # which has the inner header's lane phases: they reuse its registered lane selects and
+        # carries (pre_inner), and only the beat compare is new (rel == -1: the beat before
+        # the inner header's first). The same structure as every other captured byte.
+        inner_beat_before = Signal(name="j_inner_before")
+        m.d.comb += inner_beat_before.eq(rel_inner == -1)
+        et_rep = beat_reps[3]
+        et_lanes = Array(et_rep.word_select(i, 8) for i in range(W))
+        et_n = []
+        for k in range(2):
+            kr = W - 2 + k
+            et_byte = Signal(8, name=f"innerE_lane{k}")
+            et_hit = Signal(name=f"innerE_hit{k}")
+            m.d.comb += [et_byte.eq(et_lanes[pre_inner[2][kr]]),
+                         et_hit.eq(gate_in & Mux(pre_inner[1][kr], pre_inner[0][0],
+                                                 inner_beat_before))]
+            _, nxt = capture_byte(m, hit=et_hit, byte=et_byte, first=et_rep[8 * W],
+                                  take=take_reps[0], name=f"innerE{k}")
+            et_n.append(nxt)
         inner_seen = Signal()
         with m.If(take_j):
             m.d.sync += inner_seen.eq((inner_seen & ~first_j) |
@@ -425,7 +449,7 @@ class HeaderParser(wiring.Component):
             m.d.sync += [
                 bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
                 # (Plain TCP's inner header is its outer one: the builder substitutes it.)
-                bld.inner.eq(Cat(*inner_n)),
+                bld.inner.eq(Cat(*inner_n)), bld.inner_et.eq(be_value(et_n)),
                 *([] if tcp_late else [bld.tcp.eq(Cat(*tcp_n))]),
                 bld.dec.eq(j.dec), bld.ended.eq(j.b.last), bld.flen.eq(j.flen),
                 bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.is6.eq(j.is6), bld.short.eq(j.short),

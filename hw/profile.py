@@ -13,6 +13,12 @@ Format: ``fmt_len`` (1..4) bytes at ``fmt_off``; the profile matches when
 ``(field & fmt_mask) == (fmt_value & fmt_mask)`` and the outer IPv4 protocol is
 ``outer_proto``. Flow: ``flow_len`` (0..4, 0 = none) bytes at ``flow_off``.
 
+Inner Ethernet: with ``inner_eth`` the opaque region ends with an inner Ethernet header
+(NVGRE, VXLAN, Geneve), and the packet is offloadable only if that header's EtherType (the
+two bytes just before the inner IPv4 header) is 0x0800; otherwise, or when the fixed length
+(the base in variable mode) ``opaque_len`` is below 14 and so cannot hold an Ethernet header,
+the reason is ``INNER_ETHERTYPE`` (docs/parse-record.md).
+
 The profile is also stored as :data:`WORDS` 32-bit words; :data:`FIELDS` says where each field
 sits, and is what register maps and drivers are built from.
 """
@@ -32,6 +38,7 @@ class Profile(data.Struct):
     tso_en: 1
     rsc_en: 1
     ipid_fixed: 1
+    inner_eth: 1     #: the opaque region ends with an inner Ethernet header: check its type
     opaque_len: 10   #: fixed opaque length, or the base added in variable mode
     len_off: 6
     len_bytes: 2     #: 1 or 2
@@ -50,6 +57,7 @@ class Profile(data.Struct):
 FIELDS = (
     ("enable", 0, 0, 1), ("len_mode", 0, 1, 1), ("udp", 0, 2, 1), ("udp_csum", 0, 3, 1),
     ("tso_en", 0, 4, 1), ("rsc_en", 0, 5, 1), ("ipid_fixed", 0, 6, 1),
+    ("inner_eth", 0, 7, 1),
     ("outer_proto", 0, 8, 8), ("opaque_len", 0, 16, 10),
     ("len_off", 1, 0, 6), ("len_bytes", 1, 6, 2), ("len_shift", 1, 8, 4), ("len_scale", 1, 12, 2),
     ("len_mask", 1, 16, 16),

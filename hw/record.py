@@ -2,9 +2,10 @@
 
 :class:`RecordBuilder` computes, from the bytes the parser captured and the classifier's
 decision, every field of :class:`hw.layouts.ParseRecord` exactly as docs/parse-record.md says.
-It is a five-stage pipeline (A: Ethernet and outer header; B1: the inner header's and TCP's
-offsets and end positions, checksum checks; B2: their compares against the frame/window
-limit; B3: presence, lengths, errors; C: reason and classification), so no cycle holds more
+It is a five-stage pipeline (A: Ethernet and outer header, the inner Ethernet type compare;
+B1: the inner header's and TCP's offsets and end positions, checksum checks; B2: their
+compares against the frame/window limit; B3: presence, lengths, errors; C: reason and
+classification), so no cycle holds more
 than one adder or one compare and a few LUTs; stages are registered and never read the
 record back (Icarus turns such read-backs into zero-time loops).
 
@@ -80,6 +81,8 @@ class RecordBuilder(wiring.Component):
         super().__init__({
             "i_valid": In(1),
             "eth": In(8 * ETH_BYTES), "outer": In(160), "inner": In(160), "tcp": In(160),
+            # The two bytes before the inner header (a profile's inner Ethernet type).
+            "inner_et": In(16),
             "opaque": In(8 * opaque_bytes),
             "osum": In(21 * sum_words), "isum": In(21 * sum_words),
             "dec": In(Decision), "ended": In(1), "flen": In(16),
@@ -113,7 +116,7 @@ class RecordBuilder(wiring.Component):
             "l3": 5, "is4": 1, "is6": 1, "vlans": 2, "tci0": 16, "tci1": 16, "et": 16,
             "limit": 16, "short": 1, "o_present": 1, "o_valid": 1, "o_hlen": 8,
             "opaque_off": 8, "inner_l3": 20, "inner_def": 1, "osum": 24, "isum": 24,
-            "outer": Ipv4Fields}.items()}
+            "outer": Ipv4Fields, "et_ip4": 1}.items()}
         with m.If(self.i_valid):
             m.d.sync += [
                 a["l3"].eq(l3), a["is4"].eq(is4), a["is6"].eq(is6), a["vlans"].eq(vlans),
@@ -129,6 +132,7 @@ class RecordBuilder(wiring.Component):
                 a["isum"].eq(wide_sum(self.isum.word_select(k, 21)
                                       for k in range(self.sum_words))),
                 a["outer"].eq(_ipv4(outer_b, 1)),   # zeroed unless present in stage B1
+                a["et_ip4"].eq(self.inner_et == 0x0800),
             ]
 
         # ---- stage B1: the inner header's and TCP's offsets, sums, checksum checks ----------
@@ -181,9 +185,10 @@ class RecordBuilder(wiring.Component):
         inner = b1["inner"]
         i_total = inner.total_len
         hdrs = b1["hdrs"]
+        # (il3: the inner header's start, the end of a profile's inner Ethernet type.)
         ends = {"l3": a["l3"], "l3_20": b1["l3_20"], "l3_oh": b1["l3_oh"],
-                "il3_20": b1["il3_20"], "l4": b1["l4"], "l4_20": b1["l4_20"],
-                "payload": b1["payload"]}
+                "il3": a["inner_l3"], "il3_20": b1["il3_20"], "l4": b1["l4"],
+                "l4_20": b1["l4_20"], "payload": b1["payload"]}
         g = {f"av_{k}": Signal(name=f"g_av_{k}") for k in ends}
         g.update({name: Signal(shape, name=f"g_{name}") for name, shape in {
             "short_lt": 1, "hdrs_fit": 1, "pay_len": 16, "iend_gt": 1, "olen_lt": 1}.items()})
@@ -238,7 +243,7 @@ class RecordBuilder(wiring.Component):
             "truncated": 1, "window": 1, "short_frame": 1, "outer_bad_ihl": 1,
             "inner_bad_ihl": 1, "outer_bad_csum": 1, "inner_bad_csum": 1,
             "outer_bad_len": 1, "inner_bad_len": 1,
-            "c_ipv6": 1, "c_frag": 1, "c_opts": 1, "c_not_tcp": 1, "c_field": 1,
+            "c_ipv6": 1, "c_eth": 1, "c_frag": 1, "c_opts": 1, "c_not_tcp": 1, "c_field": 1,
             "c_doff": 1, "dec": Decision, "eth_addr": 96}.items()}
         with m.If(vb2):
             m.d.sync += [
@@ -263,6 +268,9 @@ class RecordBuilder(wiring.Component):
                 b["inner_bad_len"].eq((tcp_ok & ~g["hdrs_fit"]) |
                                       (matched & i_valid & g["iend_gt"])),
                 b["c_ipv6"].eq(a["is6"] | (matched & i_present & (i_ver == 6))),
+                # The inner Ethernet type, when the profile has one and it is in the frame.
+                b["c_eth"].eq(matched & a["inner_def"] & dec.inner_eth &
+                              (dec.eth_short | (avail("il3") & ~a["et_ip4"]))),
                 b["c_frag"].eq((a["o_valid"] & b1["o_frag"]) | (i_valid & i_frag)),
                 b["c_opts"].eq((a["o_valid"] & (outer.ihl > 5)) | (i_valid & (i_ihl > 5))),
                 b["c_not_tcp"].eq((~matched & (outer.proto != 6)) |
@@ -278,6 +286,7 @@ class RecordBuilder(wiring.Component):
         conds = [
             (Reason.NOT_IP, ~a["is4"] & ~a["is6"]),
             (Reason.IPV6, b["c_ipv6"]),
+            (Reason.INNER_ETHERTYPE, b["c_eth"]),
             (Reason.TRUNCATED, b["truncated"] | b["short_frame"]),
             (Reason.BAD_IHL, b["outer_bad_ihl"] | b["inner_bad_ihl"]),
             (Reason.WINDOW, b["window"]),

@@ -429,6 +429,7 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t other;
     uint32_t reason_not_ip;
     uint32_t reason_ipv6;
+    uint32_t reason_inner_ethertype;
     uint32_t reason_truncated;
     uint32_t reason_bad_ihl;
     uint32_t reason_window;
@@ -438,7 +439,6 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t reason_field_outside;
     uint32_t reason_bad_length;
     uint32_t reason_tcp_doff;
-    uint8_t RESERVED_3c_3f[0x4];
     uint32_t profile_hits[8];
 } tunnelnic__tx_parser_stats_t;
 
@@ -450,6 +450,7 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t other;
     uint32_t reason_not_ip;
     uint32_t reason_ipv6;
+    uint32_t reason_inner_ethertype;
     uint32_t reason_truncated;
     uint32_t reason_bad_ihl;
     uint32_t reason_window;
@@ -459,7 +460,6 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t reason_field_outside;
     uint32_t reason_bad_length;
     uint32_t reason_tcp_doff;
-    uint8_t RESERVED_3c_3f[0x4];
     uint32_t profile_hits[8];
 } tunnelnic__rx_parser_stats_t;
 
@@ -492,6 +492,10 @@ typedef struct __attribute__ ((__packed__)) {
 #define TUNNELNIC__PROFILE_T__WORD0__IPID_FIXED_bp 6
 #define TUNNELNIC__PROFILE_T__WORD0__IPID_FIXED_bw 1
 #define TUNNELNIC__PROFILE_T__WORD0__IPID_FIXED_reset 0x0
+#define TUNNELNIC__PROFILE_T__WORD0__INNER_ETH_bm 0x80
+#define TUNNELNIC__PROFILE_T__WORD0__INNER_ETH_bp 7
+#define TUNNELNIC__PROFILE_T__WORD0__INNER_ETH_bw 1
+#define TUNNELNIC__PROFILE_T__WORD0__INNER_ETH_reset 0x0
 #define TUNNELNIC__PROFILE_T__WORD0__OUTER_PROTO_bm 0xff00
 #define TUNNELNIC__PROFILE_T__WORD0__OUTER_PROTO_bp 8
 #define TUNNELNIC__PROFILE_T__WORD0__OUTER_PROTO_bw 8

@@ -33,7 +33,73 @@ def table_profiles(kind="presets"):
         out.append(dict(preset("vxlan", port=5001), flow_off=63, flow_len=2))
         out.append(dict(preset("geneve", port=5002), len_off=63, len_bytes=2))
         return out + [None]
+    if kind == "innereth":
+        # The presets, then VXLAN-like profiles: inner_eth with no room for an Ethernet
+        # header (opaque_len 12: never offloadable), and without inner_eth (type unchecked).
+        return (table_profiles("presets")[:6]
+                + [dict(preset("vxlan", port=INNERETH_SHORT_PORT), opaque_len=12),
+                   preset("vxlan", port=INNERETH_OFF_PORT, inner_eth=0)])
     raise ValueError(kind)
+
+
+#: UDP ports of the "innereth" table's two extra VXLAN-like profiles.
+INNERETH_SHORT_PORT, INNERETH_OFF_PORT = 5004, 5005
+#: Inner EtherTypes tried: IPv4, then IPv6, a VLAN tag, 802.1X (the bit flip that found the
+#: bug: 0x0800 ^ 0x8000), ARP, zero, and types one bit from 0x0800.
+INNER_ETHERTYPES = (0x0800, 0x86DD, 0x8100, 0x8800, 0x0806, 0x0000, 0x0801, 0x0900, 0x1800)
+
+
+def innereth_frames(rng):
+    """Frames whose inner Ethernet type varies, each with the reason a NIC must report,
+    known from how it was built (not from the model): ``[(frame, reason or None)]``
+    (None: not checked beyond the model)."""
+    from hw.layouts import Reason
+    from tunnelnic.packets import build_packet
+    out = []
+
+    def et_offset(encap, vlans, words):
+        # Outer header without options: opaque at l3 + 20; the type ends the opaque region.
+        n = {"nvgre": 22, "vxlan": 30, "geneve": 30 + 4 * words}[encap]
+        return 14 + 4 * vlans + 20 + n - 2
+
+    for encap in ("nvgre", "vxlan", "geneve"):
+        for et in INNER_ETHERTYPES:
+            for vlans in (0, 1, 2):
+                # Geneve: options up to 15 words put the type past the 64-byte capture.
+                words = rng.randrange(16) if encap == "geneve" else 0
+                frame = build_packet(encap, inner_ethertype=et, vlans=vlans,
+                                     geneve_options=words, flow=rng.randrange(1 << 24),
+                                     payload=bytes(rng.randrange(256)
+                                                   for _ in range(rng.choice((0, 7, 200)))),
+                                     udp_csum=bool(rng.randrange(2)))
+                out.append((frame, Reason.NONE if et == 0x0800 else Reason.INNER_ETHERTYPE))
+        # Every Geneve option length 0..15 at one VLAN count (every lane phase at W <= 16).
+        for words in range(16):
+            et = INNER_ETHERTYPES[words % len(INNER_ETHERTYPES)]
+            frame = build_packet("geneve", inner_ethertype=et, geneve_options=words)
+            out.append((frame, Reason.NONE if et == 0x0800 else Reason.INNER_ETHERTYPE))
+        # A real inner IPv6 packet stays IPV6 (a higher-priority reason).
+        out.append((build_packet(encap, inner_ipv6=True), Reason.IPV6))
+        # Cut around the type: before it ends the packet is truncated (its bytes are not
+        # there); once it is there, a wrong type is reported however short the rest is.
+        for et in (0x0800, 0x8800):
+            words = 3 if encap == "geneve" else 0
+            full = build_packet(encap, inner_ethertype=et, geneve_options=words,
+                                payload=b"t" * 30, min_size=0)
+            end = et_offset(encap, 0, words) + 2
+            for cut in range(end - 3, end + 3):
+                reason = (Reason.TRUNCATED if cut < end or et == 0x0800
+                          else Reason.INNER_ETHERTYPE)
+                out.append((full[:cut], reason))
+    # The two extra profiles: no room for the header (always refused), type unchecked.
+    for et in (0x0800, 0x8800):
+        out.append((build_packet("vxlan", port=INNERETH_SHORT_PORT, inner_ethertype=et),
+                    Reason.INNER_ETHERTYPE))
+        out.append((build_packet("vxlan", port=INNERETH_OFF_PORT, inner_ethertype=et),
+                    Reason.NONE))
+    # GRE with key carries IPv4 itself (no inner Ethernet): the type check does not apply.
+    out.append((build_packet("gre-key"), Reason.NONE))
+    return out
 
 
 def pack_table(profiles):
@@ -124,6 +190,8 @@ def case_frames(case, rng):
                 frame = corrupt(frame, rng.randrange(len(frame)), rng.randrange(256))
             frames.append(frame)
         return frames
+    if case == "innereth":
+        return [f for f, _ in innereth_frames(rng)]
     if case == "min60":
         return [build_packet("plain", payload=b"", min_size=60)[:60] for _ in range(64)]
     raise ValueError(case)
@@ -140,7 +208,14 @@ async def run_case(dut):
     dut.table.value = pack_table(profiles)
     tb = StreamBench(dut, seed=p["seed"], stalls=p["stalls"])
     await tb.reset()
-    frames = case_frames(p["case"], rng)
+    if p["case"] == "innereth":
+        # The frames and the reason each must get, independently of the model.
+        checked = innereth_frames(random.Random(p["seed"]))
+        frames = [f for f, _ in checked]
+        reasons = [r for _, r in checked]
+    else:
+        frames = case_frames(p["case"], rng)
+        reasons = [None] * len(frames)
     stats = {"packets": 0, "other": 0}
     cycles = {"n": 0, "out_beats": 0}
 
@@ -169,6 +244,10 @@ async def run_case(dut):
         diffs = diff_records(want, got)
         assert not diffs, (f"frame {n} ({frame[:64].hex()}...), error flag "
                            f"{dut.error.value}: " + "; ".join(diffs[:12]))
+        if reasons[n] is not None:
+            assert got["cls"]["reason"] == reasons[n].value, (
+                f"frame {n} ({frame[:64].hex()}...): reason {got['cls']['reason']}, "
+                f"want {reasons[n]!r}")
         expected_other += want["cls"]["kind"] == 0
     await tb.cycles(10)
     assert stats["packets"] == len(frames)
@@ -187,7 +266,8 @@ def make_dut(width):
 
 
 CASES = [("presets", "presets", True), ("errors", "presets", True), ("flow", "flow", True),
-         ("random", "presets", True), ("min60", "presets", False)]
+         ("random", "presets", True), ("min60", "presets", False),
+         ("innereth", "innereth", True)]
 
 
 @pytest.mark.parametrize("case,table,stalls", CASES, ids=[c[0] for c in CASES])

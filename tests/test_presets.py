@@ -29,8 +29,9 @@ def test_rfc_values():
                                                                0xFFFFFFFF, 4, 4)
     c = PRESETS["gre-cks"]
     assert (c["outer_proto"], c["opaque_len"], c["fmt_off"], c["fmt_len"], c["fmt_value"],
-            c["flow_off"], c["flow_len"]) == (47, 16, 0, 2, 0xB000, 10, 2)
-    assert c["fmt_mask"] & 0xB007 == 0xB007          # C, K, S and the version checked
+            c["flow_off"], c["flow_len"]) == (47, 16, 0, 4, 0xB0000800, 10, 2)
+    assert (c["fmt_mask"] >> 16) & 0xB007 == 0xB007  # C, K, S and the version checked
+    assert c["fmt_mask"] & 0xFFFF == 0xFFFF          # ... and the protocol type (IPv4)
     n = PRESETS["nvgre"]
     assert (n["outer_proto"], n["opaque_len"], n["fmt_value"], n["flow_off"], n["flow_len"]) \
         == (47, 22, 0x20006558, 4, 3)

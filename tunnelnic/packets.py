@@ -16,7 +16,8 @@ Encapsulations (``ENCAPS``) and where the tenant id ``flow`` goes:
 ``private-udp``... | IPv4 (17) | UDP ``port`` | 12-byte header, bytes 0-1 = ``flow`` | IPv4 | TCP
 ============== ==========================================================================
 
-The inner Ethernet of NVGRE/VXLAN/Geneve always has type 0x0800 (0x86DD with ``inner_ipv6``).
+The inner Ethernet of NVGRE/VXLAN/Geneve has type 0x0800 (0x86DD with ``inner_ipv6``), unless
+``inner_ethertype`` says otherwise (the inner IP header follows it all the same).
 """
 
 from scapy.compat import raw
@@ -96,14 +97,15 @@ def build_packet(encap, *, payload=b"", seq=1000, ack=1, flags="A", window=8192,
                  udp_sport=50000, udp_csum=False, port=None, geneve_options=0,
                  gre_seq=7, nvgre_flowid=0, private_header=None,
                  inner_eth_src="02:00:00:00:01:01", inner_eth_dst="02:00:00:00:01:02",
-                 min_size=60):
+                 inner_ethertype=None, min_size=60):
     """One Ethernet frame (no FCS) of encapsulation ``encap``, lengths and checksums correct.
 
     ``flow`` is the tenant id (GRE key / VSID / VNI / private slot id); ``vlans`` 0, 1 or 2
     (802.1Q, or QinQ with ``qinq_tpid`` outside); ``geneve_options`` the Geneve option length in
     4-byte words; ``udp_csum`` computes the outer UDP checksum (else 0); ``port`` overrides the
     UDP destination port (``private-udp`` defaults to 7000); ``inner_proto`` overrides the inner
-    IPv4 protocol (the TCP header stays); ``private_header`` gives the 12 private-udp bytes.
+    IPv4 protocol (the TCP header stays); ``private_header`` gives the 12 private-udp bytes;
+    ``inner_ethertype`` overrides the type of NVGRE/VXLAN/Geneve's inner Ethernet header.
     Frames shorter than ``min_size`` (default 60, Ethernet's minimum without FCS) are padded
     with zeros after the outer datagram.
     For ``plain`` the ``inner_*`` arguments describe the only IP header (``outer_*`` unused).
@@ -119,7 +121,8 @@ def build_packet(encap, *, payload=b"", seq=1000, ack=1, flags="A", window=8192,
                     tcp_options=tcp_options, payload=payload)
     inner_type = 0x86DD if inner_ipv6 else 0x0800
     if encap in _INNER_ETHER:
-        inner = Ether(src=inner_eth_src, dst=inner_eth_dst, type=inner_type) / inner
+        inner = Ether(src=inner_eth_src, dst=inner_eth_dst,
+                      type=inner_type if inner_ethertype is None else inner_ethertype) / inner
 
     if encap == "plain":
         l3 = inner

@@ -28,9 +28,10 @@ PRIVATE_UDP_PORT = 7000
 
 _WIDTHS = {name: width for name, _word, _lsb, width in FIELDS}
 
-# Fields every preset shares: enabled, TSO and RSC allowed, IP IDs incrementing.
+# Fields every preset shares: enabled, TSO and RSC allowed, IP IDs incrementing, no inner
+# Ethernet header (the presets that end with one set ``inner_eth=1``).
 _COMMON = dict(enable=1, tso_en=1, rsc_en=1, ipid_fixed=0, len_mode=0, udp=0, udp_csum=0,
-               len_off=0, len_bytes=0, len_shift=0, len_scale=0, len_mask=0)
+               len_off=0, len_bytes=0, len_shift=0, len_scale=0, len_mask=0, inner_eth=0)
 
 _UDP_DPORT = dict(fmt_off=2, fmt_len=2, fmt_mask=0xFFFF)   # UDP destination port
 
@@ -55,31 +56,36 @@ PRESETS = dict([
             "GRE with checksum, key and sequence number (RFC 2784 + RFC 2890), the framework's "
             "example: base 4 + checksum/reserved 4 + key 4 + sequence 4 = 16 bytes. Format: "
             "flags word 0xB000 (C, K, S set; routing, strict source route, recursion, flags and "
-            "version 0) under mask 0xFFFF; flow: the low 2 bytes of the key (offset 10).",
+            "version 0) and protocol type 0x0800 (inner IPv4), 0xB000_0800 under mask "
+            "0xFFFF_FFFF; flow: the low 2 bytes of the key (offset 10).",
             outer_proto=47, opaque_len=16,
-            fmt_off=0, fmt_len=2, fmt_value=0xB000, fmt_mask=0xFFFF,
+            fmt_off=0, fmt_len=4, fmt_value=0xB000_0800, fmt_mask=0xFFFF_FFFF,
             flow_off=10, flow_len=2),
     _define("nvgre",
             "NVGRE (RFC 7637): GRE 8 (K=1, protocol 0x6558 Transparent Ethernet Bridging) + "
-            "inner Ethernet 14; flow: the 24-bit VSID (key bytes 0-2, offset 4).",
-            outer_proto=47, opaque_len=22,
+            "inner Ethernet 14 (its EtherType must be 0x0800); flow: the 24-bit VSID (key "
+            "bytes 0-2, offset 4).",
+            outer_proto=47, opaque_len=22, inner_eth=1,
             fmt_off=0, fmt_len=4, fmt_value=0x2000_6558, fmt_mask=0xFFFF_FFFF,
             flow_off=4, flow_len=3),
     _define("vxlan",
-            "VXLAN (RFC 7348): UDP 8 + VXLAN 8 + inner Ethernet 14 = 30; format: UDP destination "
-            "port 4789; flow: the 24-bit VNI (offset 12); UDP length fixed up, checksum zeroed.",
-            outer_proto=17, opaque_len=30, udp=1, udp_csum=0,
+            "VXLAN (RFC 7348): UDP 8 + VXLAN 8 + inner Ethernet 14 = 30 (inner EtherType must "
+            "be 0x0800); format: UDP destination port 4789; flow: the 24-bit VNI (offset 12); "
+            "UDP length fixed up, checksum zeroed.",
+            outer_proto=17, opaque_len=30, udp=1, udp_csum=0, inner_eth=1,
             fmt_value=VXLAN_PORT, flow_off=12, flow_len=3, **_UDP_DPORT),
     _define("vxlan-csum",
             "VXLAN (RFC 7348) as 'vxlan', with the outer UDP checksum recomputed.",
-            outer_proto=17, opaque_len=30, udp=1, udp_csum=1,
+            outer_proto=17, opaque_len=30, udp=1, udp_csum=1, inner_eth=1,
             fmt_value=VXLAN_PORT, flow_off=12, flow_len=3, **_UDP_DPORT),
     _define("geneve",
             "Geneve (RFC 8926): UDP 8 + Geneve 8 + options (Opt Len, low 6 bits of byte 8, in "
-            "4-byte words) + inner Ethernet 14: length (byte 8 & 0x3F) * 4 + 30; format: UDP "
-            "destination port 6081; flow: the 24-bit VNI (offset 12); UDP checksum zeroed.",
+            "4-byte words) + inner Ethernet 14 (EtherType must be 0x0800): length "
+            "(byte 8 & 0x3F) * 4 + 30; format: UDP destination port 6081 (the Geneve protocol "
+            "type is not checked: one format field per profile); flow: the 24-bit VNI "
+            "(offset 12); UDP checksum zeroed.",
             outer_proto=17, len_mode=1, len_off=8, len_bytes=1, len_mask=0x3F, len_shift=0,
-            len_scale=2, opaque_len=30, udp=1, udp_csum=0,
+            len_scale=2, opaque_len=30, udp=1, udp_csum=0, inner_eth=1,
             fmt_value=GENEVE_PORT, flow_off=12, flow_len=3, **_UDP_DPORT),
     _define("private-udp",
             "The framework's private UDP encapsulation: UDP 8 + a 12-byte private header = 20; "
@@ -134,6 +140,8 @@ def validate(profile, opaque_bytes=OPAQUE_BYTES):
         raise ValueError("udp=1 needs at least 8 opaque bytes (the UDP header)")
     if g("udp_csum") and not g("udp"):
         raise ValueError("udp_csum=1 needs udp=1")
+    if g("inner_eth") and g("opaque_len") < 14:
+        raise ValueError("inner_eth=1 needs opaque_len >= 14 (the inner Ethernet header)")
     return profile
 
 
@@ -169,4 +177,4 @@ def describe(name):
             f"  outer proto {p['outer_proto']}; opaque length {length}; format off "
             f"{p['fmt_off']}, {p['fmt_len']} B = {p['fmt_value']:#x} mask {p['fmt_mask']:#x}; "
             f"flow {flow}; udp {p['udp']} udp_csum {p['udp_csum']}; tso_en {p['tso_en']} "
-            f"rsc_en {p['rsc_en']} ipid_fixed {p['ipid_fixed']}")
+            f"rsc_en {p['rsc_en']} ipid_fixed {p['ipid_fixed']} inner_eth {p['inner_eth']}")

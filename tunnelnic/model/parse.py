@@ -26,6 +26,9 @@ the same way):
   ``ihl < 5``); for plain TCP it is 0 (the outer bit covers the one header).
 * ``off.opaque`` and the ``opaque`` capture are set for every valid outer header, plain TCP
   included (they then hold the TCP header), as the spec's outer rule says.
+* ``inner_eth``: the EtherType is read at ``inner_l3 - 2`` (the end of the opaque region,
+  wherever a variable length puts it, also past the capture ``C``); it is not a needed region
+  of its own (it lies before the inner header, which is one).
 """
 
 from hw.layouts import OFFSET_BITS, Kind, Reason
@@ -313,6 +316,17 @@ def parse(frame, profiles, *, header_window=256, opaque_bytes=64):
         inner.update(outer)
     off["inner_l3"] = inner_l3 & OFF_MASK
 
+    # Inner Ethernet (profile inner_eth): the two bytes before the inner header are its
+    # EtherType and must be 0x0800. Checked only when the inner header is looked for, and only
+    # when those bytes are available (else the inner header is not either: truncated/window);
+    # a profile whose opaque_len (the base in variable mode) is below 14 has no room for an
+    # Ethernet header and always fails.
+    inner_eth_bad = False
+    if inner_parsed and prof.get("inner_eth", 0):
+        inner_eth_bad = (prof.get("opaque_len", 0) < 14
+                         or (win.available(inner_l3 - 2, inner_l3)
+                             and win.be(inner_l3 - 2, 2) != ETHERTYPE_IPV4))
+
     inner_valid = _ipv4_valid(inner)
     if tunnel and inner_valid:
         win.need(inner_l3, inner_l3 + 4 * inner["ihl"])
@@ -365,6 +379,7 @@ def parse(frame, profiles, *, header_window=256, opaque_bytes=64):
     reasons = [
         (Reason.NOT_IP, t not in (ETHERTYPE_IPV4, ETHERTYPE_IPV6)),
         (Reason.IPV6, t == ETHERTYPE_IPV6 or inner_v6),
+        (Reason.INNER_ETHERTYPE, inner_eth_bad),
         (Reason.TRUNCATED, err["truncated"] or err["short_frame"]),
         (Reason.BAD_IHL, err["outer_bad_ihl"] or err["inner_bad_ihl"]),
         (Reason.WINDOW, err["window"]),
