@@ -62,9 +62,12 @@ CTX_DYNAMIC = ("tail", "next_seq", "count", "otl", "ack", "win", "psh", "id_mode
                "s_pay", "start")
 
 
-def _halves(layout):
-    """The fields of ``layout`` in two lists of about equal width (largest first into the
-    lighter one): the static table holds each context as two rows, one per half."""
+def _halves(layout, rows=2):
+    """The fields of ``layout`` in ``rows`` (1 or 2) lists of about equal width (largest first
+    into the lighter one), and the widest list's width: the static table holds each context as
+    that many rows."""
+    if rows == 1:
+        return ([n for n, _ in layout], []), Shape.cast(layout).width
     halves, widths = ([], []), [0, 0]
     for name, f in sorted(layout, key=lambda nf: -Shape.cast(nf[1].shape).width):
         k = 0 if widths[0] <= widths[1] else 1
@@ -113,6 +116,10 @@ class RscEngine(wiring.Component):
     max_frame : longest frame stored (longer ones are dropped and counted).
     cycles_per_us : clock cycles per microsecond (the timeout's time base).
     opaque_bytes : the parser's opaque capture.
+    ctx_rows : 1 or 2 (default: 1 at W >= 8, 2 at W = 4): rows of block RAM per context for
+        its static part. 2 halves the DP16KD of the context table (21 instead of 42: block
+        RAM is used for its width) for one more decision cycle, which keeps the line rate of
+        64-byte frames at W = 4 (16 cycles each) but not at W = 8 (8 cycles).
 
     Ports
     -----
@@ -129,12 +136,13 @@ class RscEngine(wiring.Component):
 
     Throughput: ingress takes one beat per cycle and deasserts ``i.ready`` only at a beat that
     starts a page when no page is free, or at the first beat of a frame when 4 frames wait for
-    the decision stage. The decision stage takes 7 cycles per frame (pipelined inside: CAM
-    compare, context read in two cycles, read data registered, two compare stages,
-    decision), also when the table is full and the oldest context is evicted, 8 when a
-    flush is followed by a pass-through; it waits only when a job must be queued and the job
-    queue is full. Flushes for the timeout, the pool and flush-all use idle cycles (5 cycles
-    each). Backpressure on
+    the decision stage. The decision stage takes 6 cycles per frame (pipelined inside: CAM
+    compare, context read, read data registered, two compare stages, decision; one more
+    with ``ctx_rows`` = 2, the second row's read), also when the table is full and the
+    oldest context is evicted, one more when a flush is followed by a pass-through; it waits
+    only when a job must be queued and the job queue is full. Flushes for the timeout, the
+    pool and flush-all use idle cycles (4 cycles each, 5 with ``ctx_rows`` = 2).
+    Backpressure on
     ``o`` propagates through the emitter to the pool, and from there to ``i``.
 
     Latency: a descriptor leaves the ingress 5 cycles after the frame's last beat; a job
@@ -144,7 +152,7 @@ class RscEngine(wiring.Component):
     """
 
     def __init__(self, width=8, *, contexts=32, pages=144, page_bytes=512, max_frame=2048,
-                 cycles_per_us=125, opaque_bytes=64):
+                 cycles_per_us=125, opaque_bytes=64, ctx_rows=None):
         self.width = check_width(width)
         if not 1 <= contexts <= 256:
             raise ValueError(f"contexts must be 1..256, not {contexts}")
@@ -165,6 +173,11 @@ class RscEngine(wiring.Component):
         self.contexts, self.pages, self.page_bytes = contexts, pages, page_bytes
         self.max_frame = max_frame
         self.cycles_per_us, self.opaque_bytes = cycles_per_us, opaque_bytes
+        if ctx_rows is None:
+            ctx_rows = 2 if width <= 4 else 1
+        if ctx_rows not in (1, 2):
+            raise ValueError(f"ctx_rows must be 1 or 2, not {ctx_rows}")
+        self.ctx_rows = ctx_rows
         ci = range(max(contexts, 2))
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
@@ -221,8 +234,9 @@ class RscEngine(wiring.Component):
         # in two parts: the static fields (key, headers, options, constants: ~1.5 kbit, written
         # only when a context opens, from ``cur``) and the dynamic ones (``CTX_DYNAMIC``,
         # written at opens and merges). Block RAM is used for its width (36 bits per DP16KD),
-        # so the static part is stored as two rows per context (``shalf``: address
-        # 2 * slot + half, half the DP16KD of one wide row) and read in two cycles: the rows
+        # so with ``ctx_rows`` = 2 the static part is stored as two rows per context
+        # (``shalf``: address 2 * slot + half, half the DP16KD of one wide row; with 1, one
+        # row, read and written in one cycle as a half 0) and read in two cycles: the rows
         # of half 0 and the dynamic part land in ``ctx`` the cycle after their read, half 1 one
         # cycle later (``ld_a``, ``ld_b``: registered from the read, the only enables of
         # ``ctx``; the read ports hold their data between reads). An open writes half 0 in
@@ -232,9 +246,11 @@ class RscEngine(wiring.Component):
         cl = ctx_layout(P, self.opaque_bytes)
         sl = _sub_layout(cl, CTX_DYNAMIC, False)
         dl = _sub_layout(cl, CTX_DYNAMIC, True)
-        shalf, swidth = _halves(sl)
+        split = self.ctx_rows == 2
+        shalf, swidth = _halves(sl, self.ctx_rows)
         ebr = {"ram_style": "block"}
-        m.submodules.ctx_s = ctx_sm = Memory(shape=swidth, depth=2 * N, init=[], attrs=ebr)
+        m.submodules.ctx_s = ctx_sm = Memory(shape=swidth, depth=self.ctx_rows * N, init=[],
+                                       attrs=ebr)
         m.submodules.ctx_d = ctx_dm = Memory(shape=dl, depth=N, init=[], attrs=ebr)
         sw, sr = ctx_sm.write_port(), ctx_sm.read_port(domain="sync")
         dw_, dr_ = ctx_dm.write_port(), ctx_dm.read_port(domain="sync")
@@ -275,7 +291,7 @@ class RscEngine(wiring.Component):
         m.d.sync += dbg_valid.eq(cam.valid.bit_select(self.dbg_index, 1))
         m.d.comb += self.dbg_valid.eq(dbg_valid)
         rsel = Signal(range(NI))
-        m.d.comb += [sr.addr.eq(Cat(rd_hi, rsel)), dr_.addr.eq(rsel)]
+        m.d.comb += [sr.addr.eq(Cat(rd_hi, rsel) if split else rsel), dr_.addr.eq(rsel)]
 
         # Allocation order: older[i][j] = context i was opened before context j. The oldest
         # valid context (eviction and pool victim) is registered one-hot from it; a change
@@ -298,7 +314,7 @@ class RscEngine(wiring.Component):
 
         # --- the packet being decided (``cur``) and what is derived from it ----------------
         # Everything below is registered from ``cur`` in a free-running chain (stages a..e);
-        # ``cur`` stays for the 7 cycles of its decision, so every stage has settled when
+        # ``cur`` stays for the 6 (or 7) cycles of its decision, so every stage has settled when
         # the decision (state DEC) uses it.
         cur = Signal(ing.dlayout)
         tag = Signal(32)
@@ -482,9 +498,14 @@ class RscEngine(wiring.Component):
         wr_hi_data = Signal(swidth)
         m.d.sync += [wr_hi.eq(open_now), wr_hi_at.eq(open_at),
                      wr_hi_data.eq(Cat(getattr(newc, n) for n in shalf[1]))]
-        m.d.comb += [sw.en.eq(open_now | wr_hi),
-                     sw.addr.eq(Mux(wr_hi, Cat(Const(1, 1), wr_hi_at), Cat(Const(0, 1), open_at))),
-                     sw.data.eq(Mux(wr_hi, wr_hi_data, Cat(getattr(newc, n) for n in shalf[0])))]
+        if split:
+            m.d.comb += [
+                sw.en.eq(open_now | wr_hi),
+                sw.addr.eq(Mux(wr_hi, Cat(Const(1, 1), wr_hi_at), Cat(Const(0, 1), open_at))),
+                sw.data.eq(Mux(wr_hi, wr_hi_data, Cat(getattr(newc, n) for n in shalf[0])))]
+        else:
+            m.d.comb += [sw.en.eq(open_now), sw.addr.eq(open_at),
+                         sw.data.eq(Cat(getattr(newc, n) for n in shalf[0]))]
         m.d.comb += [dsw.addr.eq(open_at), dsw.en.eq(open_now), dsw.data.tag.eq(tag),
                      dsw.data.mss.eq(newc.mss), dsw.data.key0.eq(Cat(newc.profile, newc.tunnel)),
                      dsw.data.key.eq(newc.key)]
@@ -636,10 +657,14 @@ class RscEngine(wiring.Component):
                              free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
                 m.next = "RD2"
             with m.State("RD2"):
-                m.d.comb += [rsel.eq(slot), rd_hi.eq(1)]
-                m.next = "RD3"
-            with m.State("RD3"):
-                m.next = "CMP"
+                if split:
+                    m.d.comb += [rsel.eq(slot), rd_hi.eq(1)]
+                    m.next = "RD3"
+                else:
+                    m.next = "CMP"
+            if split:
+                with m.State("RD3"):
+                    m.next = "CMP"
             with m.State("CMP"):
                 m.next = "CMP2"
             with m.State("CMP2"):
@@ -720,10 +745,14 @@ class RscEngine(wiring.Component):
                     m.d.comb += rsel.eq(xslot)
                 m.next = "X_RD2"
             with m.State("X_RD2"):
-                m.d.comb += [rsel.eq(xslot), rd_hi.eq(1)]
-                m.next = "X_RD3"
-            with m.State("X_RD3"):
-                m.next = "X_DO"
+                if split:
+                    m.d.comb += [rsel.eq(xslot), rd_hi.eq(1)]
+                    m.next = "X_RD3"
+                else:
+                    m.next = "X_DO"
+            if split:
+                with m.State("X_RD3"):
+                    m.next = "X_DO"
             with m.State("X_DO"):
                 with m.Switch(xop):
                     with m.Case(X_POOL):
