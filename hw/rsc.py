@@ -29,14 +29,15 @@ from .stream import check_width, packet_layout
 
 __all__ = ["RscEngine", "ctx_layout", "CTX_DYNAMIC"]
 
-GRE_PROTO = 47
 GRE_CS_BITS = 0x90
 ID_NONE, ID_INC, ID_FIXED = 0, 1, 2
 
 
 def ctx_layout(pages, opaque_bytes):
+    # ``key``: words 1..6 of :func:`hw.rsc_layouts.key_words`; word 0 is (profile, tunnel)
+    # and 28 zero bits, and the context holds those two fields anyway.
     return data.StructLayout({
-        "key": 7 * 32, "eth": EthFields, "off": Offsets, "opaque_len": OFFSET_BITS,
+        "key": 6 * 32, "eth": EthFields, "off": Offsets, "opaque_len": OFFSET_BITS,
         "opaque": 8 * opaque_bytes, "opts": 8 * OPT_BYTES,
         "o_ttl": 8, "o_tos": 8, "o_df": 1, "i_ttl": 8, "i_tos": 8, "i_df": 1,
         "o_id": 16, "i_id": 16,
@@ -58,7 +59,21 @@ def ctx_layout(pages, opaque_bytes):
 #: The context fields a merge changes (the others are written only when the context opens): they
 #: live in a small table of their own, so the wide one is written from ``cur`` alone.
 CTX_DYNAMIC = ("tail", "next_seq", "count", "otl", "ack", "win", "psh", "id_mode", "last_pl",
-               "s_pay")
+               "s_pay", "start")
+
+
+def _halves(layout, rows=2):
+    """The fields of ``layout`` in ``rows`` (1 or 2) lists of about equal width (largest first
+    into the lighter one), and the widest list's width: the static table holds each context as
+    that many rows."""
+    if rows == 1:
+        return ([n for n, _ in layout], []), Shape.cast(layout).width
+    halves, widths = ([], []), [0, 0]
+    for name, f in sorted(layout, key=lambda nf: -Shape.cast(nf[1].shape).width):
+        k = 0 if widths[0] <= widths[1] else 1
+        halves[k].append(name)
+        widths[k] += Shape.cast(f.shape).width
+    return halves, max(widths)
 
 
 def _sub_layout(layout, names, keep):
@@ -101,6 +116,10 @@ class RscEngine(wiring.Component):
     max_frame : longest frame stored (longer ones are dropped and counted).
     cycles_per_us : clock cycles per microsecond (the timeout's time base).
     opaque_bytes : the parser's opaque capture.
+    ctx_rows : 1 or 2 (default: 1 at W >= 8, 2 at W = 4): rows of block RAM per context for
+        its static part. 2 halves the DP16KD of the context table (21 instead of 42: block
+        RAM is used for its width) for one more decision cycle, which keeps the line rate of
+        64-byte frames at W = 4 (16 cycles each) but not at W = 8 (8 cycles).
 
     Ports
     -----
@@ -118,10 +137,12 @@ class RscEngine(wiring.Component):
     Throughput: ingress takes one beat per cycle and deasserts ``i.ready`` only at a beat that
     starts a page when no page is free, or at the first beat of a frame when 4 frames wait for
     the decision stage. The decision stage takes 6 cycles per frame (pipelined inside: CAM
-    compare, context read, read data registered, two compare stages, decision), 7 when a
-    flush is followed by a pass-through, 9 when the table is full and the oldest context is
-    evicted; it waits only when a job must be queued and the job queue is full. Flushes
-    for the timeout, the pool and flush-all use idle cycles (4 cycles each). Backpressure on
+    compare, context read, read data registered, two compare stages, decision; one more
+    with ``ctx_rows`` = 2, the second row's read), also when the table is full and the
+    oldest context is evicted, one more when a flush is followed by a pass-through; it waits
+    only when a job must be queued and the job queue is full. Flushes for the timeout, the
+    pool and flush-all use idle cycles (4 cycles each, 5 with ``ctx_rows`` = 2).
+    Backpressure on
     ``o`` propagates through the emitter to the pool, and from there to ``i``.
 
     Latency: a descriptor leaves the ingress 5 cycles after the frame's last beat; a job
@@ -131,7 +152,7 @@ class RscEngine(wiring.Component):
     """
 
     def __init__(self, width=8, *, contexts=32, pages=144, page_bytes=512, max_frame=2048,
-                 cycles_per_us=125, opaque_bytes=64):
+                 cycles_per_us=125, opaque_bytes=64, ctx_rows=None):
         self.width = check_width(width)
         if not 1 <= contexts <= 256:
             raise ValueError(f"contexts must be 1..256, not {contexts}")
@@ -152,6 +173,11 @@ class RscEngine(wiring.Component):
         self.contexts, self.pages, self.page_bytes = contexts, pages, page_bytes
         self.max_frame = max_frame
         self.cycles_per_us, self.opaque_bytes = cycles_per_us, opaque_bytes
+        if ctx_rows is None:
+            ctx_rows = 2 if width <= 4 else 1
+        if ctx_rows not in (1, 2):
+            raise ValueError(f"ctx_rows must be 1 or 2, not {ctx_rows}")
+        self.ctx_rows = ctx_rows
         ci = range(max(contexts, 2))
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
@@ -207,21 +233,45 @@ class RscEngine(wiring.Component):
         # Context table (everything but the CAM tags and the allocation order), in block RAM,
         # in two parts: the static fields (key, headers, options, constants: ~1.5 kbit, written
         # only when a context opens, from ``cur``) and the dynamic ones (``CTX_DYNAMIC``,
-        # written at opens and merges). Read data is registered in ``ctx`` every cycle (no
-        # enable: the read ports hold their data between reads); writes and the reads that
-        # depend on them are sequenced by the state machine, so the ports need no transparency.
+        # written at opens and merges). Block RAM is used for its width (36 bits per DP16KD),
+        # so with ``ctx_rows`` = 2 the static part is stored as two rows per context
+        # (``shalf``: address 2 * slot + half, half the DP16KD of one wide row; with 1, one
+        # row, read and written in one cycle as a half 0) and read in two cycles: the rows
+        # of half 0 and the dynamic part land in ``ctx`` the cycle after their read, half 1 one
+        # cycle later (``ld_a``, ``ld_b``: registered from the read, the only enables of
+        # ``ctx``; the read ports hold their data between reads). An open writes half 0 in
+        # the deciding cycle and half 1, from a registered copy, in the next. Writes and the
+        # reads that depend on them are sequenced by the state machine, so the ports need no
+        # transparency.
         cl = ctx_layout(P, self.opaque_bytes)
         sl = _sub_layout(cl, CTX_DYNAMIC, False)
         dl = _sub_layout(cl, CTX_DYNAMIC, True)
+        split = self.ctx_rows == 2
+        shalf, swidth = _halves(sl, self.ctx_rows)
         ebr = {"ram_style": "block"}
-        m.submodules.ctx_s = ctx_sm = Memory(shape=sl, depth=N, init=[], attrs=ebr)
+        m.submodules.ctx_s = ctx_sm = Memory(shape=swidth, depth=self.ctx_rows * N, init=[],
+                                       attrs=ebr)
         m.submodules.ctx_d = ctx_dm = Memory(shape=dl, depth=N, init=[], attrs=ebr)
         sw, sr = ctx_sm.write_port(), ctx_sm.read_port(domain="sync")
         dw_, dr_ = ctx_dm.write_port(), ctx_dm.read_port(domain="sync")
         ctx = Signal(cl)
-        rd_en = Signal()
-        m.d.comb += [sr.en.eq(rd_en), dr_.en.eq(rd_en)]
-        m.d.sync += [getattr(ctx, n).eq(getattr(sr.data, n)) for n, _ in sl]
+        rd_en = Signal()           # read the context ``rsel``: half 0 and the dynamic part
+        rd_hi = Signal()           # ... its half 1 (the cycle after ``rd_en``)
+        ld_a, ld_b = Signal(), Signal()
+        m.d.comb += [sr.en.eq(rd_en | rd_hi), dr_.en.eq(rd_en)]
+        m.d.sync += [ld_a.eq(rd_en), ld_b.eq(rd_hi)]
+
+        def unpack(names, bits):
+            out, pos = [], 0
+            for n in names:
+                w = Shape.cast(cl[n].shape).width
+                out.append((n, bits[pos:pos + w]))
+                pos += w
+            return out
+
+        for k, ld in ((0, ld_a), (1, ld_b)):
+            with m.If(ld):
+                m.d.sync += [getattr(ctx, n).eq(v) for n, v in unpack(shalf[k], sr.data)]
         m.d.sync += [getattr(ctx, n).eq(getattr(dr_.data, n)) for n, _ in dl]
         # The debug view reads small copies (tag, MSS and key with the static part; next seq
         # and count with the dynamic one), so the wide table keeps a single read port.
@@ -231,9 +281,7 @@ class RscEngine(wiring.Component):
         m.submodules.dbg_d = dbg_dm = Memory(shape=dbgd_l, depth=N, init=[], attrs=ebr)
         dsw, dsr = dbg_sm.write_port(), dbg_sm.read_port(domain="sync")
         ddw, ddr = dbg_dm.write_port(), dbg_dm.read_port(domain="sync")
-        m.d.comb += [dsw.addr.eq(sw.addr), dsw.en.eq(sw.en), dsw.data.mss.eq(sw.data.mss),
-                     dsw.data.key0.eq(sw.data.key[:4]), dsw.data.key.eq(sw.data.key[32:]),
-                     ddw.addr.eq(dw_.addr), ddw.en.eq(dw_.en),
+        m.d.comb += [ddw.addr.eq(dw_.addr), ddw.en.eq(dw_.en),
                      ddw.data.seq.eq(dw_.data.next_seq), ddw.data.count.eq(dw_.data.count),
                      dsr.addr.eq(self.dbg_index), ddr.addr.eq(self.dbg_index),
                      self.dbg_seq.eq(ddr.data.seq), self.dbg_count.eq(ddr.data.count),
@@ -243,7 +291,7 @@ class RscEngine(wiring.Component):
         m.d.sync += dbg_valid.eq(cam.valid.bit_select(self.dbg_index, 1))
         m.d.comb += self.dbg_valid.eq(dbg_valid)
         rsel = Signal(range(NI))
-        m.d.comb += [sr.addr.eq(rsel), dr_.addr.eq(rsel)]
+        m.d.comb += [sr.addr.eq(Cat(rd_hi, rsel) if split else rsel), dr_.addr.eq(rsel)]
 
         # Allocation order: older[i][j] = context i was opened before context j. The oldest
         # valid context (eviction and pool victim) is registered one-hot from it; a change
@@ -266,7 +314,7 @@ class RscEngine(wiring.Component):
 
         # --- the packet being decided (``cur``) and what is derived from it ----------------
         # Everything below is registered from ``cur`` in a free-running chain (stages a..e);
-        # ``cur`` stays for the 6 cycles of its decision, so every stage has settled when
+        # ``cur`` stays for the 6 (or 7) cycles of its decision, so every stage has settled when
         # the decision (state DEC) uses it.
         cur = Signal(ing.dlayout)
         tag = Signal(32)
@@ -321,7 +369,7 @@ class RscEngine(wiring.Component):
                     ~off.inner_l3[0] & ~cur.oversize & (pl != 0) &
                     ((flags == TCP_ACK) | (flags == TCP_ACK | TCP_PSH)) & (rec.tcp.rsv == 0) &
                     ~(is_tun & (rec.cls.opaque_len > self.opaque_bytes)) &
-                    ~(is_tun & (rec.outer.proto == GRE_PROTO) &
+                    ~(is_tun & rec.outer.gre &
                       ((opq[0] & GRE_CS_BITS) != 0)))
         cbase_a = reg("cbase_a", kind_ok & rec.outer.csum_ok & rec.inner.csum_ok)
         udp_chk_a = reg("udp_chk_a", is_tun & rec.cls.udp)
@@ -357,12 +405,12 @@ class RscEngine(wiring.Component):
         # A new context from ``cur``.
         newc = Signal(cl)
         m.d.comb += [
-            newc.key.eq(key), newc.eth.eq(rec.eth), newc.off.eq(off),
+            newc.key.eq(key[32:]), newc.eth.eq(rec.eth), newc.off.eq(off),
             newc.opaque_len.eq(rec.cls.opaque_len), newc.opaque.eq(rec.opaque),
             newc.opts.eq(cur.opts),
             newc.o_ttl.eq(rec.outer.ttl), newc.o_tos.eq(rec.outer.tos),
-            newc.o_df.eq(rec.outer.flags[1]), newc.i_ttl.eq(rec.inner.ttl),
-            newc.i_tos.eq(rec.inner.tos), newc.i_df.eq(rec.inner.flags[1]),
+            newc.o_df.eq(rec.outer.df), newc.i_ttl.eq(rec.inner.ttl),
+            newc.i_tos.eq(rec.inner.tos), newc.i_df.eq(rec.inner.df),
             newc.o_id.eq(rec.outer.ident), newc.i_id.eq(rec.inner.ident),
             newc.o_base.eq(o_base_a), newc.i_base.eq(i_base_a),
             newc.d_itl.eq(d_itl_a), newc.d_tl.eq(d_tl_b), newc.u_off.eq(u_off_a),
@@ -389,16 +437,17 @@ class RscEngine(wiring.Component):
         d_o = (rec.outer.ident - ctx.o_id)[:16]
         id_same = ~ctx.tunnel | (d_i == d_o)
         outer_eq = ~ctx.tunnel | ((rec.outer.ttl == ctx.o_ttl) & (rec.outer.tos == ctx.o_tos) &
-                                  (rec.outer.flags[1] == ctx.o_df))
+                                  (rec.outer.df == ctx.o_df))
         parts = (chunks_eq(ctx.opts, cur.opts) + chunks_eq(ctx.eth.as_value(), rec.eth.as_value())
                  + [Cat(opq_ok[i:i + 8]).all() for i in range(0, self.opaque_bytes, 8)]
                  + [(off.as_value() == ctx.off.as_value()) &
                     (rec.cls.opaque_len == ctx.opaque_len),
                     rec.tcp.seq == ctx.next_seq, pl <= ctx.mss,
                     (rec.inner.ttl == ctx.i_ttl) & (rec.inner.tos == ctx.i_tos) &
-                    (rec.inner.flags[1] == ctx.i_df) & outer_eq])
+                    (rec.inner.df == ctx.i_df) & outer_eq])
         cmp_parts = reg("cmp_parts", Cat(*parts))
-        key_parts = reg("key_parts", Cat(*chunks_eq(ctx.key, key, 56)))
+        key_parts = reg("key_parts", Cat(*chunks_eq(ctx.key, key[32:], 56),
+                                         Cat(ctx.profile, ctx.tunnel) == key[:4]))
         id_inc = reg("id_inc", id_same & (ctx.id_mode != ID_FIXED) & (d_i == ctx.count))
         id_fix = reg("id_fix", id_same & (ctx.id_mode != ID_INC) & (d_i == 0))
         size_ok_1 = reg("size_ok_1", ctx.otl + pl <= self.max_bytes)
@@ -444,8 +493,22 @@ class RscEngine(wiring.Component):
         m.d.sync += wb.eq(0)
         open_now = Signal()
         open_at = Signal(range(NI))
-        m.d.comb += [sw.en.eq(open_now), sw.addr.eq(open_at), dsw.data.tag.eq(tag)]
-        m.d.comb += [getattr(sw.data, n).eq(getattr(newc, n)) for n, _ in sl]
+        wr_hi = Signal()
+        wr_hi_at = Signal(range(NI))
+        wr_hi_data = Signal(swidth)
+        m.d.sync += [wr_hi.eq(open_now), wr_hi_at.eq(open_at),
+                     wr_hi_data.eq(Cat(getattr(newc, n) for n in shalf[1]))]
+        if split:
+            m.d.comb += [
+                sw.en.eq(open_now | wr_hi),
+                sw.addr.eq(Mux(wr_hi, Cat(Const(1, 1), wr_hi_at), Cat(Const(0, 1), open_at))),
+                sw.data.eq(Mux(wr_hi, wr_hi_data, Cat(getattr(newc, n) for n in shalf[0])))]
+        else:
+            m.d.comb += [sw.en.eq(open_now), sw.addr.eq(open_at),
+                         sw.data.eq(Cat(getattr(newc, n) for n in shalf[0]))]
+        m.d.comb += [dsw.addr.eq(open_at), dsw.en.eq(open_now), dsw.data.tag.eq(tag),
+                     dsw.data.mss.eq(newc.mss), dsw.data.key0.eq(Cat(newc.profile, newc.tunnel)),
+                     dsw.data.key.eq(newc.key)]
         m.d.comb += [dw_.en.eq(wb | open_now), dw_.addr.eq(Mux(wb, wb_addr, open_at))]
         m.d.comb += [getattr(dw_.data, n).eq(Mux(wb, getattr(wb_data, n), getattr(newc, n)))
                      for n, _ in dl]
@@ -585,13 +648,23 @@ class RscEngine(wiring.Component):
             with m.State("CAM"):
                 m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
             with m.State("RD"):
-                index = onehot_index(cam.match, N)
+                # A miss with the table full reads the oldest context instead: the decision
+                # uses the context read only on a hit, and an eviction flushes that one.
+                index = Mux(~cam.match.any() & ~cam.free_any, oldest,
+                            onehot_index(cam.match, N))
                 m.d.comb += [rsel.eq(index), rd_en.eq(1)]
                 m.d.sync += [slot.eq(index), hit.eq(cam.match.any()),
                              free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
                 m.next = "RD2"
             with m.State("RD2"):
-                m.next = "CMP"
+                if split:
+                    m.d.comb += [rsel.eq(slot), rd_hi.eq(1)]
+                    m.next = "RD3"
+                else:
+                    m.next = "CMP"
+            if split:
+                with m.State("RD3"):
+                    m.next = "CMP"
             with m.State("CMP"):
                 m.next = "CMP2"
             with m.State("CMP2"):
@@ -609,7 +682,11 @@ class RscEngine(wiring.Component):
                     open_ctx(free_idx)
                     finish()
                 with m.Elif(br.evict):
-                    m.next = "EV_RD"
+                    # The table is full: the oldest context (``slot``, read in RD) makes room.
+                    with m.If(room):
+                        issue_flush(slot, 0, "full")
+                        open_ctx(slot)
+                        finish()
                 with m.Elif(br.flush_pass):
                     with m.If(room):
                         issue_flush(slot, 0, "other")
@@ -650,18 +727,6 @@ class RscEngine(wiring.Component):
                 with m.If(room):
                     issue_pass()
                     finish()
-            with m.State("EV_RD"):
-                # The table is full: the oldest context makes room.
-                m.d.comb += [rsel.eq(oldest), rd_en.eq(1)]
-                m.d.sync += slot.eq(oldest)
-                m.next = "EV_RD2"
-            with m.State("EV_RD2"):
-                m.next = "EV_DO"
-            with m.State("EV_DO"):
-                with m.If(room):
-                    issue_flush(slot, 0, "full")
-                    open_ctx(slot)
-                    finish()
             with m.State("FA"):
                 # Flush-all: every valid slot in order.
                 with m.If(valid.bit_select(scan, 1)):
@@ -680,7 +745,14 @@ class RscEngine(wiring.Component):
                     m.d.comb += rsel.eq(xslot)
                 m.next = "X_RD2"
             with m.State("X_RD2"):
-                m.next = "X_DO"
+                if split:
+                    m.d.comb += [rsel.eq(xslot), rd_hi.eq(1)]
+                    m.next = "X_RD3"
+                else:
+                    m.next = "X_DO"
+            if split:
+                with m.State("X_RD3"):
+                    m.next = "X_DO"
             with m.State("X_DO"):
                 with m.Switch(xop):
                     with m.Case(X_POOL):

@@ -12,8 +12,8 @@ from amaranth.lib.wiring import In, Out
 
 from .capture import capture_region
 from .checksum import ChecksumAccumulator
-from .layouts import ParseRecord, parsed_signature
-from .rsc_layouts import OPT_BYTES
+from .layouts import parsed_signature
+from .rsc_layouts import OPT_BYTES, rsc_record, rsc_record_layout
 from .stream import check_width, keep_count
 
 __all__ = ["RscIngress", "desc_layout"]
@@ -21,7 +21,7 @@ __all__ = ["RscIngress", "desc_layout"]
 
 def desc_layout(pages, opaque_bytes=64):
     return data.StructLayout({
-        "rec": ParseRecord(opaque_bytes),
+        "rec": rsc_record_layout(opaque_bytes),   #: what the decision uses of the record
         "page": range(pages),
         "length": 17,          #: frame bytes
         "oversize": 1,         #: longer than max_frame: stored only in part
@@ -69,7 +69,7 @@ class RscIngress(wiring.Component):
         lw = (W - 1).bit_length()
         # What is known at the last beat (record, page, length) waits in ``dq``; the option
         # bytes (``oq``) and the sums (``sq``) follow a few cycles later.
-        qlayout = data.StructLayout({"rec": ParseRecord(self.opaque_bytes),
+        qlayout = data.StructLayout({"rec": rsc_record_layout(self.opaque_bytes),
                                      "page": range(self.pages), "length": 17, "oversize": 1})
         m.submodules.dq = dq = fifo.SyncFIFO(width=Shape.cast(qlayout).width,
                                              depth=self.depth)
@@ -109,7 +109,7 @@ class RscIngress(wiring.Component):
         length = Signal(17)
         m.d.comb += [
             length.eq(beat * W + keep_count(p.keep, W)),
-            desc.rec.eq(rec),
+            desc.rec.eq(rsc_record(rec)),
             desc.page.eq(frame_page),
             desc.length.eq(length),
             desc.oversize.eq(length > self.max_frame),
