@@ -104,6 +104,22 @@ def _is_ffff(v17):
     return (v17 == 0xFFFF) | (v17 == 0x1FFFE)
 
 
+def _second_row(m, prefix, then, split, rsel, rd_hi, slot):
+    """The FSM states after a context read's first cycle ``prefix``: ``prefix + "2"`` waits
+    for the block RAM's read data and, with the static context in two rows (``split``),
+    addresses the second row of ``slot``, whose data ``prefix + "3"`` waits for; then ``then``.
+    The decision path and the flush path read a context the same way."""
+    with m.State(prefix + "2"):
+        if split:
+            m.d.comb += [rsel.eq(slot), rd_hi.eq(1)]
+            m.next = prefix + "3"
+        else:
+            m.next = then
+    if split:
+        with m.State(prefix + "3"):
+            m.next = then
+
+
 class RscEngine(wiring.Component):
     """The RSC engine.
 
@@ -656,15 +672,7 @@ class RscEngine(wiring.Component):
                 m.d.sync += [slot.eq(index), hit.eq(cam.match.any()),
                              free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
                 m.next = "RD2"
-            with m.State("RD2"):
-                if split:
-                    m.d.comb += [rsel.eq(slot), rd_hi.eq(1)]
-                    m.next = "RD3"
-                else:
-                    m.next = "CMP"
-            if split:
-                with m.State("RD3"):
-                    m.next = "CMP"
+            _second_row(m, "RD", "CMP", split, rsel, rd_hi, slot)
             with m.State("CMP"):
                 m.next = "CMP2"
             with m.State("CMP2"):
@@ -744,15 +752,7 @@ class RscEngine(wiring.Component):
                 with m.Else():
                     m.d.comb += rsel.eq(xslot)
                 m.next = "X_RD2"
-            with m.State("X_RD2"):
-                if split:
-                    m.d.comb += [rsel.eq(xslot), rd_hi.eq(1)]
-                    m.next = "X_RD3"
-                else:
-                    m.next = "X_DO"
-            if split:
-                with m.State("X_RD3"):
-                    m.next = "X_DO"
+            _second_row(m, "X_RD", "X_DO", split, rsel, rd_hi, xslot)
             with m.State("X_DO"):
                 with m.Switch(xop):
                     with m.Case(X_POOL):
