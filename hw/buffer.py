@@ -98,13 +98,13 @@ class ReservedFifo(wiring.Component):
 
     ``head=True`` makes ``r_data`` a register (the head entry, prefetched from the memory), so
     the reader's logic starts at a flip-flop instead of at the read pointer's fan-out over the
-    memory cells, and all ``depth`` entries may be stored: an entry written into an empty FIFO is readable two cycles later instead of
-    one; throughput stays one entry per cycle (the next entry is loaded in the cycle the head
-    is read). ``r_rdy`` is a register too. Each slice has its own head register and its own
-    load enable (``~valid | r_en``, from the slice's own valid copy), so no enable net reaches
-    every head flip-flop. ``level`` counts the head. The memory is ``2 * depth`` deep (a
-    distributed-RAM cell is 16 deep anyway), so a slice is empty exactly when its pointers are
-    equal.
+    memory cells, and all ``depth`` entries may be stored: an entry written into an empty FIFO
+    is readable two cycles later instead of one; throughput stays one entry per cycle (the next
+    entry is loaded in the cycle the head is read). ``r_rdy`` is a register too. Each slice has
+    its own head register and its own load enable (``~valid | r_en``, from the slice's own valid
+    copy), so no enable net reaches every head flip-flop. ``level`` counts the head. The memory
+    is ``2 * depth`` deep (a distributed-RAM cell is 16 deep anyway), so a slice is empty
+    exactly when its pointers are equal.
     """
 
     def __init__(self, width, depth, *, slices=1, head=False):

@@ -160,12 +160,13 @@ def read_clear_counter(m, inc, clear, width=32, name="count"):
 
     Built in the ECP5's own terms, with no logic beside its carry chain (the map has about a
     hundred counters; yosys-only, W=4 core with the board's 37 live counters: 6,813 -> 5,384
-    LUT4, about 39 per counter): the clear is the flip-flops' synchronous reset, saturation their clock enable (an increment that would wrap is not
-    taken, so the count stays at all-ones), and the increment of the clear's cycle waits in
-    ``pend``, the adder's carry input, to be counted in the next cycle, so no event is lost.
-    ``pend`` is set only when the count has just been cleared (so the two never overflow
-    together), and the value read is ``count | pend`` (one LUT4): a clear in the very next
-    cycle returns the waiting increment instead of dropping it.
+    LUT4, about 39 per counter): the clear is the flip-flops' synchronous reset, saturation
+    their clock enable (an increment that would wrap is not taken, so the count stays at
+    all-ones), and the increment of the clear's cycle waits in ``pend``, the adder's carry
+    input, to be counted in the next cycle, so no event is lost. ``pend`` is set only when the
+    count has just been cleared (so the two never overflow together), and the value read is
+    ``count | pend`` (one LUT4): a clear in the very next cycle returns the waiting increment
+    instead of dropping it.
     """
     count = Signal(width, name=name)
     pend = Signal(name=f"{name}_pend")

@@ -38,10 +38,11 @@ class RscIngress(wiring.Component):
     than ``max_frame`` bytes are consumed but stored only up to ``max_frame`` and flagged
     ``oversize`` (the decision stage drops them).
 
-    Latency: a descriptor is offered 5 cycles after the frame's last beat (a registered copy
-    of each beat feeds the sums and the option capture, then the checksum accumulators). ``i.ready`` is low only at a beat that starts a page when no pool page is
-    free, or at the first beat of a frame when ``depth`` descriptors are waiting. Reset forgets
-    a frame in progress (reset the pool with it).
+    Latency: a descriptor is offered 5 cycles after the frame's last beat (a registered copy of
+    each beat feeds the sums and the option capture, then the checksum accumulators).
+    ``i.ready`` is low only at a beat that starts a page when no pool page is free, or at the
+    first beat of a frame when ``depth`` descriptors are waiting. Reset forgets a frame in
+    progress (reset the pool with it).
     """
 
     def __init__(self, width=8, pages=32, page_bytes=2048, opaque_bytes=64, depth=4,

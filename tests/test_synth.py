@@ -193,16 +193,19 @@ def test_flow_stops_early(stop, tmp_path):
 
 def test_placed_fmax_from_log():
     from tunnelnic.synth import _placed_fmax
-    log = ("Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 111.00 MHz (FAIL at 125.00 MHz)\n"
-           "Info: Max frequency for clock         '$glbnet$eth1.rx1_clk': 123.96 MHz (FAIL at 125.00 MHz)\n"
-           "Info: Max frequency for clock 'rx1_clk': 150.50 MHz (PASS at 125.00 MHz)\n"
-           "Info: Max frequency for clock '$glbnet$clk$TRELLIS_IO_IN': 118.60 MHz (FAIL at 125.00 MHz)\n")
-    assert _placed_fmax(log) == {"$glbnet$clk$TRELLIS_IO_IN": {"achieved": 118.6, "constraint": 125.0},
-                                 "rx1_clk": {"achieved": 150.5, "constraint": 125.0},
-                                 "$glbnet$eth1.rx1_clk": {"achieved": 123.96, "constraint": 125.0}}
+    pre = "Info: Max frequency for clock "
+    log = (f"{pre}'$glbnet$clk$TRELLIS_IO_IN': 111.00 MHz (FAIL at 125.00 MHz)\n"
+           f"{pre}        '$glbnet$eth1.rx1_clk': 123.96 MHz (FAIL at 125.00 MHz)\n"
+           f"{pre}'rx1_clk': 150.50 MHz (PASS at 125.00 MHz)\n"
+           f"{pre}'$glbnet$clk$TRELLIS_IO_IN': 118.60 MHz (FAIL at 125.00 MHz)\n")
+    assert _placed_fmax(log) == {
+        "$glbnet$clk$TRELLIS_IO_IN": {"achieved": 118.6, "constraint": 125.0},
+        "rx1_clk": {"achieved": 150.5, "constraint": 125.0},
+        "$glbnet$eth1.rx1_clk": {"achieved": 123.96, "constraint": 125.0}}
 
 
 def test_cli_stop_synth(tmp_path, capsys):
-    code = main(["synth", "tests.test_synth:Counter", "--stop", "synth", "--workdir", str(tmp_path)])
+    code = main(["synth", "tests.test_synth:Counter", "--stop", "synth",
+                 "--workdir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0 and "not analysed (stopped after yosys)" in out

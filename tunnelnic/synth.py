@@ -320,7 +320,8 @@ def format_report(result, title=None):
                      f"{c['routing_ns']} ns routing: {c['from']} -> {c['to']}")
     stage = result.get("stage", "route")
     if stage in ("synth", "pack"):
-        lines.append(f"  timing not analysed (stopped after {'yosys' if stage == 'synth' else 'packing'})")
+        after = "yosys" if stage == "synth" else "packing"
+        lines.append(f"  timing not analysed (stopped after {after})")
     else:
         lines.append(("  timing (after placement, not routed: nextpnr's estimate) " if
                       stage == "place" else "  timing ") +
