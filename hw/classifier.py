@@ -2,10 +2,10 @@
 
 :class:`ProfileTable` holds the profiles (register words of :mod:`hw.profile`) behind a simple
 word write/read port. :class:`Classifier` watches the beats of a packet as they pass the
-parser's outer stage, captures every profile's format, length and flow field at its configured
-offset from the opaque start (in-stream, so no wide multiplexer over the captured header is
-needed), and when told (``trigger``) decides which profile matches first, the opaque length and
-the flow field. The rules are docs/parse-record.md, section "Classifier". The decision also
+parser's outer stage, captures every profile's format, check, length and flow field at its
+configured offset from the opaque start (in-stream, so no wide multiplexer over the captured
+header is needed), and when told (``trigger``) decides which profile matches first, the opaque
+length and the flow field. The rules are docs/parse-record.md, section "Classifier". The decision also
 carries the matched profile's ``inner_eth`` flag; the inner Ethernet type itself sits just
 before the inner header, wherever the opaque length puts it (past this capture for Geneve
 with long options), so the parser captures it with the inner header and the record builder
@@ -31,7 +31,7 @@ PROFILE_STRIDE = 8
 class ProfileTable(wiring.Component):
     """P profiles in registers, written and read one 32-bit word at a time.
 
-    Address ``p * 8 + w`` is word ``w`` (0..4, see :data:`hw.profile.FIELDS`) of profile ``p``.
+    Address ``p * 8 + w`` is word ``w`` (0..6, see :data:`hw.profile.FIELDS`) of profile ``p``.
     A write takes effect the next cycle; ``rdata`` is registered (one cycle after ``addr``).
     Unused bits read as zero. Reset: every profile disabled and zero.
     """
@@ -98,8 +98,9 @@ def left_align(value32, nbytes):
                Mux(nbytes == 2, value32 << 16, Mux(nbytes == 3, value32 << 8, value32)))[:32]
 
 
-#: Field kind -> (table offset field, bytes captured, table length field or fixed length).
-FIELD_KINDS = {"fmt": ("fmt_off", 4), "len": ("len_off", 2), "flow": ("flow_off", 4)}
+#: Field kind -> (table offset field, bytes captured).
+FIELD_KINDS = {"fmt": ("fmt_off", 4), "chk": ("check_off", 2), "len": ("len_off", 2),
+               "flow": ("flow_off", 4)}
 
 
 class Classifier(wiring.Component):
@@ -170,7 +171,8 @@ class Classifier(wiring.Component):
             c = {name: prof[name] for name in (
                 "enable", "outer_proto", "len_mode", "udp", "udp_csum", "tso_en", "rsc_en",
                 "ipid_fixed", "inner_eth", "opaque_len", "len_bytes", "len_shift", "len_scale",
-                "len_mask", "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
+                "len_mask", "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off",
+                "check_off")}
             fv, fm = Signal(32, name=f"p{p}_cfg_fv"), Signal(32, name=f"p{p}_cfg_fm")
             m.d.sync += [fv.eq(left_align(prof.fmt_value, prof.fmt_len)),
                          fm.eq(left_align(prof.fmt_mask, prof.fmt_len))]
@@ -184,8 +186,13 @@ class Classifier(wiring.Component):
             eth_short = Signal(name=f"p{p}_cfg_eth_short")
             m.d.sync += eth_short.eq(prof.inner_eth & (prof.opaque_len < 14))
             c["eth_short"] = eth_short
+            # The check field takes part only with a non-zero mask (reset: no check).
+            chk_on = Signal(name=f"p{p}_cfg_chk_on")
+            m.d.sync += chk_on.eq(prof.check_mask != 0)
+            c["chk_on"], c["cv"], c["cm"] = chk_on, prof.check_value, prof.check_mask
             # Field end (offset + size) relative to the opaque start, and "inside the capture".
-            sizes = {"fmt": prof.fmt_len, "len": prof.len_bytes, "flow": prof.flow_len}
+            sizes = {"fmt": prof.fmt_len, "chk": 2, "len": prof.len_bytes,
+                     "flow": prof.flow_len}
             for kind, size in sizes.items():
                 offsz = Signal(8, name=f"p{p}_cfg_{kind}_offsz")
                 inside = Signal(name=f"p{p}_cfg_{kind}_in")
@@ -207,7 +214,7 @@ class Classifier(wiring.Component):
             r["avail"].eq(self.outer_avail), r["proto"].eq(self.outer_proto),
             r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
         ]
-        # The registered beat feeds 10 field-byte lane multiplexers per profile, spread over
+        # The registered beat feeds 12 field-byte lane multiplexers per profile, spread over
         # the die: profiles read their own copies of the beat (data, index, first and known
         # flags; read only with ``take``; the six variants that need no clock enable, so
         # ``take`` itself gains no load) and one of two copies of ``take``.
@@ -313,7 +320,9 @@ class Classifier(wiring.Component):
                                 (s0["proto"] == c["outer_proto"]) &
                                 (c["fmt_len"] >= 1) & (c["fmt_len"] <= 4) & c["fmt_in"] &
                                 avail(e["fmt"]) &
-                                (((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0)),
+                                (((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0) &
+                                (~c["chk_on"] | (c["chk_in"] & avail(e["chk"]))) &
+                                (((lat["chk"] ^ c["cv"]) & c["cm"]) == 0)),
                 sig["len_v"].eq((len_val & c["len_mask"]) >> c["len_shift"]),
                 sig["len_out"].eq(c["len_mode"] & ~(len_size_ok & c["len_in"] & l_av)),
                 sig["flow"].eq(right_align(lat["flow"], c["flow_len"])),
