@@ -130,8 +130,9 @@ class Classifier(wiring.Component):
     * that multiplexer's byte and the byte's hit are registered (stage c), the capture register
       takes them a cycle later;
     * the fields are latched with the trigger beat, then matched (1a: compares against
-      pre-aligned value/mask registers, availability; 1b: match, first-match one-hot, opaque
-      length), selected (2: AND-OR over the one-hot) and finished (3: inner header offset).
+      pre-aligned value/mask registers, availability; the format match and the check field
+      in separate registers; 1b: their AND, first-match one-hot, opaque length), selected (2:
+      AND-OR over the one-hot) and finished (3: inner header offset).
 
     Values derived from the configuration (``table``, expected to come from registers) are
     registered: a profile write takes full effect two cycles later. Reset: no decision in
@@ -283,6 +284,11 @@ class Classifier(wiring.Component):
             # The outer header is valid: IPv4, version 4, IHL >= 5, 20 bytes available.
             m.d.sync += s0["outer"].eq(r["is4"] & (r["vihl"][4:8] == 4) &
                                        (r["vihl"][:4] >= 5) & r["avail"])
+        # The check fields' availability reads its own copy of the frame end: the frame length
+        # into the match registers was the parser's worst path on main (seed 1).
+        chk_end = replicas(m, Cat(r["ended"], r["flen"]), 1, name="s0_chk_flen",
+                           enable=r["trig"])[0]
+        chk_ended, chk_flen = chk_end[0], chk_end[1:]
         s0_short = Signal()
         m.d.comb += s0_short.eq(s0["ended"] & (s0["flen"] <= H))
         # Absolute field ends, one cycle behind the registered opaque start (so they match s0).
@@ -304,7 +310,7 @@ class Classifier(wiring.Component):
         for p in range(P):
             c, lat, e = cfg[p], latched[p], ends[p]
             sig = {name: Signal(width, name=f"p{p}_a_{name}") for name, width in (
-                ("match", 1), ("len_v", 16), ("len_out", 1),
+                ("match", 1), ("chk_ok", 1), ("len_v", 16), ("len_out", 1),
                 ("flow", 32), ("flow_ok", 1), ("flow_out", 1), ("cut", 1), ("short", 1))}
 
             def avail(end):
@@ -320,9 +326,13 @@ class Classifier(wiring.Component):
                                 (s0["proto"] == c["outer_proto"]) &
                                 (c["fmt_len"] >= 1) & (c["fmt_len"] <= 4) & c["fmt_in"] &
                                 avail(e["fmt"]) &
-                                (((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0) &
-                                (~c["chk_on"] | (c["chk_in"] & avail(e["chk"]))) &
-                                (((lat["chk"] ^ c["cv"]) & c["cm"]) == 0)),
+                                (((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0)),
+                # The check field, a register of its own (ANDed with the match in 1b), so
+                # the match register's logic is what it was.
+                sig["chk_ok"].eq(~c["chk_on"] |
+                                 (c["chk_in"] & (e["chk"] <= H) &
+                                  (~chk_ended | (e["chk"] <= chk_flen)) &
+                                  (((lat["chk"] ^ c["cv"]) & c["cm"]) == 0))),
                 sig["len_v"].eq((len_val & c["len_mask"]) >> c["len_shift"]),
                 sig["len_out"].eq(c["len_mode"] & ~(len_size_ok & c["len_in"] & l_av)),
                 sig["flow"].eq(right_align(lat["flow"], c["flow_len"])),
@@ -340,7 +350,7 @@ class Classifier(wiring.Component):
         m.d.sync += b_valid.eq(a_valid)
         b_opaque = Signal(8)
         m.d.sync += b_opaque.eq(a_opaque)
-        matches = [a[p]["match"] for p in range(P)]
+        matches = [a[p]["match"] & a[p]["chk_ok"] for p in range(P)]
         win = Signal(P)
         for p in range(P):
             earlier = Cat(*matches[:p]).any() if p else Const(0)
