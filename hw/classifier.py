@@ -5,11 +5,11 @@ word write/read port. :class:`Classifier` watches the beats of a packet as they 
 parser's outer stage, captures every profile's format, check, length and flow field at its
 configured offset from the opaque start (in-stream, so no wide multiplexer over the captured
 header is needed), and when told (``trigger``) decides which profile matches first, the opaque
-length and the flow field. The rules are docs/parse-record.md, section "Classifier". The decision also
-carries the matched profile's ``inner_eth`` flag; the inner Ethernet type itself sits just
-before the inner header, wherever the opaque length puts it (past this capture for Geneve
-with long options), so the parser captures it with the inner header and the record builder
-checks it.
+length and the flow field. The rules are docs/parse-record.md, section "Classifier". The
+decision also carries the matched profile's ``inner_eth`` flag; the inner Ethernet type itself
+sits just before the inner header, wherever the opaque length puts it (past this capture for
+Geneve with long options), so the parser captures it with the inner header and the record
+builder checks it.
 """
 
 from amaranth import *
