@@ -2,14 +2,14 @@
 
 :class:`ProfileTable` holds the profiles (register words of :mod:`hw.profile`) behind a simple
 word write/read port. :class:`Classifier` watches the beats of a packet as they pass the
-parser's outer stage, captures every profile's format, length and flow field at its configured
-offset from the opaque start (in-stream, so no wide multiplexer over the captured header is
-needed), and when told (``trigger``) decides which profile matches first, the opaque length and
-the flow field. The rules are docs/parse-record.md, section "Classifier". The decision also
-carries the matched profile's ``inner_eth`` flag; the inner Ethernet type itself sits just
-before the inner header, wherever the opaque length puts it (past this capture for Geneve
-with long options), so the parser captures it with the inner header and the record builder
-checks it.
+parser's outer stage, captures every profile's format, check, length and flow field at its
+configured offset from the opaque start (in-stream, so no wide multiplexer over the captured
+header is needed), and when told (``trigger``) decides which profile matches first, the opaque
+length and the flow field. The rules are docs/parse-record.md, section "Classifier". The
+decision also carries the matched profile's ``inner_eth`` flag; the inner Ethernet type itself
+sits just before the inner header, wherever the opaque length puts it (past this capture for
+Geneve with long options), so the parser captures it with the inner header and the record
+builder checks it.
 """
 
 from amaranth import *
@@ -31,7 +31,7 @@ PROFILE_STRIDE = 8
 class ProfileTable(wiring.Component):
     """P profiles in registers, written and read one 32-bit word at a time.
 
-    Address ``p * 8 + w`` is word ``w`` (0..4, see :data:`hw.profile.FIELDS`) of profile ``p``.
+    Address ``p * 8 + w`` is word ``w`` (0..6, see :data:`hw.profile.FIELDS`) of profile ``p``.
     A write takes effect the next cycle; ``rdata`` is registered (one cycle after ``addr``).
     Unused bits read as zero. Reset: every profile disabled and zero.
     """
@@ -98,8 +98,9 @@ def left_align(value32, nbytes):
                Mux(nbytes == 2, value32 << 16, Mux(nbytes == 3, value32 << 8, value32)))[:32]
 
 
-#: Field kind -> (table offset field, bytes captured, table length field or fixed length).
-FIELD_KINDS = {"fmt": ("fmt_off", 4), "len": ("len_off", 2), "flow": ("flow_off", 4)}
+#: Field kind -> (table offset field, bytes captured).
+FIELD_KINDS = {"fmt": ("fmt_off", 4), "chk": ("check_off", 2), "len": ("len_off", 2),
+               "flow": ("flow_off", 4)}
 
 
 class Classifier(wiring.Component):
@@ -129,8 +130,9 @@ class Classifier(wiring.Component):
     * that multiplexer's byte and the byte's hit are registered (stage c), the capture register
       takes them a cycle later;
     * the fields are latched with the trigger beat, then matched (1a: compares against
-      pre-aligned value/mask registers, availability; 1b: match, first-match one-hot, opaque
-      length), selected (2: AND-OR over the one-hot) and finished (3: inner header offset).
+      pre-aligned value/mask registers, availability; the format match and the check field
+      in separate registers; 1b: their AND, first-match one-hot, opaque length), selected (2:
+      AND-OR over the one-hot) and finished (3: inner header offset).
 
     Values derived from the configuration (``table``, expected to come from registers) are
     registered: a profile write takes full effect two cycles later. Reset: no decision in
@@ -170,7 +172,8 @@ class Classifier(wiring.Component):
             c = {name: prof[name] for name in (
                 "enable", "outer_proto", "len_mode", "udp", "udp_csum", "tso_en", "rsc_en",
                 "ipid_fixed", "inner_eth", "opaque_len", "len_bytes", "len_shift", "len_scale",
-                "len_mask", "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off")}
+                "len_mask", "fmt_len", "flow_len", "fmt_off", "len_off", "flow_off",
+                "check_off")}
             fv, fm = Signal(32, name=f"p{p}_cfg_fv"), Signal(32, name=f"p{p}_cfg_fm")
             m.d.sync += [fv.eq(left_align(prof.fmt_value, prof.fmt_len)),
                          fm.eq(left_align(prof.fmt_mask, prof.fmt_len))]
@@ -184,8 +187,13 @@ class Classifier(wiring.Component):
             eth_short = Signal(name=f"p{p}_cfg_eth_short")
             m.d.sync += eth_short.eq(prof.inner_eth & (prof.opaque_len < 14))
             c["eth_short"] = eth_short
+            # The check field takes part only with a non-zero mask (reset: no check).
+            chk_on = Signal(name=f"p{p}_cfg_chk_on")
+            m.d.sync += chk_on.eq(prof.check_mask != 0)
+            c["chk_on"], c["cv"], c["cm"] = chk_on, prof.check_value, prof.check_mask
             # Field end (offset + size) relative to the opaque start, and "inside the capture".
-            sizes = {"fmt": prof.fmt_len, "len": prof.len_bytes, "flow": prof.flow_len}
+            sizes = {"fmt": prof.fmt_len, "chk": 2, "len": prof.len_bytes,
+                     "flow": prof.flow_len}
             for kind, size in sizes.items():
                 offsz = Signal(8, name=f"p{p}_cfg_{kind}_offsz")
                 inside = Signal(name=f"p{p}_cfg_{kind}_in")
@@ -207,7 +215,7 @@ class Classifier(wiring.Component):
             r["avail"].eq(self.outer_avail), r["proto"].eq(self.outer_proto),
             r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
         ]
-        # The registered beat feeds 10 field-byte lane multiplexers per profile, spread over
+        # The registered beat feeds 12 field-byte lane multiplexers per profile, spread over
         # the die: profiles read their own copies of the beat (data, index, first and known
         # flags; read only with ``take``; the six variants that need no clock enable, so
         # ``take`` itself gains no load) and one of two copies of ``take``.
@@ -276,6 +284,11 @@ class Classifier(wiring.Component):
             # The outer header is valid: IPv4, version 4, IHL >= 5, 20 bytes available.
             m.d.sync += s0["outer"].eq(r["is4"] & (r["vihl"][4:8] == 4) &
                                        (r["vihl"][:4] >= 5) & r["avail"])
+        # The check fields' availability reads its own copy of the frame end: the frame length
+        # into the match registers was the parser's worst path on main (seed 1).
+        chk_end = replicas(m, Cat(r["ended"], r["flen"]), 1, name="s0_chk_flen",
+                           enable=r["trig"])[0]
+        chk_ended, chk_flen = chk_end[0], chk_end[1:]
         s0_short = Signal()
         m.d.comb += s0_short.eq(s0["ended"] & (s0["flen"] <= H))
         # Absolute field ends, one cycle behind the registered opaque start (so they match s0).
@@ -297,7 +310,7 @@ class Classifier(wiring.Component):
         for p in range(P):
             c, lat, e = cfg[p], latched[p], ends[p]
             sig = {name: Signal(width, name=f"p{p}_a_{name}") for name, width in (
-                ("match", 1), ("len_v", 16), ("len_out", 1),
+                ("match", 1), ("chk_ok", 1), ("len_v", 16), ("len_out", 1),
                 ("flow", 32), ("flow_ok", 1), ("flow_out", 1), ("cut", 1), ("short", 1))}
 
             def avail(end):
@@ -314,6 +327,12 @@ class Classifier(wiring.Component):
                                 (c["fmt_len"] >= 1) & (c["fmt_len"] <= 4) & c["fmt_in"] &
                                 avail(e["fmt"]) &
                                 (((lat["fmt"] ^ c["fv"]) & c["fm"]) == 0)),
+                # The check field, a register of its own (ANDed with the match in 1b), so
+                # the match register's logic is what it was.
+                sig["chk_ok"].eq(~c["chk_on"] |
+                                 (c["chk_in"] & (e["chk"] <= H) &
+                                  (~chk_ended | (e["chk"] <= chk_flen)) &
+                                  (((lat["chk"] ^ c["cv"]) & c["cm"]) == 0))),
                 sig["len_v"].eq((len_val & c["len_mask"]) >> c["len_shift"]),
                 sig["len_out"].eq(c["len_mode"] & ~(len_size_ok & c["len_in"] & l_av)),
                 sig["flow"].eq(right_align(lat["flow"], c["flow_len"])),
@@ -331,7 +350,7 @@ class Classifier(wiring.Component):
         m.d.sync += b_valid.eq(a_valid)
         b_opaque = Signal(8)
         m.d.sync += b_opaque.eq(a_opaque)
-        matches = [a[p]["match"] for p in range(P)]
+        matches = [a[p]["match"] & a[p]["chk_ok"] for p in range(P)]
         win = Signal(P)
         for p in range(P):
             earlier = Cat(*matches[:p]).any() if p else Const(0)

@@ -13,6 +13,12 @@ Format: ``fmt_len`` (1..4) bytes at ``fmt_off``; the profile matches when
 ``(field & fmt_mask) == (fmt_value & fmt_mask)`` and the outer IPv4 protocol is
 ``outer_proto``. Flow: ``flow_len`` (0..4, 0 = none) bytes at ``flow_off``.
 
+Check: a second compare that is part of the match, on the 2 bytes at ``check_off`` (for the
+UDP encapsulations, whose format field is the destination port: Geneve's protocol type,
+VXLAN's I flag). With ``check_mask != 0`` the profile matches only if those bytes lie inside
+the capture and the frame (as the format field) and ``(field & check_mask) == (check_value &
+check_mask)``; ``check_mask == 0`` (reset) checks nothing.
+
 Inner Ethernet: with ``inner_eth`` the opaque region ends with an inner Ethernet header
 (NVGRE, VXLAN, Geneve), and the packet is offloadable only if that header's EtherType (the
 two bytes just before the inner IPv4 header) is 0x0800; otherwise, or when the fixed length
@@ -51,6 +57,9 @@ class Profile(data.Struct):
     flow_len: 3      #: 0..4
     fmt_value: 32
     fmt_mask: 32
+    check_off: 6     #: 2 bytes at this offset ...
+    check_value: 16  #: ... compared with this value ...
+    check_mask: 16   #: ... under this mask (0: no check)
 
 
 #: (field, word, lsb, width): where each field sits in the profile's 32-bit register words.
@@ -64,8 +73,10 @@ FIELDS = (
     ("fmt_off", 2, 0, 6), ("fmt_len", 2, 8, 3), ("flow_off", 2, 16, 6), ("flow_len", 2, 24, 3),
     ("fmt_value", 3, 0, 32),
     ("fmt_mask", 4, 0, 32),
+    ("check_off", 5, 0, 6),
+    ("check_value", 6, 0, 16), ("check_mask", 6, 16, 16),
 )
-WORDS = 5
+WORDS = 7
 
 
 def pack_words(fields):

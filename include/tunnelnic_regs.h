@@ -557,6 +557,22 @@ typedef struct __attribute__ ((__packed__)) {
 #define TUNNELNIC__PROFILE_T__WORD4__FMT_MASK_bw 32
 #define TUNNELNIC__PROFILE_T__WORD4__FMT_MASK_reset 0x0
 
+// reg - tunnelnic::profile_t::word5
+#define TUNNELNIC__PROFILE_T__WORD5__CHECK_OFF_bm 0x3f
+#define TUNNELNIC__PROFILE_T__WORD5__CHECK_OFF_bp 0
+#define TUNNELNIC__PROFILE_T__WORD5__CHECK_OFF_bw 6
+#define TUNNELNIC__PROFILE_T__WORD5__CHECK_OFF_reset 0x0
+
+// reg - tunnelnic::profile_t::word6
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_VALUE_bm 0xffff
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_VALUE_bp 0
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_VALUE_bw 16
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_VALUE_reset 0x0
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_MASK_bm 0xffff0000
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_MASK_bp 16
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_MASK_bw 16
+#define TUNNELNIC__PROFILE_T__WORD6__CHECK_MASK_reset 0x0
+
 // regfile - tunnelnic::profile_t
 typedef struct __attribute__ ((__packed__)) {
     uint32_t word0;
@@ -564,7 +580,9 @@ typedef struct __attribute__ ((__packed__)) {
     uint32_t word2;
     uint32_t word3;
     uint32_t word4;
-    uint8_t RESERVED_14_1f[0xc];
+    uint32_t word5;
+    uint32_t word6;
+    uint8_t RESERVED_1c_1f[0x4];
 } tunnelnic__profile_t__stride20_t;
 
 // addrmap - tunnelnic

@@ -39,7 +39,74 @@ def table_profiles(kind="presets"):
         return (table_profiles("presets")[:6]
                 + [dict(preset("vxlan", port=INNERETH_SHORT_PORT), opaque_len=12),
                    preset("vxlan", port=INNERETH_OFF_PORT, inner_eth=0)])
+    if kind == "check":
+        # The presets (Geneve checks its protocol type, VXLAN its I flag), a private-udp
+        # profile checking 2 bytes at an odd offset under a partial mask (the field crosses a
+        # beat at W=4 and W=8), and a Geneve profile without the check: what fails the first
+        # Geneve profile's check falls to it.
+        return (table_profiles("presets")[:6]
+                + [preset("private-udp", port=CHECK_PORT, check_off=CHECK_OFF,
+                          check_value=CHECK_VALUE, check_mask=CHECK_MASK),
+                   preset("geneve", check_mask=0, check_value=0)])
     raise ValueError(kind)
+
+
+#: The "check" table's private-udp profile: port, check offset, value and mask.
+CHECK_PORT, CHECK_OFF, CHECK_VALUE, CHECK_MASK = 7001, 13, 0xA503, 0xFF0F
+#: Geneve protocol types tried: Ethernet, test_mix_long[8]'s bit flip, IPv4, IPv6, MPLS, 0.
+GENEVE_PROTOS = (0x6558, 0x6158, 0x0800, 0x86DD, 0x8847, 0x0000, 0x6559, 0xE558)
+
+
+def check_frames(rng):
+    """Frames for the "check" table, each with the (kind, profile) it must get, known from
+    how it was built (not from the model): ``[(frame, (kind, profile) or None)]``."""
+    from hw.layouts import Kind
+    from tunnelnic.packets import build_packet
+    out = []
+
+    def opq(vlans):
+        return 14 + 4 * vlans + 20
+
+    def payload():
+        return bytes(rng.randrange(256) for _ in range(rng.choice((0, 9, 300))))
+
+    for vlans in (0, 1, 2):
+        for proto in GENEVE_PROTOS:
+            words = rng.randrange(16)
+            frame = corrupt2(build_packet("geneve", vlans=vlans, geneve_options=words,
+                                          flow=rng.randrange(1 << 24), payload=payload()),
+                             opq(vlans) + 10, proto)
+            out.append((frame, (Kind.TUNNEL, 4 if proto == 0x6558 else 7)))
+        for flags in (0x08, 0x00, 0x0C, 0xF7, 0xFF, 0x80):
+            frame = build_packet("vxlan", vlans=vlans, flow=rng.randrange(1 << 24),
+                                 payload=payload())
+            frame = corrupt(frame, opq(vlans) + 8, flags)
+            out.append((frame, (Kind.TUNNEL, 3) if flags & 0x08 else (Kind.OTHER, 0)))
+        for hdr5, ok in ((0xA5, True), (0xA4, False), (0x25, False)):
+            for hdr6 in (0x03, 0x53, 0xF3, 0x02, 0x13):
+                header = bytes([1, 2, 3, 4, 5, hdr5, hdr6, 8, 9, 10, 11, 12])
+                frame = build_packet("private-udp", port=CHECK_PORT, vlans=vlans,
+                                     private_header=header, payload=payload())
+                hit = ok and hdr6 & 0x0F == 0x03
+                out.append((frame, (Kind.TUNNEL, 6) if hit else (Kind.OTHER, 0)))
+    # Cut around the check fields: the profile matches only once its 2 bytes are in the frame
+    # (the model says the rest: truncated either way).
+    for encap, off, kw in (("geneve", 10, {}), ("vxlan", 8, {}),
+                           ("private-udp", CHECK_OFF,
+                            {"port": CHECK_PORT,
+                             "private_header": bytes([0, 0, 0, 0, 0, 0xA5, 3, 0, 0, 0, 0, 0])})):
+        full = build_packet(encap, payload=b"c" * 40, min_size=0, **kw)
+        end = opq(0) + off + 2
+        for cut in range(end - 3, end + 2):
+            out.append((full[:cut], None))
+    return out
+
+
+def corrupt2(frame, index, value):
+    """``frame`` with the big-endian 2 bytes ``value`` at ``index``."""
+    b = bytearray(frame)
+    b[index:index + 2] = value.to_bytes(2, "big")
+    return bytes(b)
 
 
 #: UDP ports of the "innereth" table's two extra VXLAN-like profiles.
@@ -192,6 +259,8 @@ def case_frames(case, rng):
         return frames
     if case == "innereth":
         return [f for f, _ in innereth_frames(rng)]
+    if case == "check":
+        return [f for f, _ in check_frames(rng)]
     if case == "min60":
         return [build_packet("plain", payload=b"", min_size=60)[:60] for _ in range(64)]
     raise ValueError(case)
@@ -213,6 +282,10 @@ async def run_case(dut):
         checked = innereth_frames(random.Random(p["seed"]))
         frames = [f for f, _ in checked]
         reasons = [r for _, r in checked]
+    elif p["case"] == "check":
+        checked = check_frames(random.Random(p["seed"]))
+        frames = [f for f, _ in checked]
+        reasons = [None] * len(frames)
     else:
         frames = case_frames(p["case"], rng)
         reasons = [None] * len(frames)
@@ -248,6 +321,11 @@ async def run_case(dut):
             assert got["cls"]["reason"] == reasons[n].value, (
                 f"frame {n} ({frame[:64].hex()}...): reason {got['cls']['reason']}, "
                 f"want {reasons[n]!r}")
+        if p["case"] == "check" and checked[n][1] is not None:
+            kind, profile = checked[n][1]
+            assert (got["cls"]["kind"], got["cls"]["profile"]) == (kind.value, profile), (
+                f"frame {n} ({frame[:64].hex()}...): kind {got['cls']['kind']} profile "
+                f"{got['cls']['profile']}, want {kind!r} profile {profile}")
         expected_other += want["cls"]["kind"] == 0
     await tb.cycles(10)
     assert stats["packets"] == len(frames)
@@ -267,7 +345,7 @@ def make_dut(width):
 
 CASES = [("presets", "presets", True), ("errors", "presets", True), ("flow", "flow", True),
          ("random", "presets", True), ("min60", "presets", False),
-         ("innereth", "innereth", True)]
+         ("innereth", "innereth", True), ("check", "check", True)]
 
 
 @pytest.mark.parametrize("case,table,stalls", CASES, ids=[c[0] for c in CASES])

@@ -501,3 +501,87 @@ def test_gre_cks_checks_protocol(proto):
     other = edit(frame, 14 + 20 + 2, proto.to_bytes(2, "big"))
     rec = parse(other, [PRESETS["gre-cks"]])
     assert kind(rec) == Kind.OTHER and reason(rec) == Reason.NOT_TCP
+
+
+# --- Check field (profile check_off/check_value/check_mask) -------------------------------------
+
+def _udp_opaque(frame):
+    """Offset of the opaque region (the outer UDP header) of an unoptioned IPv4 frame."""
+    return 14 + 4 * (frame[12:14] == b"\x81\x00") + 20
+
+
+@pytest.mark.parametrize("words", [0, 3, 12])
+@pytest.mark.parametrize("proto", [0x6558, 0x6158, 0x0800, 0x86DD])
+def test_geneve_checks_protocol_type(words, proto):
+    """The Geneve preset matches only protocol type 0x6558 (Ethernet) at opaque bytes 10-11.
+    0x6158 is test_mix_long[8]'s bit flip: the inner Ethernet | IPv4 | TCP stays valid, so
+    only the check field can tell. Not matched means exactly a format mismatch: no profile,
+    UDP is not TCP, so OTHER / NOT_TCP, and a later profile may still match."""
+    frame = build_packet("geneve", geneve_options=words, payload=b"q" * 40, flow=5)
+    o = _udp_opaque(frame)
+    assert frame[o + 10:o + 12] == b"\x65\x58"
+    frame = edit(frame, o + 10, proto.to_bytes(2, "big"))
+    rec = parse(frame, [PRESETS["geneve"]])
+    if proto == 0x6558:
+        assert kind(rec) == Kind.TUNNEL and rec["cls"]["profile"] == 0
+    else:
+        assert kind(rec) == Kind.OTHER and reason(rec) == Reason.NOT_TCP
+        assert rec["cls"]["profile"] == 0 and rec["off"]["inner_l3"] == 0
+        assert not rec["inner"]["present"]
+    # The same profile without the check (mask 0, the reset value) does not look.
+    assert kind(parse(frame, [dict(PRESETS["geneve"], check_mask=0)])) == Kind.TUNNEL
+    # Failing the check falls to the next profile, like a format mismatch.
+    rec = parse(frame, [PRESETS["geneve"], dict(PRESETS["geneve"], check_mask=0)])
+    assert kind(rec) == Kind.TUNNEL and rec["cls"]["profile"] == (proto != 0x6558)
+
+
+@pytest.mark.parametrize("flags", [0x08, 0x00, 0x0C, 0x80, 0xFF, 0xF7])
+def test_vxlan_checks_i_flag(flags):
+    """vxlan and vxlan-csum match only with the I flag (0x08 of opaque byte 8) set; the other
+    flag bits and the reserved byte 9 are not looked at."""
+    frame = build_packet("vxlan", payload=b"v" * 20, flow=7)
+    o = _udp_opaque(frame)
+    assert frame[o + 8] == 0x08
+    frame = edit(frame, o + 8, bytes([flags, 0x5A]))
+    for name in ("vxlan", "vxlan-csum"):
+        rec = parse(frame, [PRESETS[name]])
+        if flags & 0x08:
+            assert kind(rec) == Kind.TUNNEL and rec["cls"]["flow"] == 7
+        else:
+            assert kind(rec) == Kind.OTHER and reason(rec) == Reason.NOT_TCP
+
+
+def test_check_field_value_and_mask():
+    """(field & check_mask) == (check_value & check_mask), on the 2 bytes at check_off."""
+    frame = build_packet("private-udp", payload=b"c" * 20)
+    o = _udp_opaque(frame)
+    field = int.from_bytes(frame[o + 8:o + 10], "big")
+    base = PRESETS["private-udp"]
+    for value, mask, hit in ((field, 0xFFFF, True), (field ^ 1, 0xFFFF, False),
+                             (field ^ 1, 0xFFFE, True), (field & 0xFF00, 0xFF00, True),
+                             (field ^ 0x100, 0xFF00, False), (0x1234, 0, True)):
+        prof = dict(base, check_off=8, check_value=value, check_mask=mask)
+        assert (kind(parse(frame, [prof])) == Kind.TUNNEL) == hit, (value, mask)
+
+
+def test_check_field_must_be_in_capture_and_frame():
+    """With a non-zero mask the check bytes must lie inside the capture (check_off + 2 <= C)
+    and the frame, as the format field; with mask 0 nothing is required."""
+    frame = build_packet("private-udp", payload=b"c" * 60)
+    o = _udp_opaque(frame)
+    base = PRESETS["private-udp"]
+    at = lambda off, mask: dict(base, check_off=off, check_mask=mask,
+                                check_value=int.from_bytes(frame[o + off:o + off + 2], "big")
+                                & mask)
+    assert kind(parse(frame, [at(62, 0xFFFF)])) == Kind.TUNNEL
+    assert kind(parse(frame, [at(62, 0xFFFF)], opaque_bytes=63)) == Kind.OTHER
+    assert kind(parse(frame, [at(62, 0)], opaque_bytes=63)) == Kind.TUNNEL
+    # Cut the frame inside the check field: the profile does not match (no inner header is
+    # looked for: inner_l3 stays 0); with mask 0 it matches. Both are truncated (the outer
+    # total length says more).
+    short = frame[:o + 41]
+    rec = parse(short, [at(40, 0xFFFF)])
+    assert rec["off"]["inner_l3"] == 0 and reason(rec) == Reason.TRUNCATED
+    rec = parse(short, [at(40, 0)])
+    assert rec["off"]["inner_l3"] == o + base["opaque_len"] and reason(rec) == Reason.TRUNCATED
+

@@ -77,6 +77,8 @@ def test_overrides_and_aliases():
     (dict(name="vxlan", fmt_mask=0x1FFFF, fmt_value=0x12B5), "wider than fmt_len"),
     (dict(name="gre-key", udp_csum=1), "udp_csum=1 needs udp=1"),
     (dict(name="vxlan", opaque_len=4), "at least 8 opaque bytes"),
+    (dict(name="geneve", check_off=63), "check field"),
+    (dict(name="vxlan", check_value=0x0808), "outside check_mask"),
 ])
 def test_validation_errors(kwargs, message):
     name = kwargs.pop("name")
@@ -91,3 +93,25 @@ def test_smaller_capture_validation():
     with pytest.raises(ValueError, match="unknown preset"):
         describe("gre")
     assert validate({"fmt_len": 1, "fmt_mask": 0xFF, "fmt_value": 0x11})
+    # A check field past the capture is refused only when it checks something.
+    assert validate({"fmt_len": 1, "check_off": 63})
+    with pytest.raises(ValueError, match="check field"):
+        validate({"fmt_len": 1, "check_off": 63, "check_mask": 1})
+
+
+def test_check_fields_and_gre_formats():
+    """Geneve checks its protocol type, VXLAN its I flag (the format field holds the UDP
+    port); the GRE presets need no check field: their 4-byte format covers the GRE flags and
+    protocol type (0x0800 IPv4, 0x6558 Ethernet for NVGRE)."""
+    g = PRESETS["geneve"]
+    assert (g["check_off"], g["check_value"], g["check_mask"]) == (10, 0x6558, 0xFFFF)
+    for name in ("vxlan", "vxlan-csum"):
+        v = PRESETS[name]
+        assert (v["check_off"], v["check_value"], v["check_mask"]) == (8, 0x0800, 0x0800)
+    for name, proto in (("gre-key", 0x0800), ("gre-cks", 0x0800), ("nvgre", 0x6558)):
+        p = PRESETS[name]
+        assert p["check_mask"] == 0 and (p["fmt_off"], p["fmt_len"]) == (0, 4)
+        assert p["fmt_mask"] & 0xFFFF == 0xFFFF and p["fmt_value"] & 0xFFFF == proto
+    assert PRESETS["private-udp"]["check_mask"] == 0
+    assert "check off 10, 2 B = 0x6558" in describe("geneve")
+    assert "check" not in describe("gre-key").split("\n")[1]

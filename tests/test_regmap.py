@@ -3,7 +3,7 @@
 import pytest
 
 import tunnelnic.regmap as regmap
-from hw.profile import FIELDS
+from hw.profile import FIELDS, WORDS
 
 
 def test_profile_registers_match_fields():
@@ -28,7 +28,8 @@ def test_drift_from_fields_is_refused(monkeypatch):
 
 def test_parameters_and_hash():
     a, b = regmap.compile_map(), regmap.compile_map({"P": 4})
-    assert len(a.group("profile")) == 8 * 5 and len(b.group("profile")) == 4 * 5
+    assert WORDS == 7
+    assert len(a.group("profile")) == 8 * WORDS and len(b.group("profile")) == 4 * WORDS
     assert a.layout_hash != b.layout_hash
     # The hash ignores reset values (capabilities), not the layout.
     assert regmap.compile_map({"POOL": 128}).layout_hash == a.layout_hash

@@ -29,11 +29,15 @@ PRIVATE_UDP_PORT = 7000
 _WIDTHS = {name: width for name, _word, _lsb, width in FIELDS}
 
 # Fields every preset shares: enabled, TSO and RSC allowed, IP IDs incrementing, no inner
-# Ethernet header (the presets that end with one set ``inner_eth=1``).
+# Ethernet header (the presets that end with one set ``inner_eth=1``), no check field (the
+# UDP presets whose format field is the port set one).
 _COMMON = dict(enable=1, tso_en=1, rsc_en=1, ipid_fixed=0, len_mode=0, udp=0, udp_csum=0,
-               len_off=0, len_bytes=0, len_shift=0, len_scale=0, len_mask=0, inner_eth=0)
+               len_off=0, len_bytes=0, len_shift=0, len_scale=0, len_mask=0, inner_eth=0,
+               check_off=0, check_value=0, check_mask=0)
 
 _UDP_DPORT = dict(fmt_off=2, fmt_len=2, fmt_mask=0xFFFF)   # UDP destination port
+# VXLAN flags byte (offset 8) and the reserved byte after it: the I flag (0x08) must be set.
+_VXLAN_I = dict(check_off=8, check_value=0x0800, check_mask=0x0800)
 
 _DESCRIPTIONS = {}
 
@@ -70,22 +74,24 @@ PRESETS = dict([
             flow_off=4, flow_len=3),
     _define("vxlan",
             "VXLAN (RFC 7348): UDP 8 + VXLAN 8 + inner Ethernet 14 = 30 (inner EtherType must "
-            "be 0x0800); format: UDP destination port 4789; flow: the 24-bit VNI (offset 12); "
-            "UDP length fixed up, checksum zeroed.",
+            "be 0x0800); format: UDP destination port 4789; check: the I flag (0x08 of "
+            "byte 8, the VNI is valid); flow: the 24-bit VNI (offset 12); UDP length fixed "
+            "up, checksum zeroed.",
             outer_proto=17, opaque_len=30, udp=1, udp_csum=0, inner_eth=1,
-            fmt_value=VXLAN_PORT, flow_off=12, flow_len=3, **_UDP_DPORT),
+            fmt_value=VXLAN_PORT, flow_off=12, flow_len=3, **_UDP_DPORT, **_VXLAN_I),
     _define("vxlan-csum",
             "VXLAN (RFC 7348) as 'vxlan', with the outer UDP checksum recomputed.",
             outer_proto=17, opaque_len=30, udp=1, udp_csum=1, inner_eth=1,
-            fmt_value=VXLAN_PORT, flow_off=12, flow_len=3, **_UDP_DPORT),
+            fmt_value=VXLAN_PORT, flow_off=12, flow_len=3, **_UDP_DPORT, **_VXLAN_I),
     _define("geneve",
             "Geneve (RFC 8926): UDP 8 + Geneve 8 + options (Opt Len, low 6 bits of byte 8, in "
             "4-byte words) + inner Ethernet 14 (EtherType must be 0x0800): length "
-            "(byte 8 & 0x3F) * 4 + 30; format: UDP destination port 6081 (the Geneve protocol "
-            "type is not checked: one format field per profile); flow: the 24-bit VNI "
+            "(byte 8 & 0x3F) * 4 + 30; format: UDP destination port 6081; check: the "
+            "protocol type (offset 10) is 0x6558 (Ethernet); flow: the 24-bit VNI "
             "(offset 12); UDP checksum zeroed.",
             outer_proto=17, len_mode=1, len_off=8, len_bytes=1, len_mask=0x3F, len_shift=0,
             len_scale=2, opaque_len=30, udp=1, udp_csum=0, inner_eth=1,
+            check_off=10, check_value=0x6558, check_mask=0xFFFF,
             fmt_value=GENEVE_PORT, flow_off=12, flow_len=3, **_UDP_DPORT),
     _define("private-udp",
             "The framework's private UDP encapsulation: UDP 8 + a 12-byte private header = 20; "
@@ -136,6 +142,12 @@ def validate(profile, opaque_bytes=OPAQUE_BYTES):
                              "opaque capture")
         if g("len_mask") == 0:
             raise ValueError("len_mode=1 with len_mask=0: the length would never vary")
+    if g("check_mask") and g("check_off") + 2 > opaque_bytes:
+        raise ValueError(f"check field (check_off={g('check_off')}, 2 bytes) extends past the "
+                         f"{opaque_bytes}-byte opaque capture")
+    if g("check_value") & ~g("check_mask"):
+        raise ValueError(f"check_value={g('check_value'):#x} has bits outside check_mask="
+                         f"{g('check_mask'):#x} (they would be ignored)")
     if g("udp") and g("opaque_len") < 8:
         raise ValueError("udp=1 needs at least 8 opaque bytes (the UDP header)")
     if g("udp_csum") and not g("udp"):
@@ -177,4 +189,6 @@ def describe(name):
             f"  outer proto {p['outer_proto']}; opaque length {length}; format off "
             f"{p['fmt_off']}, {p['fmt_len']} B = {p['fmt_value']:#x} mask {p['fmt_mask']:#x}; "
             f"flow {flow}; udp {p['udp']} udp_csum {p['udp_csum']}; tso_en {p['tso_en']} "
-            f"rsc_en {p['rsc_en']} ipid_fixed {p['ipid_fixed']} inner_eth {p['inner_eth']}")
+            f"rsc_en {p['rsc_en']} ipid_fixed {p['ipid_fixed']} inner_eth {p['inner_eth']}"
+            + (f"; check off {p['check_off']}, 2 B = {p['check_value']:#x} mask "
+               f"{p['check_mask']:#x}" if p["check_mask"] else ""))

@@ -186,7 +186,9 @@ def _field(win, opaque_start, capture, off, length):
 
 def _matches(win, opaque_start, capture, outer, prof):
     """spec: profile p matches iff outer valid, enable, proto, format field inside capture and
-    frame with 1 <= fmt_len <= 4, and (field & fmt_mask) == (fmt_value & fmt_mask)."""
+    frame with 1 <= fmt_len <= 4, and (field & fmt_mask) == (fmt_value & fmt_mask); and, when
+    check_mask != 0, the 2-byte check field inside capture and frame with
+    (check & check_mask) == (check_value & check_mask)."""
     if prof is None or not prof.get("enable", 0):
         return False
     if outer["proto"] != prof.get("outer_proto", 0):
@@ -198,7 +200,14 @@ def _matches(win, opaque_start, capture, outer, prof):
     if not inside:
         return False
     mask = prof.get("fmt_mask", 0)
-    return (value & mask) == (prof.get("fmt_value", 0) & mask)
+    if (value & mask) != (prof.get("fmt_value", 0) & mask):
+        return False
+    # Check field (Geneve's protocol type, VXLAN's I flag): mask 0 checks nothing.
+    check_mask = prof.get("check_mask", 0)
+    if check_mask == 0:
+        return True
+    value, inside = _field(win, opaque_start, capture, prof.get("check_off", 0), 2)
+    return inside and (value & check_mask) == (prof.get("check_value", 0) & check_mask)
 
 
 def _needed_field(win, opaque_start, capture, off, length, length_ok):
