@@ -329,10 +329,18 @@ class RscEngine(wiring.Component):
             m.d.sync += now.eq(now + 1)
 
         # --- the packet being decided (``cur``) and what is derived from it ----------------
-        # Everything below is registered from ``cur`` in a free-running chain (stages a..e);
-        # ``cur`` stays for the 6 (or 7) cycles of its decision, so every stage has settled when
-        # the decision (state DEC) uses it.
+        # The descriptor stays in the ingress's slot ``cur_idx`` while it is decided: ``cur`` is
+        # its registered copy, loaded every cycle (no enable: the accept decision drives only
+        # the few bits of ``cur_idx`` and ``tag``), valid from the cycle after the accept's
+        # next one; stage a reads the slot itself (``now_``), valid one cycle earlier, as
+        # ``cur`` was when it was loaded at the accept. Everything below is registered in a
+        # free-running chain (stages a..e); the slot stays for the 6 (or 7) cycles of its
+        # decision, so every stage has settled when the decision (state DEC) uses it.
+        cur_idx = Signal(range(ing.slots))
+        now_ = ing.sel_data
         cur = Signal(ing.dlayout)
+        m.d.comb += ing.sel.eq(cur_idx)
+        m.d.sync += cur.eq(now_)
         tag = Signal(32)
         rec = cur.rec
         off = rec.off
@@ -343,55 +351,56 @@ class RscEngine(wiring.Component):
                            rec.cls.flow)
         key = Signal(7 * 32)
         m.d.comb += key.eq(Cat(*kwords))
-        nd = ing.d.payload.rec        # the next descriptor: its tag is taken with it
-        nd_tunnel = nd.off.inner_l3 != nd.off.l3
-        nd_tag = flow_tag(key_words(nd_tunnel, nd.cls.profile, nd.outer.src, nd.outer.dst,
-                                    nd.inner.src, nd.inner.dst, nd.tcp.sport, nd.tcp.dport,
-                                    nd.cls.flow))
         m.d.comb += cam.lookup_tag.eq(tag)
         flow_pkt = rec.tcp.present & (off.l4 != 0)
-        kind_ok = (rec.cls.kind == Kind.PLAIN) | (rec.cls.kind == Kind.TUNNEL)
-        is_tun = rec.cls.kind == Kind.TUNNEL
-        itl, otl = rec.inner.total_len, rec.outer.total_len
         pl = rec.payload_len
         opq = [rec.opaque.word_select(k, 8) for k in range(self.opaque_bytes)]
         flags = rec.tcp.flags
         psh = (flags & TCP_PSH) != 0
-        fw = Cat(rec.tcp.flags, rec.tcp.rsv, rec.tcp.doff)
 
         def reg(name, value, width=None):
             r = Signal(width or len(Value.cast(value)), name=name)
             m.d.sync += r.eq(value)
             return r
 
+        # (Stage a: from the slot, ``now_``.)
+        rec_a, off_a = now_.rec, now_.rec.off
+        kind_ok = (rec_a.cls.kind == Kind.PLAIN) | (rec_a.cls.kind == Kind.TUNNEL)
+        is_tun = rec_a.cls.kind == Kind.TUNNEL
+        itl, otl = rec_a.inner.total_len, rec_a.outer.total_len
+        pl_a = rec_a.payload_len
+        opq_a = [rec_a.opaque.word_select(k, 8) for k in range(8)]
+        flags_a = rec_a.tcp.flags
+        fw = Cat(rec_a.tcp.flags, rec_a.tcp.rsv, rec_a.tcp.doff)
         # a
-        tcp_len_a = reg("tcp_len_a", (itl - rec.inner.ihl * 4)[:16])
-        udp_len_a = reg("udp_len_a", (otl - rec.outer.ihl * 4)[:16])
-        pin_a = reg("pin_a", wide_sum(_w16(rec.inner.src) + _w16(rec.inner.dst)))
-        pout_a = reg("pout_a", wide_sum(_w16(rec.outer.src) + _w16(rec.outer.dst)))
-        hb1_a = reg("hb1_a", cur.s_tcp + ~cur.s_pay)
-        hb2_a = reg("hb2_a", ~rec.tcp.ack[16:] + ~rec.tcp.ack[:16])
-        hb3_a = reg("hb3_a", ~fw + ~rec.tcp.window)
-        hb4_a = reg("hb4_a", ~rec.tcp.csum, 16)
-        uo_a = reg("uo_a", Cat(opq[1], opq[0]) + Cat(opq[3], opq[2]))
-        o_base_a = reg("o_base_a", ones_add(~rec.outer.csum, ~otl), 16)
-        i_base_a = reg("i_base_a", ones_add(~rec.inner.csum, ~itl), 16)
+        tcp_len_a = reg("tcp_len_a", (itl - rec_a.inner.ihl * 4)[:16])
+        udp_len_a = reg("udp_len_a", (otl - rec_a.outer.ihl * 4)[:16])
+        pin_a = reg("pin_a", wide_sum(_w16(rec_a.inner.src) + _w16(rec_a.inner.dst)))
+        pout_a = reg("pout_a", wide_sum(_w16(rec_a.outer.src) + _w16(rec_a.outer.dst)))
+        hb1_a = reg("hb1_a", now_.s_tcp + ~now_.s_pay)
+        hb2_a = reg("hb2_a", ~rec_a.tcp.ack[16:] + ~rec_a.tcp.ack[:16])
+        hb3_a = reg("hb3_a", ~fw + ~rec_a.tcp.window)
+        hb4_a = reg("hb4_a", ~rec_a.tcp.csum, 16)
+        uo_a = reg("uo_a", Cat(opq_a[1], opq_a[0]) + Cat(opq_a[3], opq_a[2]))
+        o_base_a = reg("o_base_a", ones_add(~rec_a.outer.csum, ~otl), 16)
+        i_base_a = reg("i_base_a", ones_add(~rec_a.inner.csum, ~itl), 16)
         d_itl_a = reg("d_itl_a", (itl - otl)[:16])
-        u_off_a = reg("u_off_a", (off.opaque - off.l3)[:16], 16)
-        nseq_a = reg("nseq_a", (rec.tcp.seq + pl)[:32])
-        len_ok_a = reg("len_ok_a", (cur.length == off.l3 + otl) &
-                       (off.inner_l3 + itl == cur.length))
-        cst_a = reg("cst_a", self.enable & kind_ok & rec.cls.rsc_ok &
-                    ~off.inner_l3[0] & ~cur.oversize & (pl != 0) &
-                    ((flags == TCP_ACK) | (flags == TCP_ACK | TCP_PSH)) & (rec.tcp.rsv == 0) &
-                    ~(is_tun & (rec.cls.opaque_len > self.opaque_bytes)) &
-                    ~(is_tun & rec.outer.gre &
-                      ((opq[0] & GRE_CS_BITS) != 0)))
-        cbase_a = reg("cbase_a", kind_ok & rec.outer.csum_ok & rec.inner.csum_ok)
-        udp_chk_a = reg("udp_chk_a", is_tun & rec.cls.udp)
-        u_zero_a = reg("u_zero_a", (opq[6] == 0) & (opq[7] == 0))
-        opq_mask_a = reg("opq_mask_a", Cat((rec.cls.opaque_len <= k) |
-                                           (rec.cls.udp if 4 <= k < 8 else 0)
+        u_off_a = reg("u_off_a", (off_a.opaque - off_a.l3)[:16], 16)
+        nseq_a = reg("nseq_a", (rec_a.tcp.seq + pl_a)[:32])
+        len_ok_a = reg("len_ok_a", (now_.length == off_a.l3 + otl) &
+                       (off_a.inner_l3 + itl == now_.length))
+        cst_a = reg("cst_a", self.enable & kind_ok & rec_a.cls.rsc_ok &
+                    ~off_a.inner_l3[0] & ~now_.oversize & (pl_a != 0) &
+                    ((flags_a == TCP_ACK) | (flags_a == TCP_ACK | TCP_PSH)) &
+                    (rec_a.tcp.rsv == 0) &
+                    ~(is_tun & (rec_a.cls.opaque_len > self.opaque_bytes)) &
+                    ~(is_tun & rec_a.outer.gre &
+                      ((opq_a[0] & GRE_CS_BITS) != 0)))
+        cbase_a = reg("cbase_a", kind_ok & rec_a.outer.csum_ok & rec_a.inner.csum_ok)
+        udp_chk_a = reg("udp_chk_a", is_tun & rec_a.cls.udp)
+        u_zero_a = reg("u_zero_a", (opq_a[6] == 0) & (opq_a[7] == 0))
+        opq_mask_a = reg("opq_mask_a", Cat((rec_a.cls.opaque_len <= k) |
+                                           (rec_a.cls.udp if 4 <= k < 8 else 0)
                                            for k in range(self.opaque_bytes)))
         # b
         ts_b = reg("ts_b", (pin_a + tcp_len_a) + (cur.s_tcp + 6))
@@ -437,7 +446,7 @@ class RscEngine(wiring.Component):
             newc.flags.eq(rec.tcp.flags), newc.doff.eq(rec.tcp.doff),
             newc.mss.eq(pl), newc.head.eq(cur.page), newc.tail.eq(cur.page),
             newc.next_seq.eq(nseq_a), newc.count.eq(1),
-            newc.otl.eq(otl), newc.ack.eq(rec.tcp.ack), newc.win.eq(rec.tcp.window),
+            newc.otl.eq(rec.outer.total_len), newc.ack.eq(rec.tcp.ack), newc.win.eq(rec.tcp.window),
             newc.psh.eq(0), newc.id_mode.eq(ID_NONE), newc.last_pl.eq(pl),
             newc.s_pay.eq(cur.s_pay), newc.start.eq(now),
         ]
@@ -596,7 +605,7 @@ class RscEngine(wiring.Component):
 
         def accept():
             m.d.comb += [ing.d.ready.eq(1), stats.packets_in.eq(1)]
-            m.d.sync += [cur.eq(ing.d.payload), tag.eq(nd_tag)]
+            m.d.sync += [cur_idx.eq(ing.d.payload.index), tag.eq(ing.d.payload.tag)]
 
         def finish():
             """The decision is complete: take the next descriptor at once if one waits."""
