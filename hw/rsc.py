@@ -274,6 +274,11 @@ class RscEngine(wiring.Component):
         rd_en = Signal()           # read the context ``rsel``: half 0 and the dynamic part
         rd_hi = Signal()           # ... its half 1 (the cycle after ``rd_en``)
         ld_a, ld_b = Signal(), Signal()
+        # ``rd_en`` is a register, set on the way into the states that read (RD, X_RD): it
+        # drives the read enables of every block RAM of the table.
+        rd_go = Signal()
+        m.d.sync += rd_go.eq(0)
+        m.d.comb += rd_en.eq(rd_go)
         m.d.comb += [sr.en.eq(rd_en | rd_hi), dr_.en.eq(rd_en)]
         m.d.sync += [ld_a.eq(rd_en), ld_b.eq(rd_hi)]
 
@@ -310,16 +315,14 @@ class RscEngine(wiring.Component):
         m.d.comb += [sr.addr.eq(Cat(rd_hi, rsel) if split else rsel), dr_.addr.eq(rsel)]
 
         # Allocation order: older[i][j] = context i was opened before context j. The oldest
-        # valid context (eviction and pool victim) is registered one-hot from it; a change
-        # is seen two cycles later (the state machine never asks sooner).
+        # valid context (eviction and pool victim) is registered (as an index) from it; a
+        # change is seen two cycles later (the state machine never asks sooner).
         older = [Signal(N, name=f"older{i}") for i in range(N)]
         valid = cam.valid
-        oh = Signal(N)
-        m.d.sync += oh.eq(Cat(valid[i] & Cat(older[i][j] | ~valid[j]
-                                             for j in range(N) if j != i).all()
-                              for i in range(N)))
+        oh = Cat(valid[i] & Cat(older[i][j] | ~valid[j] for j in range(N) if j != i).all()
+                 for i in range(N))
         oldest = Signal(range(NI))
-        m.d.comb += oldest.eq(onehot_index(oh, N))
+        m.d.sync += oldest.eq(onehot_index(oh, N))
 
         # Time base.
         tick = Signal(range(self.cycles_per_us))
@@ -651,6 +654,17 @@ class RscEngine(wiring.Component):
             br.no_open.eq(no_open),
         ]
 
+        # The read address, from registers only (it goes to every block RAM of the table): in
+        # RD the CAM's match (registered with its index) or, on a miss with the table full,
+        # the oldest context; in X_RD the operation's slot (``xmode``: set on the way in).
+        xmode = Signal()
+        m.d.comb += rsel.eq(Mux(xmode, Mux(xop == X_POOL, oldest, xslot),
+                                Mux(cam.hit1 | cam.free_any, cam.index1, oldest)))
+
+        def to_x_rd():
+            m.d.sync += [rd_go.eq(1), xmode.eq(1)]
+            m.next = "X_RD"
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(flush_req):
@@ -664,21 +678,20 @@ class RscEngine(wiring.Component):
                     # (Only when no flush is queued: the free count lags the flushes whose
                     # pages the emitter has yet to read; one flush at a time.)
                     m.d.sync += xop.eq(X_POOL)
-                    m.next = "X_RD"
+                    to_x_rd()
                 with m.Elif(self.timeout_us != 0):
                     m.d.sync += scan.eq(Mux(scan == N - 1, 0, scan + 1))
                     with m.If(valid.bit_select(scan, 1)):
                         m.d.sync += [xop.eq(X_TIMEOUT), xslot.eq(scan)]
-                        m.next = "X_RD"
+                        to_x_rd()
             with m.State("CAM"):
+                m.d.sync += [rd_go.eq(1), xmode.eq(0)]
                 m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
             with m.State("RD"):
                 # A miss with the table full reads the oldest context instead: the decision
                 # uses the context read only on a hit, and an eviction flushes that one.
-                index = Mux(~cam.match.any() & ~cam.free_any, oldest,
-                            onehot_index(cam.match, N))
-                m.d.comb += [rsel.eq(index), rd_en.eq(1)]
-                m.d.sync += [slot.eq(index), hit.eq(cam.match.any()),
+                # (``rsel``, see above; ``rd_en`` is set.)
+                m.d.sync += [slot.eq(rsel), hit.eq(cam.hit1),
                              free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
                 m.next = "RD2"
             _second_row(m, "RD", "CMP", split, rsel, rd_hi, slot)
@@ -748,18 +761,15 @@ class RscEngine(wiring.Component):
                 # Flush-all: every valid slot in order.
                 with m.If(valid.bit_select(scan, 1)):
                     m.d.sync += [xop.eq(X_ALL), xslot.eq(scan)]
-                    m.next = "X_RD"
+                    to_x_rd()
                 with m.Elif(scan == N - 1):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += scan.eq(scan + 1)
             with m.State("X_RD"):
-                m.d.comb += rd_en.eq(1)
+                # (Reads ``rsel``: the oldest context for the pool, else ``xslot``.)
                 with m.If(xop == X_POOL):
-                    m.d.comb += rsel.eq(oldest)
                     m.d.sync += xslot.eq(oldest)
-                with m.Else():
-                    m.d.comb += rsel.eq(xslot)
                 m.next = "X_RD2"
             _second_row(m, "X_RD", "X_DO", split, rsel, rd_hi, xslot)
             with m.State("X_DO"):
