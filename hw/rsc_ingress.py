@@ -97,7 +97,6 @@ class RscIngress(wiring.Component):
         wp_d, wp_o, wp_s, rp = (Signal(range(S), name=n) for n in ("wp_d", "wp_o", "wp_s", "rp"))
         m.d.comb += [dq_w.addr.eq(wp_d), tq_w.addr.eq(wp_d), oq_w.addr.eq(wp_o),
                      sq_w.addr.eq(wp_s)]
-        m.d.sync += [wp_d.eq(wp_d + dq_w.en), wp_o.eq(wp_o + oq_w.en), wp_s.eq(wp_s + sq_w.en)]
         # Descriptors waiting (written or about to be: counted at the last beat, as a FIFO
         # written then would count them).
         level = Signal(range(self.depth + 1))
@@ -210,13 +209,17 @@ class RscIngress(wiring.Component):
 
         # The head (slot ``rp``) is offered once all three parts are stored; any slot is read
         # through ``sel``.
+        # (``d.valid`` is registered from the pointers' next values: the decision's accept
+        # logic sits far from the write pointers.)
         take_d = self.d.valid & self.d.ready
         tq_r = tq.read_port(domain="comb")
-        m.d.comb += [
-            self.d.valid.eq((rp != wp_d) & (rp != wp_o) & (rp != wp_s)),
-            tq_r.addr.eq(rp), self.d.payload.tag.eq(tq_r.data), self.d.payload.index.eq(rp),
-        ]
-        m.d.sync += [rp.eq(rp + take_d), level.eq(level + (take & p.last) - take_d)]
+        m.d.comb += [tq_r.addr.eq(rp), self.d.payload.tag.eq(tq_r.data),
+                     self.d.payload.index.eq(rp)]
+        rp_n = (rp + take_d)[:len(rp)]
+        wp_n = [(wp + q.en)[:len(wp)] for wp, q in ((wp_d, dq_w), (wp_o, oq_w), (wp_s, sq_w))]
+        m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_s), wp_n)]
+        m.d.sync += [rp.eq(rp_n), level.eq(level + (take & p.last) - take_d),
+                     self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
         dq_r, oq_r, sq_r = (q.read_port(domain="comb") for q in (dq, oq, sq))
         out = Signal(qlayout)
         m.d.comb += [
