@@ -330,6 +330,12 @@ class RscEngine(wiring.Component):
         m.d.sync += tick.eq(Mux(tick == self.cycles_per_us - 1, 0, tick + 1))
         with m.If(tick == self.cycles_per_us - 1):
             m.d.sync += now.eq(now + 1)
+        # The timeout check of state X_DO, registered one cycle ahead from the dynamic part's
+        # read data (which ``ctx`` will hold in X_DO) and the time base's next value, so that
+        # the flush it starts does not wait behind a subtraction and a compare.
+        now_next = Mux(tick == self.cycles_per_us - 1, now + 1, now)[:16]
+        expired = Signal()
+        m.d.sync += expired.eq((now_next - dr_.data.start)[:16] >= self.timeout_us)
 
         # --- the packet being decided (``cur``) and what is derived from it ----------------
         # The descriptor stays in the ingress's slot ``cur_idx`` while it is decided: ``cur`` is
@@ -779,7 +785,7 @@ class RscEngine(wiring.Component):
                             issue_flush(xslot, 0, "pool")
                             m.next = "IDLE"
                     with m.Case(X_TIMEOUT):
-                        with m.If((now - ctx.start)[:16] >= self.timeout_us):
+                        with m.If(expired):       # (now - ctx.start)[:16] >= timeout_us
                             with m.If(room):
                                 issue_flush(xslot, 0, "timeout")
                                 m.next = "IDLE"
