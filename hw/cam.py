@@ -54,6 +54,9 @@ class TagCam(wiring.Component):
     match : out
         The registered compare (latency 1): bit i set when entry i holds the tag presented one
         cycle earlier (at most one bit is set).
+    hit1, index1 : out
+        The same lookup's hit and matching index, also registered straight from the compare
+        (latency 1; ``index1`` is 0 on a miss), for an owner that addresses a memory with it.
     hit, index : out
         Result of the lookup presented two cycles earlier (latency 2; throughput one lookup
         per cycle): the parallel compare is registered, then the index of the (single) match.
@@ -82,7 +85,8 @@ class TagCam(wiring.Component):
         idx = range(max(entries, 2))
         super().__init__({
             "lookup_tag": In(tag_bits),
-            "match": Out(entries), "hit": Out(1), "index": Out(idx),
+            "match": Out(entries), "hit1": Out(1), "index1": Out(idx),
+            "hit": Out(1), "index": Out(idx),
             "we": In(1), "w_index": In(idx), "w_tag": In(tag_bits), "w_valid": In(1),
             "valid": Out(entries),
             "free_any": Out(1), "free_index": Out(idx),
@@ -98,7 +102,8 @@ class TagCam(wiring.Component):
             m.d.sync += valid.bit_select(self.w_index, 1).eq(self.w_valid)
         # Stage 1: the parallel compare, registered.
         match = self.match
-        m.d.sync += match.eq(Cat((tags[i] == self.lookup_tag) & valid[i] for i in range(n)))
+        mc = Cat((tags[i] == self.lookup_tag) & valid[i] for i in range(n))
+        m.d.sync += [match.eq(mc), self.hit1.eq(mc.any()), self.index1.eq(onehot_index(mc, n))]
         # Stage 2: at most one entry matches: its index is an OR per index bit.
         m.d.sync += [self.hit.eq(match.any()), self.index.eq(onehot_index(match, n))]
         free, free_index = lowest_set(~valid, n)

@@ -274,6 +274,11 @@ class RscEngine(wiring.Component):
         rd_en = Signal()           # read the context ``rsel``: half 0 and the dynamic part
         rd_hi = Signal()           # ... its half 1 (the cycle after ``rd_en``)
         ld_a, ld_b = Signal(), Signal()
+        # ``rd_en`` is a register, set on the way into the states that read (RD, X_RD): it
+        # drives the read enables of every block RAM of the table.
+        rd_go = Signal()
+        m.d.sync += rd_go.eq(0)
+        m.d.comb += rd_en.eq(rd_go)
         m.d.comb += [sr.en.eq(rd_en | rd_hi), dr_.en.eq(rd_en)]
         m.d.sync += [ld_a.eq(rd_en), ld_b.eq(rd_hi)]
 
@@ -310,16 +315,14 @@ class RscEngine(wiring.Component):
         m.d.comb += [sr.addr.eq(Cat(rd_hi, rsel) if split else rsel), dr_.addr.eq(rsel)]
 
         # Allocation order: older[i][j] = context i was opened before context j. The oldest
-        # valid context (eviction and pool victim) is registered one-hot from it; a change
-        # is seen two cycles later (the state machine never asks sooner).
+        # valid context (eviction and pool victim) is registered (as an index) from it; a
+        # change is seen two cycles later (the state machine never asks sooner).
         older = [Signal(N, name=f"older{i}") for i in range(N)]
         valid = cam.valid
-        oh = Signal(N)
-        m.d.sync += oh.eq(Cat(valid[i] & Cat(older[i][j] | ~valid[j]
-                                             for j in range(N) if j != i).all()
-                              for i in range(N)))
+        oh = Cat(valid[i] & Cat(older[i][j] | ~valid[j] for j in range(N) if j != i).all()
+                 for i in range(N))
         oldest = Signal(range(NI))
-        m.d.comb += oldest.eq(onehot_index(oh, N))
+        m.d.sync += oldest.eq(onehot_index(oh, N))
 
         # Time base.
         tick = Signal(range(self.cycles_per_us))
@@ -327,12 +330,26 @@ class RscEngine(wiring.Component):
         m.d.sync += tick.eq(Mux(tick == self.cycles_per_us - 1, 0, tick + 1))
         with m.If(tick == self.cycles_per_us - 1):
             m.d.sync += now.eq(now + 1)
+        # The timeout check of state X_DO, registered one cycle ahead from the dynamic part's
+        # read data (which ``ctx`` will hold in X_DO) and the time base's next value, so that
+        # the flush it starts does not wait behind a subtraction and a compare.
+        now_next = Mux(tick == self.cycles_per_us - 1, now + 1, now)[:16]
+        expired = Signal()
+        m.d.sync += expired.eq((now_next - dr_.data.start)[:16] >= self.timeout_us)
 
         # --- the packet being decided (``cur``) and what is derived from it ----------------
-        # Everything below is registered from ``cur`` in a free-running chain (stages a..e);
-        # ``cur`` stays for the 6 (or 7) cycles of its decision, so every stage has settled when
-        # the decision (state DEC) uses it.
+        # The descriptor stays in the ingress's slot ``cur_idx`` while it is decided: ``cur`` is
+        # its registered copy, loaded every cycle (no enable: the accept decision drives only
+        # the few bits of ``cur_idx`` and ``tag``), valid from the cycle after the accept's
+        # next one; stage a reads the slot itself (``now_``), valid one cycle earlier, as
+        # ``cur`` was when it was loaded at the accept. Everything below is registered in a
+        # free-running chain (stages a..e); the slot stays for the 6 (or 7) cycles of its
+        # decision, so every stage has settled when the decision (state DEC) uses it.
+        cur_idx = Signal(range(ing.slots))
+        now_ = ing.sel_data
         cur = Signal(ing.dlayout)
+        m.d.comb += ing.sel.eq(cur_idx)
+        m.d.sync += cur.eq(now_)
         tag = Signal(32)
         rec = cur.rec
         off = rec.off
@@ -343,55 +360,56 @@ class RscEngine(wiring.Component):
                            rec.cls.flow)
         key = Signal(7 * 32)
         m.d.comb += key.eq(Cat(*kwords))
-        nd = ing.d.payload.rec        # the next descriptor: its tag is taken with it
-        nd_tunnel = nd.off.inner_l3 != nd.off.l3
-        nd_tag = flow_tag(key_words(nd_tunnel, nd.cls.profile, nd.outer.src, nd.outer.dst,
-                                    nd.inner.src, nd.inner.dst, nd.tcp.sport, nd.tcp.dport,
-                                    nd.cls.flow))
         m.d.comb += cam.lookup_tag.eq(tag)
         flow_pkt = rec.tcp.present & (off.l4 != 0)
-        kind_ok = (rec.cls.kind == Kind.PLAIN) | (rec.cls.kind == Kind.TUNNEL)
-        is_tun = rec.cls.kind == Kind.TUNNEL
-        itl, otl = rec.inner.total_len, rec.outer.total_len
         pl = rec.payload_len
         opq = [rec.opaque.word_select(k, 8) for k in range(self.opaque_bytes)]
         flags = rec.tcp.flags
         psh = (flags & TCP_PSH) != 0
-        fw = Cat(rec.tcp.flags, rec.tcp.rsv, rec.tcp.doff)
 
         def reg(name, value, width=None):
             r = Signal(width or len(Value.cast(value)), name=name)
             m.d.sync += r.eq(value)
             return r
 
+        # (Stage a: from the slot, ``now_``.)
+        rec_a, off_a = now_.rec, now_.rec.off
+        kind_ok = (rec_a.cls.kind == Kind.PLAIN) | (rec_a.cls.kind == Kind.TUNNEL)
+        is_tun = rec_a.cls.kind == Kind.TUNNEL
+        itl, otl = rec_a.inner.total_len, rec_a.outer.total_len
+        pl_a = rec_a.payload_len
+        opq_a = [rec_a.opaque.word_select(k, 8) for k in range(8)]
+        flags_a = rec_a.tcp.flags
+        fw = Cat(rec_a.tcp.flags, rec_a.tcp.rsv, rec_a.tcp.doff)
         # a
-        tcp_len_a = reg("tcp_len_a", (itl - rec.inner.ihl * 4)[:16])
-        udp_len_a = reg("udp_len_a", (otl - rec.outer.ihl * 4)[:16])
-        pin_a = reg("pin_a", wide_sum(_w16(rec.inner.src) + _w16(rec.inner.dst)))
-        pout_a = reg("pout_a", wide_sum(_w16(rec.outer.src) + _w16(rec.outer.dst)))
-        hb1_a = reg("hb1_a", cur.s_tcp + ~cur.s_pay)
-        hb2_a = reg("hb2_a", ~rec.tcp.ack[16:] + ~rec.tcp.ack[:16])
-        hb3_a = reg("hb3_a", ~fw + ~rec.tcp.window)
-        hb4_a = reg("hb4_a", ~rec.tcp.csum, 16)
-        uo_a = reg("uo_a", Cat(opq[1], opq[0]) + Cat(opq[3], opq[2]))
-        o_base_a = reg("o_base_a", ones_add(~rec.outer.csum, ~otl), 16)
-        i_base_a = reg("i_base_a", ones_add(~rec.inner.csum, ~itl), 16)
+        tcp_len_a = reg("tcp_len_a", (itl - rec_a.inner.ihl * 4)[:16])
+        udp_len_a = reg("udp_len_a", (otl - rec_a.outer.ihl * 4)[:16])
+        pin_a = reg("pin_a", wide_sum(_w16(rec_a.inner.src) + _w16(rec_a.inner.dst)))
+        pout_a = reg("pout_a", wide_sum(_w16(rec_a.outer.src) + _w16(rec_a.outer.dst)))
+        hb1_a = reg("hb1_a", now_.s_tcp + ~now_.s_pay)
+        hb2_a = reg("hb2_a", ~rec_a.tcp.ack[16:] + ~rec_a.tcp.ack[:16])
+        hb3_a = reg("hb3_a", ~fw + ~rec_a.tcp.window)
+        hb4_a = reg("hb4_a", ~rec_a.tcp.csum, 16)
+        uo_a = reg("uo_a", Cat(opq_a[1], opq_a[0]) + Cat(opq_a[3], opq_a[2]))
+        o_base_a = reg("o_base_a", ones_add(~rec_a.outer.csum, ~otl), 16)
+        i_base_a = reg("i_base_a", ones_add(~rec_a.inner.csum, ~itl), 16)
         d_itl_a = reg("d_itl_a", (itl - otl)[:16])
-        u_off_a = reg("u_off_a", (off.opaque - off.l3)[:16], 16)
-        nseq_a = reg("nseq_a", (rec.tcp.seq + pl)[:32])
-        len_ok_a = reg("len_ok_a", (cur.length == off.l3 + otl) &
-                       (off.inner_l3 + itl == cur.length))
-        cst_a = reg("cst_a", self.enable & kind_ok & rec.cls.rsc_ok &
-                    ~off.inner_l3[0] & ~cur.oversize & (pl != 0) &
-                    ((flags == TCP_ACK) | (flags == TCP_ACK | TCP_PSH)) & (rec.tcp.rsv == 0) &
-                    ~(is_tun & (rec.cls.opaque_len > self.opaque_bytes)) &
-                    ~(is_tun & rec.outer.gre &
-                      ((opq[0] & GRE_CS_BITS) != 0)))
-        cbase_a = reg("cbase_a", kind_ok & rec.outer.csum_ok & rec.inner.csum_ok)
-        udp_chk_a = reg("udp_chk_a", is_tun & rec.cls.udp)
-        u_zero_a = reg("u_zero_a", (opq[6] == 0) & (opq[7] == 0))
-        opq_mask_a = reg("opq_mask_a", Cat((rec.cls.opaque_len <= k) |
-                                           (rec.cls.udp if 4 <= k < 8 else 0)
+        u_off_a = reg("u_off_a", (off_a.opaque - off_a.l3)[:16], 16)
+        nseq_a = reg("nseq_a", (rec_a.tcp.seq + pl_a)[:32])
+        len_ok_a = reg("len_ok_a", (now_.length == off_a.l3 + otl) &
+                       (off_a.inner_l3 + itl == now_.length))
+        cst_a = reg("cst_a", self.enable & kind_ok & rec_a.cls.rsc_ok &
+                    ~off_a.inner_l3[0] & ~now_.oversize & (pl_a != 0) &
+                    ((flags_a == TCP_ACK) | (flags_a == TCP_ACK | TCP_PSH)) &
+                    (rec_a.tcp.rsv == 0) &
+                    ~(is_tun & (rec_a.cls.opaque_len > self.opaque_bytes)) &
+                    ~(is_tun & rec_a.outer.gre &
+                      ((opq_a[0] & GRE_CS_BITS) != 0)))
+        cbase_a = reg("cbase_a", kind_ok & rec_a.outer.csum_ok & rec_a.inner.csum_ok)
+        udp_chk_a = reg("udp_chk_a", is_tun & rec_a.cls.udp)
+        u_zero_a = reg("u_zero_a", (opq_a[6] == 0) & (opq_a[7] == 0))
+        opq_mask_a = reg("opq_mask_a", Cat((rec_a.cls.opaque_len <= k) |
+                                           (rec_a.cls.udp if 4 <= k < 8 else 0)
                                            for k in range(self.opaque_bytes)))
         # b
         ts_b = reg("ts_b", (pin_a + tcp_len_a) + (cur.s_tcp + 6))
@@ -437,7 +455,7 @@ class RscEngine(wiring.Component):
             newc.flags.eq(rec.tcp.flags), newc.doff.eq(rec.tcp.doff),
             newc.mss.eq(pl), newc.head.eq(cur.page), newc.tail.eq(cur.page),
             newc.next_seq.eq(nseq_a), newc.count.eq(1),
-            newc.otl.eq(otl), newc.ack.eq(rec.tcp.ack), newc.win.eq(rec.tcp.window),
+            newc.otl.eq(rec.outer.total_len), newc.ack.eq(rec.tcp.ack), newc.win.eq(rec.tcp.window),
             newc.psh.eq(0), newc.id_mode.eq(ID_NONE), newc.last_pl.eq(pl),
             newc.s_pay.eq(cur.s_pay), newc.start.eq(now),
         ]
@@ -596,7 +614,7 @@ class RscEngine(wiring.Component):
 
         def accept():
             m.d.comb += [ing.d.ready.eq(1), stats.packets_in.eq(1)]
-            m.d.sync += [cur.eq(ing.d.payload), tag.eq(nd_tag)]
+            m.d.sync += [cur_idx.eq(ing.d.payload.index), tag.eq(ing.d.payload.tag)]
 
         def finish():
             """The decision is complete: take the next descriptor at once if one waits."""
@@ -642,6 +660,17 @@ class RscEngine(wiring.Component):
             br.no_open.eq(no_open),
         ]
 
+        # The read address, from registers only (it goes to every block RAM of the table): in
+        # RD the CAM's match (registered with its index) or, on a miss with the table full,
+        # the oldest context; in X_RD the operation's slot (``xmode``: set on the way in).
+        xmode = Signal()
+        m.d.comb += rsel.eq(Mux(xmode, Mux(xop == X_POOL, oldest, xslot),
+                                Mux(cam.hit1 | cam.free_any, cam.index1, oldest)))
+
+        def to_x_rd():
+            m.d.sync += [rd_go.eq(1), xmode.eq(1)]
+            m.next = "X_RD"
+
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(flush_req):
@@ -655,21 +684,20 @@ class RscEngine(wiring.Component):
                     # (Only when no flush is queued: the free count lags the flushes whose
                     # pages the emitter has yet to read; one flush at a time.)
                     m.d.sync += xop.eq(X_POOL)
-                    m.next = "X_RD"
+                    to_x_rd()
                 with m.Elif(self.timeout_us != 0):
                     m.d.sync += scan.eq(Mux(scan == N - 1, 0, scan + 1))
                     with m.If(valid.bit_select(scan, 1)):
                         m.d.sync += [xop.eq(X_TIMEOUT), xslot.eq(scan)]
-                        m.next = "X_RD"
+                        to_x_rd()
             with m.State("CAM"):
+                m.d.sync += [rd_go.eq(1), xmode.eq(0)]
                 m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
             with m.State("RD"):
                 # A miss with the table full reads the oldest context instead: the decision
                 # uses the context read only on a hit, and an eviction flushes that one.
-                index = Mux(~cam.match.any() & ~cam.free_any, oldest,
-                            onehot_index(cam.match, N))
-                m.d.comb += [rsel.eq(index), rd_en.eq(1)]
-                m.d.sync += [slot.eq(index), hit.eq(cam.match.any()),
+                # (``rsel``, see above; ``rd_en`` is set.)
+                m.d.sync += [slot.eq(rsel), hit.eq(cam.hit1),
                              free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
                 m.next = "RD2"
             _second_row(m, "RD", "CMP", split, rsel, rd_hi, slot)
@@ -739,18 +767,15 @@ class RscEngine(wiring.Component):
                 # Flush-all: every valid slot in order.
                 with m.If(valid.bit_select(scan, 1)):
                     m.d.sync += [xop.eq(X_ALL), xslot.eq(scan)]
-                    m.next = "X_RD"
+                    to_x_rd()
                 with m.Elif(scan == N - 1):
                     m.next = "IDLE"
                 with m.Else():
                     m.d.sync += scan.eq(scan + 1)
             with m.State("X_RD"):
-                m.d.comb += rd_en.eq(1)
+                # (Reads ``rsel``: the oldest context for the pool, else ``xslot``.)
                 with m.If(xop == X_POOL):
-                    m.d.comb += rsel.eq(oldest)
                     m.d.sync += xslot.eq(oldest)
-                with m.Else():
-                    m.d.comb += rsel.eq(xslot)
                 m.next = "X_RD2"
             _second_row(m, "X_RD", "X_DO", split, rsel, rd_hi, xslot)
             with m.State("X_DO"):
@@ -760,7 +785,7 @@ class RscEngine(wiring.Component):
                             issue_flush(xslot, 0, "pool")
                             m.next = "IDLE"
                     with m.Case(X_TIMEOUT):
-                        with m.If((now - ctx.start)[:16] >= self.timeout_us):
+                        with m.If(expired):       # (now - ctx.start)[:16] >= timeout_us
                             with m.If(room):
                                 issue_flush(xslot, 0, "timeout")
                                 m.next = "IDLE"

@@ -97,8 +97,13 @@ class RscEmitter(wiring.Component):
         info1, info2 = Signal(info), Signal(info)
         d2 = Signal(8 * W)
         m.d.sync += [v2.eq(v1), info2.eq(info1), d2.eq(self.r_data)]
+        # ``used`` = q.level + v1 + v2, kept as a counter so that ``credit`` is one compare of a
+        # register (it gates the reads and, through the job's end, the load of ``job``).
+        used = Signal(range(self.DEPTH + 3))
+        issued = Signal()
         credit = Signal()
-        m.d.comb += credit.eq(q.level + v1 + v2 < self.DEPTH - 1)
+        m.d.sync += used.eq(used + issued - q.r_en)
+        m.d.comb += credit.eq(used < self.DEPTH - 1)
 
         # The current segment, computed when it starts: first beat's start lane ``s0`` (0
         # for a segment that starts the frame), last beat ``last_beat`` and its byte count
@@ -168,7 +173,7 @@ class RscEmitter(wiring.Component):
                     m.next = "READ"
             with m.State("READ"):
                 with m.If(credit | drop):
-                    m.d.comb += self.r_en.eq(~drop)
+                    m.d.comb += [self.r_en.eq(~drop), issued.eq(~drop)]
                     m.d.sync += [v1.eq(~drop), info1.eq(cur), beat.eq(beat + 1),
                                  at_first.eq(0)]
                     with m.If(seg_done | page_end):

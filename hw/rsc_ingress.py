@@ -7,13 +7,14 @@ UDP header). Nothing is decided here.
 """
 
 from amaranth import *
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .capture import capture_region
 from .checksum import ChecksumAccumulator
 from .layouts import parsed_signature
-from .rsc_layouts import OPT_BYTES, rsc_record, rsc_record_layout
+from .rsc_layouts import OPT_BYTES, flow_tag, key_words, rsc_record, rsc_record_layout
 from .stream import check_width, keep_count
 
 __all__ = ["RscIngress", "desc_layout"]
@@ -31,18 +32,27 @@ def desc_layout(pages, opaque_bytes=64):
 
 
 class RscIngress(wiring.Component):
-    """Frames in (``i``, one beat per cycle), descriptors out (``d``), page writes to the pool.
+    """Frames in (``i``, one beat per cycle), descriptors out, page writes to the pool.
 
     A frame occupies a chain of pages: its first page, then one more every ``page_bytes``,
     each linked from the previous one through ``fl_*`` (the frame-link table). Frames longer
     than ``max_frame`` bytes are consumed but stored only up to ``max_frame`` and flagged
     ``oversize`` (the decision stage drops them).
 
+    Descriptors wait in ``SLOTS`` slots of distributed RAM. ``d`` offers the oldest waiting
+    one as its slot number and the flow tag of its key (:func:`hw.rsc_layouts.flow_tag`,
+    computed here as it is stored); taking it frees its place in the queue of ``depth``, but
+    not its slot: the decision stage reads the descriptor itself, as long as it needs it,
+    through ``sel`` -> ``sel_data`` (asynchronous: no register, no enable between the
+    distributed RAM and the reader's own registers). A slot is rewritten only ``SLOTS -
+    depth`` frames after it was taken.
+
     Latency: a descriptor is offered 5 cycles after the frame's last beat (a registered copy of
-    each beat feeds the sums and the option capture, then the checksum accumulators).
-    ``i.ready`` is low only at a beat that starts a page when no pool page is free, or at the
-    first beat of a frame when ``depth`` descriptors are waiting. Reset forgets a frame in
-    progress (reset the pool with it).
+    each beat feeds the sums and the option capture, then the checksum accumulators; the
+    record part is written one cycle after the last beat, from registers). ``i.ready`` is low
+    only at a beat that starts a page when no pool page is free, or at the first beat of a
+    frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
+    waiting descriptors (reset the pool with it).
     """
 
     def __init__(self, width=8, pages=32, page_bytes=2048, opaque_bytes=64, depth=4,
@@ -53,9 +63,13 @@ class RscIngress(wiring.Component):
         self.opaque_bytes = opaque_bytes
         self.max_frame = max_frame
         self.dlayout = desc_layout(pages, opaque_bytes)
+        #: Descriptor slots: the waiting ones and the one being decided, a power of 2.
+        self.slots = 1 << depth.bit_length()
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
-            "d": Out(stream.Signature(self.dlayout)),
+            "d": Out(stream.Signature(data.StructLayout({"tag": 32,
+                                                         "index": range(self.slots)}))),
+            "sel": In(range(self.slots)), "sel_data": Out(self.dlayout),
             "alloc_ok": In(1), "alloc_page": In(range(pages)), "alloc": Out(1),
             "w_en": Out(1), "w_page": Out(range(pages)), "w_beat": Out(range(self.page_beats)),
             "w_data": Out(8 * width),
@@ -68,14 +82,24 @@ class RscIngress(wiring.Component):
         p = self.i.payload
         rec = p.meta
         lw = (W - 1).bit_length()
-        # What is known at the last beat (record, page, length) waits in ``dq``; the option
-        # bytes (``oq``) and the sums (``sq``) follow a few cycles later.
+        # What is known at the last beat (record, page, length, tag) is stored in ``dq`` one
+        # cycle later, from registers; the option bytes (``oq``) and the sums (``sq``) follow a
+        # few cycles later. Each has its own write pointer; ``rp`` is the oldest waiting slot.
         qlayout = data.StructLayout({"rec": rsc_record_layout(self.opaque_bytes),
                                      "page": range(self.pages), "length": 17, "oversize": 1})
-        m.submodules.dq = dq = fifo.SyncFIFO(width=Shape.cast(qlayout).width,
-                                             depth=self.depth)
-        m.submodules.oq = oq = fifo.SyncFIFO(width=8 * OPT_BYTES, depth=self.depth)
-        m.submodules.sq = sq = fifo.SyncFIFO(width=64, depth=self.depth)
+        S = self.slots
+        m.submodules.dq = dq = Memory(shape=qlayout, depth=S, init=[])
+        m.submodules.tq = tq = Memory(shape=32, depth=S, init=[])
+        m.submodules.oq = oq = Memory(shape=8 * OPT_BYTES, depth=S, init=[])
+        m.submodules.sq = sq = Memory(shape=64, depth=S, init=[])
+        dq_w, tq_w = dq.write_port(), tq.write_port()
+        oq_w, sq_w = oq.write_port(), sq.write_port()
+        wp_d, wp_o, wp_s, rp = (Signal(range(S), name=n) for n in ("wp_d", "wp_o", "wp_s", "rp"))
+        m.d.comb += [dq_w.addr.eq(wp_d), tq_w.addr.eq(wp_d), oq_w.addr.eq(wp_o),
+                     sq_w.addr.eq(wp_s)]
+        # Descriptors waiting (written or about to be: counted at the last beat, as a FIFO
+        # written then would count them).
+        level = Signal(range(self.depth + 1))
 
         # Stage 0: take the beat, store it, describe the frame at its last beat.
         in_pkt = Signal()
@@ -87,7 +111,8 @@ class RscIngress(wiring.Component):
         first = ~in_pkt
         store = beat * W < self.max_frame            # this beat is stored
         new_page = store & (beat[:pb] == 0)          # ... and starts a page
-        m.d.comb += self.i.ready.eq((in_pkt | dq.w_rdy) & (~new_page | self.alloc_ok))
+        m.d.comb += self.i.ready.eq((in_pkt | (level != self.depth)) &
+                                    (~new_page | self.alloc_ok))
         take = self.i.valid & self.i.ready
         cur_page = Mux(new_page, self.alloc_page, page)
         m.d.comb += [
@@ -114,9 +139,17 @@ class RscIngress(wiring.Component):
             desc.page.eq(frame_page),
             desc.length.eq(length),
             desc.oversize.eq(length > self.max_frame),
-            dq.w_data.eq(desc),
-            dq.w_en.eq(take & p.last),
         ]
+        # (Registered without an enable, so that the wide write port is driven by registers.)
+        rec_d = desc.rec
+        tunnel = rec_d.off.inner_l3 != rec_d.off.l3
+        m.d.sync += [
+            dq_w.data.eq(desc), dq_w.en.eq(take & p.last),
+            tq_w.data.eq(flow_tag(key_words(tunnel, rec_d.cls.profile, rec_d.outer.src,
+                                            rec_d.outer.dst, rec_d.inner.src, rec_d.inner.dst,
+                                            rec_d.tcp.sport, rec_d.tcp.dport, rec_d.cls.flow))),
+        ]
+        m.d.comb += tq_w.en.eq(dq_w.en)
 
         # Stage 1 (registered): the beat again, with the region bounds of its frame computed
         # from the record, for the sums and the option capture (no addition on their path).
@@ -163,31 +196,41 @@ class RscIngress(wiring.Component):
             m.d.comb += [acc.i_valid.eq(v1), acc.i_first.eq(first1), acc.i_data.eq(d1),
                          acc.i_mask.eq(mask)]
             sums.append(acc.o_sum)
-        m.d.comb += [sq.w_data.eq(Cat(*sums)), sq.w_en.eq(last_d[-1])]
+        m.d.comb += [sq_w.data.eq(Cat(*sums)), sq_w.en.eq(last_d[-1])]
 
         # TCP option bytes: byte k sits at l4 + 20 + k (before the payload).
         lanes = [d1.word_select(j, 8) for j in range(W)]
         _, opt_next = capture_region(m, width=W, count=OPT_BYTES, start=b["ostart"],
                                      beat=beat1, lanes=lanes, take=v1, first=first1,
                                      name="opt")
-        m.d.comb += [oq.w_data.eq(Cat(*opt_next) & Cat(omask[k].replicate(8)
-                                                       for k in range(OPT_BYTES))),
-                     oq.w_en.eq(v1 & last1)]
+        m.d.comb += [oq_w.data.eq(Cat(*opt_next) & Cat(omask[k].replicate(8)
+                                                         for k in range(OPT_BYTES))),
+                     oq_w.en.eq(v1 & last1)]
 
+        # The head (slot ``rp``) is offered once all three parts are stored; any slot is read
+        # through ``sel``.
+        # (``d.valid`` is registered from the pointers' next values: the decision's accept
+        # logic sits far from the write pointers.)
+        take_d = self.d.valid & self.d.ready
+        tq_r = tq.read_port(domain="comb")
+        m.d.comb += [tq_r.addr.eq(rp), self.d.payload.tag.eq(tq_r.data),
+                     self.d.payload.index.eq(rp)]
+        rp_n = (rp + take_d)[:len(rp)]
+        wp_n = [(wp + q.en)[:len(wp)] for wp, q in ((wp_d, dq_w), (wp_o, oq_w), (wp_s, sq_w))]
+        m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_s), wp_n)]
+        m.d.sync += [rp.eq(rp_n), level.eq(level + (take & p.last) - take_d),
+                     self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
+        dq_r, oq_r, sq_r = (q.read_port(domain="comb") for q in (dq, oq, sq))
         out = Signal(qlayout)
-        ready_all = dq.r_rdy & oq.r_rdy & sq.r_rdy
         m.d.comb += [
-            out.eq(dq.r_data),
-            self.d.payload.rec.eq(out.rec), self.d.payload.page.eq(out.page),
-            self.d.payload.length.eq(out.length), self.d.payload.oversize.eq(out.oversize),
-            self.d.payload.opts.eq(oq.r_data),
-            self.d.payload.s_tcp.eq(sq.r_data[0:16]),
-            self.d.payload.s_pay.eq(sq.r_data[16:32]),
-            self.d.payload.s_udp.eq(sq.r_data[32:48]),
-            self.d.payload.s_mid.eq(sq.r_data[48:64]),
-            self.d.valid.eq(ready_all),
-            dq.r_en.eq(self.d.ready & ready_all),
-            oq.r_en.eq(self.d.ready & ready_all),
-            sq.r_en.eq(self.d.ready & ready_all),
+            dq_r.addr.eq(self.sel), oq_r.addr.eq(self.sel), sq_r.addr.eq(self.sel),
+            out.eq(dq_r.data),
+            self.sel_data.rec.eq(out.rec), self.sel_data.page.eq(out.page),
+            self.sel_data.length.eq(out.length), self.sel_data.oversize.eq(out.oversize),
+            self.sel_data.opts.eq(oq_r.data),
+            self.sel_data.s_tcp.eq(sq_r.data[0:16]),
+            self.sel_data.s_pay.eq(sq_r.data[16:32]),
+            self.sel_data.s_udp.eq(sq_r.data[32:48]),
+            self.sel_data.s_mid.eq(sq_r.data[48:64]),
         ]
         return m
