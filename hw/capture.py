@@ -13,7 +13,6 @@ W:1 lane multiplexer shared by every byte at the same ``start % W`` phase.
 from amaranth import *
 
 from .checksum import beat_words
-from .replicate import replicas
 
 __all__ = ["capture_region", "capture_selects", "capture_byte", "region_sum", "beat_index_bits"]
 
@@ -23,24 +22,16 @@ def beat_index_bits(width, limit=1024):
     return (limit // width + 2).bit_length()
 
 
-def capture_selects(m, *, width, count, start_low, rel, hot_now=False, lane_copies=1,
-                    enable=None, name="sel"):
+def capture_selects(m, *, width, count, start_low, rel, hot_now=False, name="sel"):
     """What :func:`capture_region` decides per byte, computed a stage early and registered.
 
     ``start_low`` is ``start % W`` and ``rel`` is ``beat - start // W`` of the beat that enters
     the capturing stage next cycle (every stage register is loaded every cycle). Returns
-    ``(hot, carry, lane, lanes)``: registers of ``rel == q`` for each beat ``q`` the region can
-    touch, and per byte phase whether it wraps into the next beat and its lane, so the
-    capturing stage holds no compare and no adder: a byte's hit is one LUT of registers, its
-    lane multiplexer has registered selects. With ``hot_now``, ``rel`` belongs to the capturing
-    stage itself (registered by the caller) and ``hot`` is decoded from it there.
-
-    ``lanes`` is ``[lane]``, or with ``lane_copies`` n > 1 n copies of the lane selects that
-    survive synthesis (:func:`hw.replicate.replicas`, exact whenever ``enable`` was high the
-    cycle before: pass the strobe that loads the capturing stage with a taken beat); then
-    :func:`capture_region` gives each of the region's first n beats' bytes their own lane
-    multiplexers instead of one per byte phase for the whole region, so a multiplexer sits
-    near the few bytes it feeds rather than driving bytes placed far apart.
+    ``(hot, carry, lane)``: registers of ``rel == q`` for each beat ``q`` the region can touch,
+    and per byte phase whether it wraps into the next beat and its lane, so the capturing stage
+    holds no compare and no adder: a byte's hit is one LUT of registers, its lane multiplexer
+    has registered selects. With ``hot_now``, ``rel`` belongs to the capturing stage itself
+    (registered by the caller) and ``hot`` is decoded from it there.
     """
     lw = (width - 1).bit_length()
     beats = (count - 1) // width + 2
@@ -50,25 +41,15 @@ def capture_selects(m, *, width, count, start_low, rel, hot_now=False, lane_copi
         m.d.comb += decode
     else:
         m.d.sync += decode
-    if lane_copies > 1 and enable is None:
-        raise ValueError("lane_copies needs enable (the capturing stage's load strobe)")
     carry, lane = [], []
-    lanes = [[] for _ in range(lane_copies)]
     for kr in range(min(width, count)):
         s = Value.cast(start_low)[:lw] + kr
         c = Signal(name=f"{name}_c{kr}")
-        m.d.sync += c.eq(s[lw])
-        if lane_copies == 1:
-            ln = Signal(lw, name=f"{name}_l{kr}")
-            m.d.sync += ln.eq(s[:lw])
-            copies = [ln]
-        else:
-            copies = replicas(m, s[:lw], lane_copies, name=f"{name}_l{kr}", enable=enable)
+        ln = Signal(lw, name=f"{name}_l{kr}")
+        m.d.sync += [c.eq(s[lw]), ln.eq(s[:lw])]
         carry.append(c)
-        lane.append(copies[0])
-        for n, ln in enumerate(copies):
-            lanes[n].append(ln)
-    return hot, carry, lane, lanes
+        lane.append(ln)
+    return hot, carry, lane
 
 
 def capture_byte(m, *, hit, byte, first, take, name):
@@ -125,17 +106,13 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
         kq, kr = divmod(k, width)
         take, first = takes[(k // 8) % len(takes)], firsts[(k // 8) % len(firsts)]
         if pre is not None:
-            hot, pre_carry, _, pre_lanes = pre
-            # One lane multiplexer per byte phase, or per phase and beat (up to the copies of
-            # the lane selects: capture_selects' lane_copies).
-            copy = kq % len(pre_lanes)
-            if (copy, kr) not in phase:
-                tag = f"{kr}" if len(pre_lanes) == 1 else f"{kr}_{copy}"
-                byte = Signal(8, name=f"{name}_lane{tag}")
+            hot, pre_carry, pre_lane = pre
+            if kr not in phase:
+                byte = Signal(8, name=f"{name}_lane{kr}")
                 stage = m.d.sync if lane_stage else m.d.comb
-                stage += byte.eq(lane_array[pre_lanes[copy][kr]])
-                phase[(copy, kr)] = (pre_carry[kr], byte)
-            carry, byte = phase[(copy, kr)]
+                stage += byte.eq(lane_array[pre_lane[kr]])
+                phase[kr] = (pre_carry[kr], byte)
+            carry, byte = phase[kr]
             hit = Signal(name=f"{name}_hit{k}")
             stage = m.d.sync if lane_stage else m.d.comb
             stage += hit.eq(gate & Mux(carry, hot[kq + 1], hot[kq]))

@@ -311,12 +311,8 @@ class HeaderParser(wiring.Component):
         # Stage J's capture selects, decoded here from the line's head beat (every J register
         # is loaded every cycle), so J's captures hold no compare or adder: which beat of each
         # region this is (one-hot), and each byte phase's lane.
-        # The outer and inner headers' bytes have a lane multiplexer per byte phase and beat
-        # (own copies of the lane selects): one per phase for all 20 bytes put a multiplexer
-        # 3.9 ns of routing away from one of the bytes it fed (8.95 ns, seed 3).
-        hdr_copies = dict(lane_copies=min(6, -(-20 // W)), enable=take_i)
         pre_outer = capture_selects(m, width=W, count=20, start_low=si.l3[:lw],
-                                    rel=si.rel_outer, name="outerS", **hdr_copies)
+                                    rel=si.rel_outer, name="outerS")
         pre_opq = capture_selects(m, width=W, count=C, start_low=si.opaque[:lw],
                                   rel=si.rel_opq, name="opqS")
         # The inner header's start comes with the decision (a stage I input): its beat offset
@@ -324,7 +320,7 @@ class HeaderParser(wiring.Component):
         rel_inner = Signal(signed(BB + 2), name="j_rel_inner")
         m.d.sync += rel_inner.eq(si.b.beat - inner_l3_i[lw:])
         pre_inner = capture_selects(m, width=W, count=20, start_low=inner_l3_i[:lw],
-                                    rel=rel_inner, hot_now=True, name="innerS", **hdr_copies)
+                                    rel=rel_inner, hot_now=True, name="innerS")
         take_j, first_j = j.valid, j.first
         lanes_j = [j.b.data.word_select(i, 8) for i in range(W)]
         bend_j = beat_end(j.b.beat)
