@@ -291,6 +291,12 @@ class Classifier(wiring.Component):
         chk_ended, chk_flen = chk_end[0], chk_end[1:]
         s0_short = Signal()
         m.d.comb += s0_short.eq(s0["ended"] & (s0["flen"] <= H))
+        # Each profile's availability compares read their own copy of s0's frame length and
+        # ended flag: the one register feeding every profile's compares across the die was
+        # the worst routed path at seeds 1 and 2 (5.3 ns on the s0_flen net alone, seed 2).
+        # The copies are read only in the cycle after the trigger, as stage 1a reads s0.
+        fe_reps = replicas(m, Cat(r["flen"], r["ended"]), min(P, 12), name="s0_fe",
+                           enable=r["trig"])
         # Absolute field ends, one cycle behind the registered opaque start (so they match s0).
         ends = []
         for p in range(P):
@@ -309,12 +315,14 @@ class Classifier(wiring.Component):
         a = []
         for p in range(P):
             c, lat, e = cfg[p], latched[p], ends[p]
+            fe = fe_reps[p % len(fe_reps)]
+            flen_p, ended_p = fe[:16], fe[16]
             sig = {name: Signal(width, name=f"p{p}_a_{name}") for name, width in (
                 ("match", 1), ("chk_ok", 1), ("len_v", 16), ("len_out", 1),
                 ("flow", 32), ("flow_ok", 1), ("flow_out", 1), ("cut", 1), ("short", 1))}
 
             def avail(end):
-                return (end <= H) & (~s0["ended"] | (end <= s0["flen"]))
+                return (end <= H) & (~ended_p | (end <= flen_p))
 
             len_size_ok = (c["len_bytes"] == 1) | (c["len_bytes"] == 2)
             len_val = Mux(c["len_bytes"] == 1, lat["len"][8:16], lat["len"])

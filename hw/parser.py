@@ -25,9 +25,10 @@ How it works (see docs/architecture.md for the picture):
    (:func:`hw.replicate.replicas`), and masks the two IPv4 header
    checksum regions; stage K adds the masked words into one accumulator per word lane and
    captures the opaque bytes and (at W <= 8) the TCP bytes (their lanes were selected in J).
-   When the packet ends or its header window has passed, the captures (J, and K for the
-   opaque and TCP bytes) and sums (K) are latched and :class:`hw.record.RecordBuilder`
-   computes the record (5 cycles) and queues it.
+   When the packet ends or its header window has passed, the captures and sums are latched
+   the cycle after (the header bytes from J's capture registers, the opaque and TCP bytes
+   and sums from K) and :class:`hw.record.RecordBuilder` computes the record (5 cycles) and
+   queues it.
    Records complete at most every 4 cycles.
 5. Beats wait in a FIFO (2 x header window) and a register slice after it until their record
    is at the head of the record queue (a register, two cycles after it was queued), then
@@ -337,7 +338,7 @@ class HeaderParser(wiring.Component):
             return dict(common, lanes=[rep.word_select(i, 8) for i in range(W)],
                         first=rep[8 * W], take=take)
         sum_args = dict(width=W, beat=j.b.beat, data=j.b.data, take=take_j, first=first_j)
-        eth_r, eth_n = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
+        eth_r, _ = capture_region(m, count=ETH_BYTES, start=Const(0, 1), name="ethI",
                                       **common)
         outer_r, outer_n = capture_region(m, count=20, start=j.l3, pre=pre_outer,
                                           name="outerI", **region(1))
@@ -387,7 +388,7 @@ class HeaderParser(wiring.Component):
         m.d.comb += inner_beat_before.eq(rel_inner == -1)
         et_rep = beat_reps[3]
         et_lanes = Array(et_rep.word_select(i, 8) for i in range(W))
-        et_n = []
+        et_r = []
         for k in range(2):
             kr = W - 2 + k
             et_byte = Signal(8, name=f"innerE_lane{k}")
@@ -395,9 +396,9 @@ class HeaderParser(wiring.Component):
             m.d.comb += [et_byte.eq(et_lanes[pre_inner[2][kr]]),
                          et_hit.eq(gate_in & Mux(pre_inner[1][kr], pre_inner[0][0],
                                                  inner_beat_before))]
-            _, nxt = capture_byte(m, hit=et_hit, byte=et_byte, first=et_rep[8 * W],
+            reg, _ = capture_byte(m, hit=et_hit, byte=et_byte, first=et_rep[8 * W],
                                   take=take_reps[0], name=f"innerE{k}")
-            et_n.append(nxt)
+            et_r.append(reg)
         inner_seen = Signal()
         with m.If(take_j):
             m.d.sync += inner_seen.eq((inner_seen & ~first_j) |
@@ -445,11 +446,21 @@ class HeaderParser(wiring.Component):
             m.d.sync += bld.opaque.eq(Cat(*opq_n))
             if tcp_late:
                 m.d.sync += bld.tcp.eq(Cat(*tcp_n))
+        # The Ethernet, outer and inner header bytes (and the inner Ethernet type) are latched
+        # a cycle later too, from their capture registers (which then hold what their next
+        # values were in the completing cycle), still before the builder reads them
+        # (i_valid): the inner header's beat decode -> byte hit -> capture byte -> builder
+        # latch, pulled across the die towards the builder, was the worst routed path at
+        # seed 3 (8.51 ns, 5 levels, 3.4 ns on the decode's net).
+        k_compl_hdr = replicas(m, compl_reps[0], 2, name="k_compl_hdr")[1]
+        with m.If(k_compl_hdr):
+            m.d.sync += [
+                bld.eth.eq(Cat(*eth_r)), bld.outer.eq(Cat(*outer_r)),
+                # (Plain TCP's inner header is its outer one: the builder substitutes it.)
+                bld.inner.eq(Cat(*inner_r)), bld.inner_et.eq(be_value(et_r)),
+            ]
         with m.If(compl_reps[0]):
             m.d.sync += [
-                bld.eth.eq(Cat(*eth_n)), bld.outer.eq(Cat(*outer_n)),
-                # (Plain TCP's inner header is its outer one: the builder substitutes it.)
-                bld.inner.eq(Cat(*inner_n)), bld.inner_et.eq(be_value(et_n)),
                 *([] if tcp_late else [bld.tcp.eq(Cat(*tcp_n))]),
                 bld.dec.eq(j.dec), bld.ended.eq(j.b.last), bld.flen.eq(j.flen),
                 bld.l3.eq(j.l3), bld.is4.eq(j.is4), bld.is6.eq(j.is6), bld.short.eq(j.short),

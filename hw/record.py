@@ -4,8 +4,9 @@
 decision, every field of :class:`hw.layouts.ParseRecord` exactly as docs/parse-record.md says.
 It is a five-stage pipeline (A: Ethernet and outer header, the inner Ethernet type compare;
 B1: the inner header's and TCP's offsets and end positions, checksum checks; B2: their
-compares against the frame/window limit; B3: presence, lengths, errors; C: reason and
-classification), so no cycle holds more
+compares against the frame/window limit, and the header-field flags (version, IHL, protocol,
+data offset) so that B3 only ANDs registered flags; B3: presence, lengths, errors; C: reason
+and classification), so no cycle holds more
 than one adder or one compare and a few LUTs; stages are registered and never read the
 record back (Icarus turns such read-backs into zero-time loops).
 
@@ -191,7 +192,19 @@ class RecordBuilder(wiring.Component):
                 "l4_20": b1["l4_20"], "payload": b1["payload"]}
         g = {f"av_{k}": Signal(name=f"g_av_{k}") for k in ends}
         g.update({name: Signal(shape, name=f"g_{name}") for name, shape in {
-            "short_lt": 1, "hdrs_fit": 1, "pay_len": 16, "iend_gt": 1, "olen_lt": 1}.items()})
+            "short_lt": 1, "hdrs_fit": 1, "pay_len": 16, "iend_gt": 1, "olen_lt": 1,
+            "i_hdr": 1, "l4_hdr": 1, "tcp_hdr": 1, "doff_lt5": 1, "i_ver6": 1,
+            "i_bad_ihl": 1, "i_frag": 1, "i_opts": 1, "i_not_tcp": 1, "o_bad_ihl": 1,
+            "o_opts": 1, "o_not_tcp": 1}.items()})
+        # The header-field flags too (they only read stage B1's and A's registers), so that
+        # stage B3 only ANDs registered flags with the availability compares before its wide
+        # multiplexers: a single LUT level. i_hdr: the inner header would be valid (if
+        # present); l4_hdr: it also carries TCP; tcp_hdr: and the TCP data offset is >= 5.
+        i_ver, i_ihl, i_proto = inner.version, inner.ihl, inner.proto
+        i_hdr = a["inner_def"] & (i_ver == 4) & (i_ihl >= 5)
+        l4_hdr = i_hdr & (i_proto == 6)
+        doff_lt5 = b1["tcp"].doff < 5
+        b1_outer = b1["outer"]
         with m.If(vb1):
             m.d.sync += [g[f"av_{k}"].eq(v <= lim) for k, v in ends.items()]
             m.d.sync += [
@@ -199,7 +212,15 @@ class RecordBuilder(wiring.Component):
                 g["hdrs_fit"].eq(i_total >= hdrs),
                 g["pay_len"].eq(i_total - hdrs),
                 g["iend_gt"].eq(b1["i_end"] > b1["o_end"]),
-                g["olen_lt"].eq(b1["outer"].total_len < a["o_hlen"]),
+                g["olen_lt"].eq(b1_outer.total_len < a["o_hlen"]),
+                g["i_hdr"].eq(i_hdr), g["l4_hdr"].eq(l4_hdr),
+                g["tcp_hdr"].eq(l4_hdr & ~doff_lt5), g["doff_lt5"].eq(doff_lt5),
+                g["i_ver6"].eq(i_ver == 6),
+                g["i_bad_ihl"].eq((i_ver != 6) & ((i_ver != 4) | (i_ihl < 5))),
+                g["i_frag"].eq(inner.flags[0] | (inner.frag_off != 0)),
+                g["i_opts"].eq(i_ihl > 5), g["i_not_tcp"].eq(i_proto != 6),
+                g["o_bad_ihl"].eq((b1_outer.version != 4) | (b1_outer.ihl < 5)),
+                g["o_opts"].eq(b1_outer.ihl > 5), g["o_not_tcp"].eq(b1_outer.proto != 6),
             ]
         vb2 = Signal()
         m.d.sync += vb2.eq(vb1)
@@ -207,7 +228,6 @@ class RecordBuilder(wiring.Component):
         # ---- stage B3: inner IPv4, TCP, lengths, errors ----------------------------------------
         dec = b1["dec"]
         matched = dec.matched
-        outer = b1["outer"]
         trunc, window = [], []
 
         def avail(key):
@@ -224,19 +244,17 @@ class RecordBuilder(wiring.Component):
         o_csum_ok = a["o_valid"] & avail("l3_oh") & b1["osum_ok"]
         i_present = a["inner_def"] & avail("il3_20")
         need(a["inner_def"], "il3_20")
-        i_ver, i_ihl, i_proto = inner.version, inner.ihl, inner.proto
-        i_valid = i_present & (i_ver == 4) & (i_ihl >= 5)
+        # (Stage B2's header flags: see there.)
+        i_valid = g["i_hdr"] & avail("il3_20")
         need(i_valid, "l4")
         i_csum_ok = i_valid & avail("l4") & b1["isum_ok"]
-        l4_def = i_valid & (i_proto == 6)
+        l4_def = g["l4_hdr"] & avail("il3_20")
         t_present = l4_def & avail("l4_20")
         need(l4_def, "l4_20")
-        doff = b1["tcp"].doff
-        tcp_ok = t_present & (doff >= 5)
+        tcp_ok = g["tcp_hdr"] & avail("il3_20") & avail("l4_20")
         need(tcp_ok, "payload")
         trunc.append(matched & dec.field_trunc)
         window.append(matched & dec.field_window)
-        i_frag = inner.flags[0] | (inner.frag_off != 0)
         b = {name: Signal(shape, name=f"b_{name}") for name, shape in {
             "inner": Ipv4Fields, "tcp": TcpFields, "o_csum_ok": 1, "i_csum_ok": 1,
             "inner_l3": 10, "l4": 10, "payload": 10, "payload_len": 16,
@@ -258,25 +276,23 @@ class RecordBuilder(wiring.Component):
                 b["truncated"].eq(Cat(*trunc).any()),
                 b["window"].eq(Cat(*window).any()),
                 b["short_frame"].eq(a["o_valid"] & a["short"] & g["short_lt"]),
-                b["outer_bad_ihl"].eq(a["o_present"] & ((outer.version != 4) |
-                                                         (outer.ihl < 5))),
-                b["inner_bad_ihl"].eq(i_present & matched & (i_ver != 6) &
-                                      ((i_ver != 4) | (i_ihl < 5))),
+                b["outer_bad_ihl"].eq(a["o_present"] & g["o_bad_ihl"]),
+                b["inner_bad_ihl"].eq(i_present & matched & g["i_bad_ihl"]),
                 b["outer_bad_csum"].eq(a["o_valid"] & ~o_csum_ok),
                 b["inner_bad_csum"].eq(i_valid & ~i_csum_ok),
                 b["outer_bad_len"].eq(a["o_valid"] & g["olen_lt"]),
                 b["inner_bad_len"].eq((tcp_ok & ~g["hdrs_fit"]) |
                                       (matched & i_valid & g["iend_gt"])),
-                b["c_ipv6"].eq(a["is6"] | (matched & i_present & (i_ver == 6))),
+                b["c_ipv6"].eq(a["is6"] | (matched & i_present & g["i_ver6"])),
                 # The inner Ethernet type, when the profile has one and it is in the frame.
                 b["c_eth"].eq(matched & a["inner_def"] & dec.inner_eth &
                               (dec.eth_short | (avail("il3") & ~a["et_ip4"]))),
-                b["c_frag"].eq((a["o_valid"] & b1["o_frag"]) | (i_valid & i_frag)),
-                b["c_opts"].eq((a["o_valid"] & (outer.ihl > 5)) | (i_valid & (i_ihl > 5))),
-                b["c_not_tcp"].eq((~matched & (outer.proto != 6)) |
-                                  (matched & i_valid & (i_proto != 6))),
+                b["c_frag"].eq((a["o_valid"] & b1["o_frag"]) | (i_valid & g["i_frag"])),
+                b["c_opts"].eq((a["o_valid"] & g["o_opts"]) | (i_valid & g["i_opts"])),
+                b["c_not_tcp"].eq((~matched & g["o_not_tcp"]) |
+                                  (matched & i_valid & g["i_not_tcp"])),
                 b["c_field"].eq(matched & (dec.len_outside | dec.flow_outside)),
-                b["c_doff"].eq(t_present & (doff < 5)),
+                b["c_doff"].eq(t_present & g["doff_lt5"]),
                 b["dec"].eq(dec), b["eth_addr"].eq(b1["eth_addr"]),
             ]
         vb3 = Signal()
