@@ -35,7 +35,14 @@ class PagePool(wiring.Component):
     w_en, w_page, w_beat, w_data : in
         Write word ``w_beat`` of page ``w_page``.
     r_en, r_page, r_beat : in;  r_data : out
-        Synchronous read: ``r_data`` holds the word one cycle after ``r_en`` (latency 1).
+        Synchronous read: ``r_data`` holds the word ``read_latency`` cycles after ``r_en``.
+
+    ``read_latency`` 1: one memory, its read data straight out. 2: the memory is split into
+    banks of ``bank_words`` words (a few block RAMs each); every bank's read data is
+    registered, then the bank is selected (the select delayed along). On the ECP5, yosys does
+    not use the block RAMs' output registers, so with one memory the path from a block RAM's
+    clock to its unregistered output (about 4.3 ns) is followed by the multiplexer over all of
+    them; with banks, that multiplexer starts at flip-flops.
 
     Reset frees every page (the memory content is not cleared): for ``pages`` cycles after
     reset the free list is refilled, one page per cycle, and pages are offered as they are
@@ -52,8 +59,12 @@ class PagePool(wiring.Component):
             raise ValueError(f"page_bytes must be a power of two >= 64 and a multiple of the "
                              f"width, not {page_bytes}")
 
-    def __init__(self, width=8, pages=32, page_bytes=2048):
+    def __init__(self, width=8, pages=32, page_bytes=2048, *, read_latency=1, bank_words=1024):
         self.check(width, pages, page_bytes)
+        if read_latency not in (1, 2):
+            raise ValueError(f"read_latency must be 1 or 2, not {read_latency}")
+        self.read_latency = read_latency
+        self.bank_words = bank_words
         self.width = width
         self.pages = pages
         self.page_bytes = page_bytes
@@ -70,17 +81,48 @@ class PagePool(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.mem = mem = Memory(shape=8 * self.width,
-                                        depth=self.pages * self.page_beats, init=[])
-        wp = mem.write_port()
-        rp = mem.read_port(domain="sync")
+        depth = self.pages * self.page_beats
         beat_bits = (self.page_beats - 1).bit_length()
-        m.d.comb += [
-            wp.addr.eq(Cat(self.w_beat[:beat_bits], self.w_page)),
-            wp.data.eq(self.w_data), wp.en.eq(self.w_en),
-            rp.addr.eq(Cat(self.r_beat[:beat_bits], self.r_page)),
-            rp.en.eq(self.r_en), self.r_data.eq(rp.data),
-        ]
+        waddr = Signal(range(depth))
+        raddr = Signal(range(depth))
+        m.d.comb += [waddr.eq(Cat(self.w_beat[:beat_bits], self.w_page)),
+                     raddr.eq(Cat(self.r_beat[:beat_bits], self.r_page))]
+        if self.read_latency == 1:
+            m.submodules.mem = mem = Memory(shape=8 * self.width, depth=depth, init=[])
+            wp = mem.write_port()
+            rp = mem.read_port(domain="sync")
+            m.d.comb += [
+                wp.addr.eq(waddr), wp.data.eq(self.w_data), wp.en.eq(self.w_en),
+                rp.addr.eq(raddr), rp.en.eq(self.r_en), self.r_data.eq(rp.data),
+            ]
+        else:
+            bw = self.bank_words
+            assert bw & (bw - 1) == 0, "bank_words must be a power of two"
+            lb = (bw - 1).bit_length()
+            nb = (depth + bw - 1) // bw
+            sel1 = Signal(range(nb))
+            sel2 = Signal(range(nb))
+            banks = []
+            for b in range(nb):
+                mem = Memory(shape=8 * self.width, depth=min(bw, depth - b * bw), init=[])
+                m.submodules[f"bank{b}"] = mem
+                wp = mem.write_port()
+                rp = mem.read_port(domain="sync")
+                q = Signal(8 * self.width, name=f"bank{b}_q")
+                m.d.comb += [
+                    wp.addr.eq(waddr[:lb]), wp.data.eq(self.w_data),
+                    wp.en.eq(self.w_en & (waddr[lb:] == b) if nb > 1 else self.w_en),
+                    rp.addr.eq(raddr[:lb]), rp.en.eq(self.r_en),
+                ]
+                m.d.sync += q.eq(rp.data)
+                banks.append(q)
+            if nb > 1:
+                with m.If(self.r_en):
+                    m.d.sync += sel1.eq(raddr[lb:])
+                m.d.sync += sel2.eq(sel1)
+                m.d.comb += self.r_data.eq(Array(banks)[sel2])
+            else:
+                m.d.comb += self.r_data.eq(banks[0])
         # The free list: every page once, in any order. After reset it is refilled 0..P-1.
         pw = max((self.pages - 1).bit_length(), 1)
         m.submodules.fl = fl = fifo.SyncFIFOBuffered(width=pw, depth=self.pages)

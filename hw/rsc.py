@@ -209,10 +209,12 @@ class RscEngine(wiring.Component):
         m = Module()
         W, N, P = self.width, self.contexts, self.pages
         NI = max(N, 2)
-        m.submodules.pool = pool = PagePool(W, P, self.page_bytes)
+        # The pool's read data is registered per bank of block RAM before the bank is selected
+        # (read latency 2; the emitter carries one more stage).
+        m.submodules.pool = pool = PagePool(W, P, self.page_bytes, read_latency=2)
         m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes,
                                             max_frame=self.max_frame)
-        m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes)
+        m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes, read_latency=2)
         m.submodules.cam = cam = TagCam(N, 32)
         wiring.connect(m, wiring.flipped(self.i), ing.i)
         wiring.connect(m, emit.o, wiring.flipped(self.o))

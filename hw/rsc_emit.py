@@ -45,14 +45,17 @@ class RscEmitter(wiring.Component):
     cycle at each page boundary and between segments of an aggregate (following a link). A
     drop walks the frame's pages without output. Backpressure on ``o`` stops
     the pool reads through a credit counter; nothing is lost. Pages are freed (``free``) as
-    soon as their last word has been read. Latency from job to first beat: 4 cycles (the pool's
-    read data is registered, then patched or aligned, then queued).
+    soon as their last word has been read. Latency from job to first beat: 3 cycles plus the
+    pool's ``read_latency`` (1 or 2; the read data is registered, then patched or aligned,
+    then queued).
     """
 
     DEPTH = 8
 
-    def __init__(self, width=8, pages=32, page_bytes=2048):
+    def __init__(self, width=8, pages=32, page_bytes=2048, *, read_latency=1):
         self.width = check_width(width)
+        assert read_latency in (1, 2)
+        self.read_latency = read_latency
         self.pages, self.page_bytes = pages, page_bytes
         self.page_beats = page_bytes // width
         self.jlayout = job_layout(pages)
@@ -92,14 +95,20 @@ class RscEmitter(wiring.Component):
                                   "patch": 1, "psel": NP * NW, "meta": RxMeta})
         entry = data.StructLayout({"data": 8 * W, "c": range(W + 1), "last": 1, "meta": RxMeta})
         m.submodules.q = q = fifo.SyncFIFO(width=Shape.cast(entry).width, depth=self.DEPTH)
-        # Reads in flight: issued (v1, info1), data being registered (v2, d2, info2).
+        # Reads in flight: issued (v1, info1), data being registered (v2, d2, info2). With a
+        # pool of read latency 2, one more stage (va, infoa) sits between them.
         v1, v2 = Signal(), Signal()
         info1, info2 = Signal(info), Signal(info)
         d2 = Signal(8 * W)
-        m.d.sync += [v2.eq(v1), info2.eq(info1), d2.eq(self.r_data)]
+        if self.read_latency == 1:
+            m.d.sync += [v2.eq(v1), info2.eq(info1)]
+        else:
+            va, infoa = Signal(), Signal(info)
+            m.d.sync += [va.eq(v1), infoa.eq(info1), v2.eq(va), info2.eq(infoa)]
+        m.d.sync += d2.eq(self.r_data)
         # ``used`` = q.level + v1 + v2, kept as a counter so that ``credit`` is one compare of a
         # register (it gates the reads and, through the job's end, the load of ``job``).
-        used = Signal(range(self.DEPTH + 3))
+        used = Signal(range(self.DEPTH + 2 + self.read_latency))
         issued = Signal()
         credit = Signal()
         m.d.sync += used.eq(used + issued - q.r_en)
@@ -210,7 +219,14 @@ class RscEmitter(wiring.Component):
         # header fields (selected per 16-bit word when the read was issued); any other beat
         # keeps lanes [s, s + c), moved down to lane 0. Every patched field sits at an even
         # offset (the engine merges only frames whose headers start at even offsets), so it
-        # never straddles two beats.
+        # never straddles two beats. The field values are the job's as they were one cycle
+        # after the read was issued (with read latency 2 a copy delayed by a cycle, without
+        # an enable: the job may change between the read and the patch).
+        if self.read_latency == 1:
+            pvals = [Value.cast(v)[:16] for _, v, _ in patch_list(job)]
+        else:
+            pvals = [Signal(16, name=f"pval{i}") for i in range(NP)]
+            m.d.sync += [pv.eq(Value.cast(v)[:16]) for pv, (_, v, _) in zip(pvals, patch_list(job))]
         lmask = Cat(info2.lm[j].replicate(8) for j in range(W))
         d2m = Signal(8 * W)
         m.d.comb += d2m.eq(d2 & lmask)
@@ -219,8 +235,7 @@ class RscEmitter(wiring.Component):
             orig = d2m.word_select(w, 16)
             sel = [info2.psel[i * NW + w] for i in range(NP)]
             repl = 0
-            for i, (_, v, _) in enumerate(patch_list(job)):
-                v = Value.cast(v)[:16]
+            for i, v in enumerate(pvals):
                 repl = repl | Mux(sel[i], Cat(v[8:16], v[0:8]), 0)
             words.append(Mux(Cat(*sel).any(), repl, orig))
         patched = Cat(*words)

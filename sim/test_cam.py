@@ -61,8 +61,10 @@ def test_cam_random(entries):
     _sim(dut, bench)
 
 
-def test_pool_alloc_free_and_data():
-    dut = PagePool(width=8, pages=8, page_bytes=64)
+@pytest.mark.parametrize("latency,bank_words", [(1, 1024), (2, 16), (2, 1024)])
+def test_pool_alloc_free_and_data(latency, bank_words):
+    # Latency 2 with 16-word banks: 4 banks of 2 pages each.
+    dut = PagePool(width=8, pages=8, page_bytes=64, read_latency=latency, bank_words=bank_words)
     rng = random.Random(1)
 
     async def bench(ctx):
@@ -96,6 +98,12 @@ def test_pool_alloc_free_and_data():
                 await ctx.tick()
                 ctx.set(dut.r_en, 0)
                 ctx.set(dut.free, 0)
+                if latency == 2:
+                    # Another read issued meanwhile does not disturb the first one's data.
+                    ctx.set(dut.r_en, 1)
+                    ctx.set(dut.r_page, rng.randrange(8))
+                    await ctx.tick()
+                    ctx.set(dut.r_en, 0)
                 assert ctx.get(dut.r_data) == used.pop(page)
                 await ctx.tick()     # a freed page is offered again after the list's latency
 
