@@ -131,8 +131,8 @@ class RscEmitter(wiring.Component):
             end = Signal(17)
             m.d.comb += end.eq(hi - 1)
             m.d.sync += [s0.eq(lo[:lw] if lw else 0), at_first.eq(1),
-                         last_beat.eq(end[lw:] if lw else end), c_last.eq(end[:lw] + 1 if lw else 1),
-                         last_seg.eq(is_last)]
+                         last_beat.eq(end[lw:] if lw else end),
+                         c_last.eq(end[:lw] + 1 if lw else 1), last_seg.eq(is_last)]
 
         cur = Signal(info)
         seg_done = beat == last_beat
