@@ -63,6 +63,8 @@ class PagePool(wiring.Component):
         self.check(width, pages, page_bytes)
         if read_latency not in (1, 2):
             raise ValueError(f"read_latency must be 1 or 2, not {read_latency}")
+        if bank_words < 1 or bank_words & (bank_words - 1):
+            raise ValueError(f"bank_words must be a power of two, not {bank_words}")
         self.read_latency = read_latency
         self.bank_words = bank_words
         self.width = width
@@ -97,7 +99,6 @@ class PagePool(wiring.Component):
             ]
         else:
             bw = self.bank_words
-            assert bw & (bw - 1) == 0, "bank_words must be a power of two"
             lb = (bw - 1).bit_length()
             nb = (depth + bw - 1) // bw
             sel1 = Signal(range(nb))
