@@ -209,6 +209,12 @@ class HeaderParser(wiring.Component):
         with m.If(take_b & reached & ~known_b):
             m.d.sync += [opaque_reg.eq(l3_b + (ihl_b << 2)), known_reg.eq(1),
                          outer_ok_reg.eq(is4_b & (ver_b == 4) & (ihl_b >= 5))]
+        # The classifier's profiles read their own copies of the opaque start: the one register
+        # feeding every profile's field-start adders was the worst routed path at seed 1
+        # (5.8 ns on that net). They are read only while the start is known (after a load).
+        opq_load = take_b & reached & ~known_b
+        opq_reps = replicas(m, (l3_b + (ihl_b << 2))[:8], min(P, 6), name="opaque",
+                            enable=opq_load, hold=True)
         with m.Elif(take_b & first_b):
             m.d.sync += known_reg.eq(0)
         bend_b = beat_end(sb.beat)
@@ -226,6 +232,7 @@ class HeaderParser(wiring.Component):
             cls.table.eq(self.table), cls.take.eq(take_b), cls.first.eq(first_b),
             cls.beat.eq(sb.beat), cls.data.eq(sb.data),
             cls.opaque.eq(opaque_reg), cls.opaque_known.eq(known_b),
+            *[cls.opaque_p[p].eq(opq_reps[p * len(opq_reps) // P]) for p in range(P)],
             cls.outer_is4.eq(is4_b), cls.outer_vihl.eq(ob[0]), cls.outer_avail.eq(avail20),
             cls.outer_proto.eq(proto_b), cls.trigger.eq(trig),
             cls.ended.eq(sb.last), cls.frame_len.eq(flen_b),
