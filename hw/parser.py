@@ -42,8 +42,8 @@ Latency: the time to see ``min(frame, header_window)`` bytes, plus about 19 cycl
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
-internal-consistency flag (a decision lost to a full queue); it never rises with legal
-parameters and tests check it stays low.
+internal-consistency flag (a decision lost to a full queue, or a beat to a full line); it
+never rises with legal parameters and tests check it stays low.
 """
 
 from amaranth import *
@@ -260,9 +260,17 @@ class HeaderParser(wiring.Component):
         # Registered (a cycle late, hence one more entry of margin).
         dec_room = Signal()
         m.d.sync += dec_room.eq(decq.level < dec_depth - (Classifier.LATENCY + 4))
+        # The line's own room is registered too (one entry of margin: the level grows by at
+        # most one a cycle), so stage B's advance and ``i.ready`` do not depend on the FIFO
+        # level combinationally (seed 2's worst routed path: level -> ready -> advance ->
+        # i.ready -> stage B's enables). The FIFO is never written full.
+        line_room = Signal()
+        m.d.sync += line_room.eq(line.level < self.line_depth - 1)
+        with m.If(line.i.valid & ~line.i.ready):
+            m.d.sync += self.error.eq(1)
         m.d.comb += [
             # Room for every decision still in the classifier's pipeline.
-            line.i.valid.eq(sb.valid & dec_room),
+            line.i.valid.eq(sb.valid & dec_room & line_room),
             line.i.p.b.eq(sb), line.i.p.l3.eq(l3_b), line.i.p.opaque.eq(opaque_reg),
             line.i.p.known.eq(known_b), line.i.p.first.eq(first_b),
             line.i.p.in_opaque.eq(known_b & (bend_b >= opaque_reg)),
@@ -274,7 +282,7 @@ class HeaderParser(wiring.Component):
             # beats, for stage I to decode into stage J's capture selects.
             line.i.p.rel_outer.eq(sb.beat - l3_b[lw:]),
             line.i.p.rel_opq.eq(sb.beat - opaque_reg[lw:]),
-            take_b.eq(line.i.valid & line.i.ready),
+            take_b.eq(line.i.valid),
             adv_b.eq(~sb.valid | take_b),
         ]
         si = line.o.p
