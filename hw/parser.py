@@ -197,8 +197,29 @@ class HeaderParser(wiring.Component):
         take_b = Signal()
         first_b = sb.beat == 0
         lanes_b = [sb.data.word_select(i, 8) for i in range(W)]
-        _, ob = capture_region(m, width=W, count=10, start=l3_b, beat=sb.beat, lanes=lanes_b,
-                               take=take_b, first=first_b, name="outerB")
+        # The outer header's version/IHL and protocol bytes (bytes 0 and 9): the header
+        # starts at 14, 18 or 22, so each candidate byte is captured at its fixed offset (a
+        # registered "this is its beat" flag and a fixed lane: no beat compare, no lane
+        # multiplexer; seed 3's worst path was the carry-chain compare and 8:1 multiplexer in
+        # series here) and the VLAN tag count, registered with l3_b, picks one.
+        tags_b = Signal(2)
+        with m.If(in_take):
+            m.d.sync += tags_b.eq(Cat(v0 & ~v1, v1))
+        first_rb = Signal(init=1, name="outerB_first")   # first_b, registered
+        with m.If(adv_b):
+            m.d.sync += first_rb.eq(in_beat == 0)
+        ob = {}
+        for k in (0, 9):
+            cand = []
+            for base in (14, 18, 22):
+                pos = base + k
+                here = Signal(name=f"outerB_at{pos}", init=(pos // W == 0))
+                with m.If(adv_b):
+                    m.d.sync += here.eq(in_beat == pos // W)
+                _, nxt = capture_byte(m, hit=here, byte=lanes_b[pos % W], first=first_rb,
+                                      take=take_b, name=f"outerB_b{pos}")
+                cand.append(nxt)
+            ob[k] = Mux(tags_b[1], cand[2], Mux(tags_b[0], cand[1], cand[0]))
         ihl_b, ver_b, proto_b = ob[0][:4], ob[0][4:8], ob[9]
         reached = beat_end(sb.beat) >= l3_b
         opaque_reg = Signal(10)
