@@ -111,7 +111,9 @@ class Classifier(wiring.Component):
     ``opaque``/``opaque_known`` (start of the opaque region, at most 82: 8 bits keep every
     offset adder short), the outer header's ``outer_is4`` (ethertype), ``outer_vihl`` (its
     version/IHL byte), ``outer_avail`` (its 20 bytes are in the frame and the window) and
-    ``outer_proto``.
+    ``outer_proto``. ``opaque_p`` holds one copy of ``opaque`` per profile (equal to it
+    whenever ``opaque_known``; the parser drives them from separate registers, so no single
+    net feeds every profile's field-start adders).
     On ``trigger`` (with ``take``: all fields of every profile lie in beats already taken, or
     the packet ends here with ``ended``/``frame_len``) the decision starts; ``o_valid`` pulses
     :attr:`LATENCY` cycles later with ``o``. One decision per packet; the pipeline accepts a
@@ -151,6 +153,7 @@ class Classifier(wiring.Component):
             "table": In(data.ArrayLayout(Profile, profiles)),
             "take": In(1), "first": In(1), "beat": In(beat_bits), "data": In(8 * width),
             "opaque": In(8), "opaque_known": In(1),
+            "opaque_p": In(data.ArrayLayout(8, profiles)),
             "outer_is4": In(1), "outer_vihl": In(8), "outer_avail": In(1),
             "outer_proto": In(8),
             "trigger": In(1), "ended": In(1), "frame_len": In(16),
@@ -238,6 +241,7 @@ class Classifier(wiring.Component):
             p_data, p_beat = rep[:8 * W], rep[8 * W:8 * W + BB]
             p_first, p_known = rep[8 * W + BB], rep[8 * W + BB + 1]
             p_take = take_reps[p * len(take_reps) // P]
+            p_opaque = self.opaque_p[p]   # read only with p_known (see the class doc)
             lane_array = Array(p_data.word_select(i, 8) for i in range(W))
             # The lane multiplexer is a stage of its own (c): its output byte and the byte's
             # hit are registered, and the capture register takes them a cycle later.
@@ -246,7 +250,7 @@ class Classifier(wiring.Component):
             for kind, (off_name, count) in FIELD_KINDS.items():
                 assert count <= W
                 off = c[off_name]
-                start = self.opaque + off
+                start = p_opaque + off
                 st_beat = Signal(BB, name=f"p{p}_{kind}_sb")
                 st_beat1 = Signal(BB, name=f"p{p}_{kind}_sb1")
                 m.d.sync += [st_beat.eq(start >> lw), st_beat1.eq((start >> lw) + 1)]
@@ -256,7 +260,7 @@ class Classifier(wiring.Component):
                 for k in range(count):
                     sel = Signal(lw + 1, name=f"p{p}_{kind}_sel{k}")
                     # The lane of byte k, and whether it is one beat after the start beat.
-                    m.d.sync += sel.eq((self.opaque[:lw] + off[:lw])[:lw] + k)
+                    m.d.sync += sel.eq((p_opaque[:lw] + off[:lw])[:lw] + k)
                     byte = Signal(8, name=f"p{p}_{kind}_lane{k}")
                     m.d.sync += byte.eq(lane_array[sel[:lw]])
                     hit = Signal(name=f"p{p}_{kind}_hit{k}")

@@ -42,8 +42,8 @@ Latency: the time to see ``min(frame, header_window)`` bytes, plus about 19 cycl
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
-internal-consistency flag (a decision lost to a full queue); it never rises with legal
-parameters and tests check it stays low.
+internal-consistency flag (a decision lost to a full queue, or a beat to a full line); it
+never rises with legal parameters and tests check it stays low.
 """
 
 from amaranth import *
@@ -197,8 +197,29 @@ class HeaderParser(wiring.Component):
         take_b = Signal()
         first_b = sb.beat == 0
         lanes_b = [sb.data.word_select(i, 8) for i in range(W)]
-        _, ob = capture_region(m, width=W, count=10, start=l3_b, beat=sb.beat, lanes=lanes_b,
-                               take=take_b, first=first_b, name="outerB")
+        # The outer header's version/IHL and protocol bytes (bytes 0 and 9): the header
+        # starts at 14, 18 or 22, so each candidate byte is captured at its fixed offset (a
+        # registered "this is its beat" flag and a fixed lane: no beat compare, no lane
+        # multiplexer; seed 3's worst path was the carry-chain compare and 8:1 multiplexer in
+        # series here) and the VLAN tag count, registered with l3_b, picks one.
+        tags_b = Signal(2)
+        with m.If(in_take):
+            m.d.sync += tags_b.eq(Cat(v0 & ~v1, v1))
+        first_rb = Signal(init=1, name="outerB_first")   # first_b, registered
+        with m.If(adv_b):
+            m.d.sync += first_rb.eq(in_beat == 0)
+        ob = {}
+        for k in (0, 9):
+            cand = []
+            for base in (14, 18, 22):
+                pos = base + k
+                here = Signal(name=f"outerB_at{pos}", init=(pos // W == 0))
+                with m.If(adv_b):
+                    m.d.sync += here.eq(in_beat == pos // W)
+                _, nxt = capture_byte(m, hit=here, byte=lanes_b[pos % W], first=first_rb,
+                                      take=take_b, name=f"outerB_b{pos}")
+                cand.append(nxt)
+            ob[k] = Mux(tags_b[1], cand[2], Mux(tags_b[0], cand[1], cand[0]))
         ihl_b, ver_b, proto_b = ob[0][:4], ob[0][4:8], ob[9]
         reached = beat_end(sb.beat) >= l3_b
         opaque_reg = Signal(10)
@@ -209,6 +230,12 @@ class HeaderParser(wiring.Component):
         with m.If(take_b & reached & ~known_b):
             m.d.sync += [opaque_reg.eq(l3_b + (ihl_b << 2)), known_reg.eq(1),
                          outer_ok_reg.eq(is4_b & (ver_b == 4) & (ihl_b >= 5))]
+        # The classifier's profiles read their own copies of the opaque start: the one register
+        # feeding every profile's field-start adders was the worst routed path at seed 1
+        # (5.8 ns on that net). They are read only while the start is known (after a load).
+        opq_load = take_b & reached & ~known_b
+        opq_reps = replicas(m, (l3_b + (ihl_b << 2))[:8], min(P, 6), name="opaque",
+                            enable=opq_load, hold=True)
         with m.Elif(take_b & first_b):
             m.d.sync += known_reg.eq(0)
         bend_b = beat_end(sb.beat)
@@ -226,6 +253,7 @@ class HeaderParser(wiring.Component):
             cls.table.eq(self.table), cls.take.eq(take_b), cls.first.eq(first_b),
             cls.beat.eq(sb.beat), cls.data.eq(sb.data),
             cls.opaque.eq(opaque_reg), cls.opaque_known.eq(known_b),
+            *[cls.opaque_p[p].eq(opq_reps[p * len(opq_reps) // P]) for p in range(P)],
             cls.outer_is4.eq(is4_b), cls.outer_vihl.eq(ob[0]), cls.outer_avail.eq(avail20),
             cls.outer_proto.eq(proto_b), cls.trigger.eq(trig),
             cls.ended.eq(sb.last), cls.frame_len.eq(flen_b),
@@ -253,9 +281,17 @@ class HeaderParser(wiring.Component):
         # Registered (a cycle late, hence one more entry of margin).
         dec_room = Signal()
         m.d.sync += dec_room.eq(decq.level < dec_depth - (Classifier.LATENCY + 4))
+        # The line's own room is registered too (one entry of margin: the level grows by at
+        # most one a cycle), so stage B's advance and ``i.ready`` do not depend on the FIFO
+        # level combinationally (seed 2's worst routed path: level -> ready -> advance ->
+        # i.ready -> stage B's enables). The FIFO is never written full.
+        line_room = Signal()
+        m.d.sync += line_room.eq(line.level < self.line_depth - 1)
+        with m.If(line.i.valid & ~line.i.ready):
+            m.d.sync += self.error.eq(1)
         m.d.comb += [
             # Room for every decision still in the classifier's pipeline.
-            line.i.valid.eq(sb.valid & dec_room),
+            line.i.valid.eq(sb.valid & dec_room & line_room),
             line.i.p.b.eq(sb), line.i.p.l3.eq(l3_b), line.i.p.opaque.eq(opaque_reg),
             line.i.p.known.eq(known_b), line.i.p.first.eq(first_b),
             line.i.p.in_opaque.eq(known_b & (bend_b >= opaque_reg)),
@@ -267,7 +303,7 @@ class HeaderParser(wiring.Component):
             # beats, for stage I to decode into stage J's capture selects.
             line.i.p.rel_outer.eq(sb.beat - l3_b[lw:]),
             line.i.p.rel_opq.eq(sb.beat - opaque_reg[lw:]),
-            take_b.eq(line.i.valid & line.i.ready),
+            take_b.eq(line.i.valid),
             adv_b.eq(~sb.valid | take_b),
         ]
         si = line.o.p

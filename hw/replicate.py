@@ -13,6 +13,11 @@ otherwise unspecified (stale or reset): use them for values read only under that
 (the data, first flag and offsets of a beat that is being taken). Without ``enable`` the
 copies are exact after every cycle, reset included, which leaves two variants (the value and
 its inverse, each reset to what makes the copy read 0).
+
+With ``hold`` (and ``enable``) every copy is a register loaded with ``value`` when ``enable``
+is high and holding otherwise, like ``with m.If(enable): reg.eq(value)``: up to six variants
+(all with a clock enable). The first two reset to what reads 0; the others equal such a
+register from its first load on (use them where the value is read only after a load).
 """
 
 from amaranth import *
@@ -25,17 +30,26 @@ _VARIANTS = [(inv, rst, ce) for ce in (False, True) for rst in ("r0", "none", "r
              for inv in (False, True)]
 
 
-def replicas(m, value, count, *, name, enable=None):
+def replicas(m, value, count, *, name, enable=None, hold=False):
     """``count`` one-cycle-delayed copies of ``value``, each its own flip-flops after synthesis.
 
     With ``enable`` (a 1-bit value): the copies are only guaranteed in the cycle after
     ``enable`` was high (see the module doc); up to 12. Without: exact copies; up to 2
     (reset value 0 as read). Returns the copies as values of ``value``'s width, already
-    re-inverted.
+    re-inverted. With ``hold``: copies of a register loaded under ``enable``; up to 6.
     """
     value = Value.cast(value)
     width = len(value)
-    if enable is None:
+    if hold:
+        if enable is None:
+            raise ValueError("hold replicas need an enable")
+        held = [v for v in _VARIANTS if v[2]]
+        # The exact ones (reset reads 0) first.
+        held.sort(key=lambda v: (v[1] != ("r1" if v[0] else "r0")))
+        if not 1 <= count <= len(held):
+            raise ValueError(f"hold replicas: 1..{len(held)}, not {count}")
+        variants = held[:count]
+    elif enable is None:
         if not 1 <= count <= 2:
             raise ValueError(f"exact replicas: 1 or 2, not {count}")
         variants = [(False, "r0", False), (True, "r1", False)][:count]
