@@ -124,7 +124,13 @@ class PacketFifo(wiring.Component):
         wcommit = Signal(abits + 1)    # end of the last committed frame
         wcommit_r = Signal(abits + 1)  # delayed: committed entries are 2 cycles old when read
         rptr = Signal(abits + 1)       # next entry to fetch
-        length = Signal(range(self.max_len + 1))   # bytes stored of the current frame
+        # Bytes the current frame may still store (max_len minus those stored), and whether
+        # that is at least a whole beat: then no beat can make the frame too long, and
+        # ``too_long`` needs no adder in front of ``store`` (which drives the write enable,
+        # the pointers and the ready of the async FIFO in front), only a compare of a few
+        # bits. Both are registered; their next values are computed beside ``store``.
+        rem = Signal(range(self.max_len + 1), init=self.max_len)
+        roomy = Signal(init=self.max_len >= w)
         dropping = Signal()            # the current frame is being discarded
 
         full = Signal()
@@ -132,9 +138,12 @@ class PacketFifo(wiring.Component):
         m.d.comb += used.eq(wptr - rptr)
         m.d.sync += wcommit_r.eq(wcommit)
         nbytes = 1 if w == 1 else keep_count(self.i.p.keep, w)
-        new_length = length + nbytes
-        too_long = Signal()
-        m.d.comb += too_long.eq(new_length > self.max_len)
+        new_rem = rem - nbytes
+        too_long = Signal()   # this beat would make the frame longer than max_len
+        if w == 1:
+            m.d.comb += too_long.eq(~roomy)
+        else:
+            m.d.comb += too_long.eq(~roomy & (nbytes > rem[:(w - 1).bit_length()]))
         store = Signal()
 
         # Write side.
@@ -160,11 +169,12 @@ class PacketFifo(wiring.Component):
         m.d.sync += [self.overflow.eq(overflow), self.too_long.eq(drop_long)]
         with m.If(self.i.valid & self.i.ready):
             with m.If(store):
-                m.d.sync += [wptr.eq(wptr + 1), length.eq(new_length)]
+                m.d.sync += [wptr.eq(wptr + 1), rem.eq(new_rem), roomy.eq(new_rem >= w)]
             with m.Else():
                 m.d.sync += [dropping.eq(1), long_seen.eq(long_seen | (too_long & ~dropping))]
             with m.If(self.i.p.last):
-                m.d.sync += [length.eq(0), dropping.eq(0), long_seen.eq(0)]
+                m.d.sync += [rem.eq(self.max_len), roomy.eq(self.max_len >= w),
+                             dropping.eq(0), long_seen.eq(0)]
                 with m.If(store & ~self.i.p.abort):
                     m.d.sync += wcommit.eq(wptr + 1)
                 with m.Else():
