@@ -249,9 +249,9 @@ class EthMac(wiring.Component):
     frame, then the widener, a register slice and the async FIFO. TX: the async FIFO, a
     register slice, store-and-forward of the whole frame in ``tx_domain``, then preamble.
     Throughput: line rate both ways, provided the ``sync`` side moves more than 125 MB/s
-    (``W * f_sync``). Reset: ``sync`` reset empties the TX
-    async FIFO, ``rx_domain``/``tx_domain`` resets empty their side's frame FIFO; assert all
-    three together.
+    (``W * f_sync``). Reset: ``sync`` reset empties the TX async FIFO,
+    ``rx_domain``/``tx_domain`` resets empty their side's frame FIFO; assert all three
+    together.
     """
 
     def __init__(self, width=8, max_frame=1518, *, rx_domain="eth_rx", tx_domain="eth_tx",

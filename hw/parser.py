@@ -208,6 +208,9 @@ class HeaderParser(wiring.Component):
         first_rb = Signal(init=1, name="outerB_first")   # first_b, registered
         with m.If(adv_b):
             m.d.sync += first_rb.eq(in_beat == 0)
+
+        def by_tags(c):   # the candidate for the registered VLAN tag count (0, 1, 2)
+            return Mux(tags_b[1], c[2], Mux(tags_b[0], c[1], c[0]))
         ob = {}
         for k in (0, 9):
             cand = []
@@ -219,7 +222,7 @@ class HeaderParser(wiring.Component):
                 _, nxt = capture_byte(m, hit=here, byte=lanes_b[pos % W], first=first_rb,
                                       take=take_b, name=f"outerB_b{pos}")
                 cand.append(nxt)
-            ob[k] = Mux(tags_b[1], cand[2], Mux(tags_b[0], cand[1], cand[0]))
+            ob[k] = by_tags(cand)
         proto_b = ob[9]
         # The opaque start (l3 + 4 * IHL) and the outer header's validity are loaded in the
         # beat that holds the header's first byte (the first beat reaching l3), whose IHL is
@@ -245,8 +248,6 @@ class HeaderParser(wiring.Component):
             ok_c.append(ok)
             reach_c.append(reach)
 
-        def by_tags(c):
-            return Mux(tags_b[1], c[2], Mux(tags_b[0], c[1], c[0]))
         opq_b, ok_b, reached = by_tags(opq_c), by_tags(ok_c), by_tags(reach_c)
         opaque_reg = Signal(10)
         known_reg = Signal()
