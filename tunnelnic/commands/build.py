@@ -76,9 +76,10 @@ def register(subparsers):
     p.add_argument("--out", default="build", help="output directory (default build/)")
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--datapath", default="auto", choices=("auto", "nic", "mac", "standin"),
-                   help="auto (default) = mac: the MACs cross-connected (timing-clean); nic: "
-                        "the NIC core between the MACs (not yet timing-clean, see "
-                        "docs/boards.md); standin: a byte repeater")
+                   help="auto (default): nic on a board whose NIC routes timing-clean "
+                        "(versa), else mac; nic: the NIC core between the MACs; mac: the "
+                        "MACs cross-connected, no core; standin: a byte repeater "
+                        "(docs/boards.md)")
     p.add_argument("--nic", action="append", default=[], metavar="KEY=VALUE",
                    help="override a board NIC parameter (boards/top.py NIC_PARAMS), e.g. "
                         "--nic core_div=15 --nic rsc=True; repeatable")
@@ -87,7 +88,7 @@ def register(subparsers):
                    help="stop earlier, with no bitstream: after yosys (cell counts), after "
                         "nextpnr's packing (device utilization: does it fit?) or after "
                         "placement (utilization and nextpnr's fmax estimate, checked against "
-                        "the targets; a NIC build routes for well over an hour)")
+                        "the targets)")
     p.add_argument("--no-route", action="store_true", help="the same as --stop place")
     p.add_argument("--nextpnr-arg", action="append", metavar="ARG",
                    help="extra nextpnr-ecp5 argument, repeatable (e.g. --nextpnr-arg=--sdf "
