@@ -36,7 +36,7 @@ async def run_random_packets(dut):
 @pytest.mark.parametrize("width", [8, 4])
 def test_buffer(kind, width):
     run(lambda: make_dut(kind, width), {"kind": kind, "width": width, "seed": width},
-        "sim.test_buffer", name=f"buffer-{kind}")
+        "sim.test_buffer", name=f"buffer-{kind}", testcase="run_random_packets")
 
 
 @pytest.mark.parametrize("head", [False, True])
