@@ -48,14 +48,21 @@ class StreamFifo(wiring.Component):
 
     Latency 2 cycles from write to read on an empty FIFO (``SyncFIFOBuffered``), throughput 1
     beat per cycle. ``i.ready`` is low only when ``depth`` entries are stored. ``level`` counts
-    entries, for callers that want to reserve room in advance.
+    entries, for callers that want to reserve room in advance. ``ram`` (``"distributed"`` or
+    ``"block"``, ``depth`` a power of two) forces the memory's kind: a :class:`HeadFifo`
+    instead, same timing and capacity.
     """
 
-    def __init__(self, shape, depth):
+    def __init__(self, shape, depth, *, ram=None):
         if depth < 2:
             raise ValueError(f"FIFO depth must be at least 2, not {depth}")
+        if ram not in (None, "distributed", "block"):
+            raise ValueError(f"ram must be None, 'distributed' or 'block', not {ram!r}")
+        if ram is not None and depth & (depth - 1):
+            raise ValueError(f"with ram, the depth must be a power of two, not {depth}")
         self.shape = shape
         self.depth = depth
+        self.ram = ram
         super().__init__({
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
@@ -65,7 +72,10 @@ class StreamFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         width = Shape.cast(self.shape).width
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
+        if self.ram is None:
+            m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self.depth)
+        else:
+            m.submodules.fifo = q = HeadFifo(width, self.depth, ram=self.ram)
         m.d.comb += [
             q.w_data.eq(self.i.payload.as_value()),
             q.w_en.eq(self.i.valid),
@@ -178,15 +188,22 @@ class HeadFifo(wiring.Component):
     head two cycles later. SyncFIFOBuffered's synchronous read port lands in block RAM without
     its output register (DESIGN.md section 7: 4.3 ns clock-to-out measured on the parser's
     decision queue), and so does a combinational read followed by a register (yosys merges
-    the two): the memory here is marked ``ram_style = "distributed"``. Holds ``depth`` entries
-    (``depth`` a power of two; ``depth - 1`` in the memory). Reset: empty.
+    the two): the memory here is marked ``ram_style = "distributed"``. With ``ram="block"``
+    it is marked ``"block"`` instead: same ports and timing in cycles, but the head register
+    is then the block RAM's read latch, whose clock-to-out starts the reader's paths (for
+    slow clocks, where distributed RAM's area matters more). Holds ``depth`` entries
+    (``depth`` a power of two; ``depth - 1`` in the memory). While ``r_rdy`` is low, ``r_data``
+    holds the last entry read, as SyncFIFOBuffered's does. Reset: empty.
     """
 
-    def __init__(self, width, depth):
+    def __init__(self, width, depth, *, ram="distributed"):
         if depth < 2 or depth & (depth - 1):
             raise ValueError(f"FIFO depth must be a power of two >= 2, not {depth}")
+        if ram not in ("distributed", "block"):
+            raise ValueError(f"ram must be 'distributed' or 'block', not {ram!r}")
         self.width = width
         self.depth = depth
+        self.ram = ram
         super().__init__({
             "w_data": In(width), "w_en": In(1), "w_rdy": Out(1),
             "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
@@ -196,7 +213,7 @@ class HeadFifo(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[],
-                                                attrs={"ram_style": "distributed"})
+                                                attrs={"ram_style": self.ram})
         w_port = storage.write_port()
         r_port = storage.read_port(domain="comb")
         produce = Signal(range(self.depth))
@@ -220,7 +237,9 @@ class HeadFifo(wiring.Component):
         with m.If(do_read & ~do_write):
             m.d.sync += inner.eq(inner - 1)
         with m.If(load):
-            m.d.sync += [self.r_data.eq(r_port.data), self.r_rdy.eq(inner != 0)]
+            m.d.sync += self.r_rdy.eq(inner != 0)
+        with m.If(do_read):
+            m.d.sync += self.r_data.eq(r_port.data)
         return m
 
 

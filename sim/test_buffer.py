@@ -12,7 +12,9 @@ def make_dut(kind, width):
     from hw.buffer import SkidBuffer, StreamFifo
     from hw.stream import packet_layout
     layout = packet_layout(width, meta=16)
-    return SkidBuffer(layout) if kind == "skid" else StreamFifo(layout, depth=16)
+    if kind == "skid":
+        return SkidBuffer(layout)
+    return StreamFifo(layout, depth=16, ram={"fifo": None, "block": "block"}[kind])
 
 
 @cocotb.test()
@@ -32,7 +34,7 @@ async def run_random_packets(dut):
         assert frame_meta(frame) == meta
 
 
-@pytest.mark.parametrize("kind", ["skid", "fifo"])
+@pytest.mark.parametrize("kind", ["skid", "fifo", "block"])
 @pytest.mark.parametrize("width", [8, 4])
 def test_buffer(kind, width):
     run(lambda: make_dut(kind, width), {"kind": kind, "width": width, "seed": width},
