@@ -31,15 +31,14 @@ How it works (see docs/architecture.md for the picture):
    queues it.
    Records complete at most every 4 cycles.
 5. Beats wait in a FIFO (2 x header window) and a register slice after it until their record
-   is at the head of the record queue (a register, five cycles after it was queued: the
-   queue stores a record as four chunks, :class:`hw.buffer.ChunkedFifo`), then leave
-   together.
+   is at the head of the record queue (a register, two cycles after it was queued), then
+   leave together.
 
 Every stage is registered and holds at most one short adder or compare and a few LUTs
 (DESIGN.md section 7: routing is most of every path on the ECP5); registers that would fan
 out over the die are copied per region or per profile.
 
-Latency: the time to see ``min(frame, header_window)`` bytes, plus about 22 cycles.
+Latency: the time to see ``min(frame, header_window)`` bytes, plus about 19 cycles.
 Throughput: one beat per cycle for back-to-back packets of 4 beats or more (every frame from
 60 bytes up at W <= 16), no bubbles in steady state; shorter runts may wait a cycle or two.
 Backpressure: ``o.ready`` low fills the FIFOs, then ``i.ready`` drops. ``error`` is a sticky
@@ -51,7 +50,7 @@ from amaranth import *
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .buffer import ChunkedFifo, HeadFifo, SkidBuffer, StreamFifo
+from .buffer import HeadFifo, ReservedFifo, SkidBuffer, StreamFifo
 from .byteorder import be_value
 from .capture import (beat_index_bits, capture_byte, capture_region, capture_selects,
                       region_sum)
@@ -585,21 +584,18 @@ class HeaderParser(wiring.Component):
         rec = bld.o
         fin_valid = bld.o_valid
 
-        # Room is reserved before a record can start (room below). A record is written
-        # (fin_valid) 8 cycles after the take that completes it (compl -> j -> k_compl ->
-        # the builder's 5 stages), completions are >= BUILD_SPACING cycles apart, and `room`
-        # is the level of the cycle before: up to 3 records (compl at t - 8, t - 4 and t) are
-        # written after the level `room` saw, so level < 3 there keeps at most 5 stored.
-        # The queue holds them a quarter record per memory word (ChunkedFifo, chunks =
-        # BUILD_SPACING: a record is written at most every 4 cycles and read once per packet,
-        # at least ceil(60 / W) >= 4 beats apart at W <= 16): 64 distributed-RAM cells instead
-        # of 255 for whole records in a 16-deep memory of which 8 entries were used. Its head
-        # is a register, so `meta` starts at a flip-flop (the read pointer -> RAM cells ->
-        # `meta` path was the worst routed path, 9.25 ns, when it was read combinationally).
-        # (Records further apart than the builder's own limit, so no new bubble at any W.)
-        rec_depth = 5
-        m.submodules.records = recq = ChunkedFifo(rec.shape().size, rec_depth,
-                                                  chunks=BUILD_SPACING)
+        # Room is reserved before a record can start (room below), so the queue is written
+        # every cycle and its ~270 distributed-RAM cells share no write-enable net (the top
+        # routed path after the classifier's copies was that enable: 6 ns on the one net);
+        # Slices with their own pointers, so no address net reaches all of them either.
+        # The head is a register (`head`): the read pointer -> RAM cells -> `meta` path was the
+        # worst routed path (9.25 ns, 7.6 ns on one slice's pointer net) with `meta` read
+        # combinationally; now `meta` starts at a flip-flop. The head's load enable follows
+        # o.ready in the same cycle, one LUT per slice: eight slices, so each enable net
+        # reaches ~160 flip-flops (of the record's 1274 bits).
+        rec_depth = 8
+        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=8,
+                                                   head=True)
         m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
         # ---- output FIFO and join -----------------------------------------------------------
@@ -609,7 +605,7 @@ class HeaderParser(wiring.Component):
         # Room in both output queues, registered (a cycle late: one more entry of margin).
         # (One register for both: one input less on stage I's take decision.)
         room = Signal()
-        m.d.sync += room.eq((beats.level < beats.depth - 2) & (recq.level < rec_depth - 2))
+        m.d.sync += room.eq((beats.level < beats.depth - 2) & (recq.level < rec_depth - 5))
         m.d.comb += [
             beats.i.valid.eq(take_i), beats.i.p.data.eq(si.b.data), beats.i.p.keep.eq(si.b.keep),
             beats.i.p.last.eq(si.b.last), beats.i.p.user.eq(si.b.user),
