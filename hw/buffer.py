@@ -275,6 +275,11 @@ class ChunkedFifo(wiring.Component):
     the entries behind the head. (While the head is empty the prefetch takes a chunk every
     cycle, as fast as the writer can add them, so the memory holds no more then.) Reset:
     empty.
+
+    It pays only where the reader uses nearly every bit of an entry: each memory column holds
+    ``chunks`` different entry bits, so synthesis can drop a column only when none of them is
+    read, and the writer's logic for unread bits is kept too. Tried on the parsers' record
+    queues in the Versa NIC it cost more than it saved (docs/boards.md, "Where the area goes").
     """
 
     def __init__(self, width, depth, *, chunks):
