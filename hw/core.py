@@ -69,7 +69,7 @@ class NicCore(wiring.Component):
         :class:`hw.uart_bridge.UartBridge` (then ``clk_freq``, ``baud``, ``uart_timeout``).
     clk_freq : int
         The core clock (Hz): the UART bridge's bit timing and RSC's microsecond timer; at
-        80 MHz or less the parsers keep their decision queues in block RAM
+        80 MHz or less the parsers keep their decision queues and elastic lines in block RAM
         (``HeaderParser(queue_ram="block")``, same behaviour, fewer LUTs).
     board : bool
         Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
