@@ -67,6 +67,10 @@ class NicCore(wiring.Component):
     control : "axil" or "uart"
         CSR access: an AXI4-Lite port ``bus``, or UART pins ``uart_rx``/``uart_tx`` through
         :class:`hw.uart_bridge.UartBridge` (then ``clk_freq``, ``baud``, ``uart_timeout``).
+    clk_freq : int
+        The core clock (Hz): the UART bridge's bit timing and RSC's microsecond timer; at
+        80 MHz or less the parsers keep their decision queues and elastic lines in block RAM
+        (``HeaderParser(queue_ram="block")``, same behaviour, fewer LUTs).
     board : bool
         Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
     host_max_frame : int or None
@@ -96,7 +100,11 @@ class NicCore(wiring.Component):
         self.tx_parser = self.rx_parser = None
         if parser:
             from .parser import HeaderParser
-            kw = dict(header_window=header_window, opaque_bytes=opaque_bytes, profiles=profiles)
+            # At 80 MHz or less the parsers' decision queues and lines go to block RAM: its
+            # 4.3 ns read clock-to-out costs nothing there, and it saves about 150 LUTRAM
+            # cells per parser at W=4 (the Versa with RSC is short of LUTs, docs/boards.md).
+            kw = dict(header_window=header_window, opaque_bytes=opaque_bytes, profiles=profiles,
+                      queue_ram="block" if clk_freq <= 80_000_000 else "distributed")
             self.tx_parser = HeaderParser(width, user=TsoRequest, **kw)
             self.rx_parser = HeaderParser(width, **kw)
             for group, block in (("tx_parser_stats", self.tx_parser),

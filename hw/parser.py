@@ -94,9 +94,16 @@ class HeaderParser(wiring.Component):
         P: classifier profiles (1..8).
     user : shape or None
         Layout of the input's own ``meta``, passed through as ``user``.
+    queue_ram : "distributed" or "block"
+        Where the decision queue (``2 x line depth`` decisions of ~85 bits) and the elastic
+        line are stored: distributed RAM (default; at W=4, C=32 88 and about 60 cells) or
+        block RAM (3 and 4 EBR), whose read latch's clock-to-out (4.3 ns) then starts stage
+        I's paths: for a slow core clock (the boards' 39 MHz), where the LUT area counts
+        more. Same behaviour, cycle for cycle.
     """
 
-    def __init__(self, width=8, *, header_window=256, opaque_bytes=64, profiles=8, user=None):
+    def __init__(self, width=8, *, header_window=256, opaque_bytes=64, profiles=8, user=None,
+                 queue_ram="distributed"):
         self.width = check_width(width)
         if not 4 <= opaque_bytes <= 128:
             raise ValueError(f"opaque_bytes must be 4..128, not {opaque_bytes}")
@@ -110,6 +117,9 @@ class HeaderParser(wiring.Component):
         self.opaque_bytes = opaque_bytes
         self.profiles = profiles
         self.user = user
+        if queue_ram not in ("distributed", "block"):
+            raise ValueError(f"queue_ram must be 'distributed' or 'block', not {queue_ram!r}")
+        self.queue_ram = queue_ram
         # The line must hold the beats from a packet's opaque start to its trigger, and more.
         self.line_depth = 1 << (2 * (-(-opaque_bytes // width) + 4) - 1).bit_length()
         super().__init__({
@@ -288,8 +298,9 @@ class HeaderParser(wiring.Component):
         dec_depth = 2 * self.line_depth
         # Its head is a register (HeadFifo: SyncFIFOBuffered's read landed in block RAM with
         # a 4.3 ns clock-to-out): stage I derives the inner header's capture offsets from the
-        # head decision.
-        m.submodules.decisions = decq = HeadFifo(Decision.as_shape().size, dec_depth)
+        # head decision. (With queue_ram="block" that is accepted, for the area.)
+        m.submodules.decisions = decq = HeadFifo(Decision.as_shape().size, dec_depth,
+                                                 ram=self.queue_ram)
         m.d.comb += [decq.w_data.eq(cls.o), decq.w_en.eq(cls.o_valid)]
         with m.If(cls.o_valid & ~decq.w_rdy):
             m.d.sync += self.error.eq(1)
@@ -303,7 +314,9 @@ class HeaderParser(wiring.Component):
                                          "first": 1, "in_opaque": 1, "ends": 1,
                                          "is4": 1, "is6": 1, "flen": 16, "short": 1,
                                          "rel_outer": signed(BB + 2), "rel_opq": signed(BB + 2)})
-        m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth)
+        m.submodules.line = line = StreamFifo(side_layout, depth=self.line_depth,
+                                              ram=None if self.queue_ram == "distributed"
+                                              else self.queue_ram)
         # Registered (a cycle late, hence one more entry of margin).
         dec_room = Signal()
         m.d.sync += dec_room.eq(decq.level < dec_depth - (Classifier.LATENCY + 4))

@@ -338,9 +338,10 @@ async def run_case(dut):
         assert span <= beats + 12, f"{beats} beats took {span} cycles: bubbles"
 
 
-def make_dut(width):
+def make_dut(width, queue_ram="distributed"):
     from hw.parser import HeaderParser
-    return HeaderParser(width, header_window=HEADER_WINDOW, opaque_bytes=OPAQUE)
+    return HeaderParser(width, header_window=HEADER_WINDOW, opaque_bytes=OPAQUE,
+                        queue_ram=queue_ram)
 
 
 CASES = [("presets", "presets", True), ("errors", "presets", True), ("flow", "flow", True),
@@ -354,3 +355,13 @@ def test_parser(width, case, table, stalls):
     run(lambda: make_dut(width), {"width": width, "case": case, "table": table,
                                   "stalls": stalls, "seed": 7 + width},
         "sim.test_parser", name="parser", build_params={"width": width})
+
+
+@pytest.mark.parametrize("case,table,stalls", [c for c in CASES if c[0] in ("random", "min60")],
+                         ids=["random", "min60"])
+def test_parser_block_ram(case, table, stalls):
+    """The boards' parser (decision queue and line in block RAM, hw.core at <= 80 MHz): the
+    same results, and line rate from 60 bytes up."""
+    run(lambda: make_dut(4, "block"), {"width": 4, "case": case, "table": table,
+                                       "stalls": stalls, "seed": 11},
+        "sim.test_parser", name="parser-bram", build_params={"width": 4, "ram": "block"})
