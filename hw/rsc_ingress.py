@@ -11,7 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .capture import capture_region
+from .capture import capture_region, capture_selects
 from .checksum import ChecksumAccumulator
 from .layouts import parsed_signature
 from .rsc_layouts import OPT_BYTES, flow_tag, key_words, rsc_record, rsc_record_layout
@@ -49,7 +49,8 @@ class RscIngress(wiring.Component):
 
     Latency: a descriptor is offered 5 cycles after the frame's last beat (a registered copy of
     each beat feeds the sums and the option capture, then the checksum accumulators; the
-    record part is written one cycle after the last beat, from registers). ``i.ready`` is low
+    record part is written one cycle after the last beat, from registers, the option bytes
+    three cycles after it, from their capture registers, the sums four). ``i.ready`` is low
     only at a beat that starts a page when no pool page is free, or at the first beat of a
     frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
     waiting descriptors (reset the pool with it).
@@ -174,7 +175,6 @@ class RscIngress(wiring.Component):
         # Option byte k is kept when k < doff * 4 - 20 (the option bytes of the header).
         nopt = Signal(signed(12))
         m.d.sync += nopt.eq(off.payload - off.l4 - 20)
-        omask = Cat(nopt > k for k in range(OPT_BYTES))
 
         pos = [Cat(Const(j, lw), beat1) if lw else beat1 for j in range(W)]
 
@@ -198,14 +198,28 @@ class RscIngress(wiring.Component):
             sums.append(acc.o_sum)
         m.d.comb += [sq_w.data.eq(Cat(*sums)), sq_w.en.eq(last_d[-1])]
 
-        # TCP option bytes: byte k sits at l4 + 20 + k (before the payload).
-        lanes = [d1.word_select(j, 8) for j in range(W)]
-        _, opt_next = capture_region(m, width=W, count=OPT_BYTES, start=b["ostart"],
-                                     beat=beat1, lanes=lanes, take=v1, first=first1,
-                                     name="opt")
-        m.d.comb += [oq_w.data.eq(Cat(*opt_next) & Cat(omask[k].replicate(8)
+        # TCP option bytes: byte k sits at l4 + 20 + k (before the payload). Captured in a
+        # stage of their own (stage 2), whose byte hits and lane selects are registered from
+        # stage 1 (:func:`hw.capture.capture_selects`), and written to ``oq`` from the byte
+        # registers one cycle after the last beat left stage 2 (stage 3), masked by the option
+        # count: no subtraction, compare or lane multiplexer in front of the queue's write port.
+        # (Still two cycles before the sums, which decide when the descriptor is offered.)
+        rel1 = Signal(signed(18), name="opt_rel1")
+        m.d.comb += rel1.eq(beat1 - b["ostart"][lw:])
+        pre = capture_selects(m, width=W, count=OPT_BYTES, start_low=b["ostart"][:lw],
+                              rel=rel1, name="opt_sel")
+        v2, first2, last2, v3 = Signal(), Signal(), Signal(), Signal()
+        d2 = Signal(8 * W)
+        omask2, omask3 = Signal(OPT_BYTES), Signal(OPT_BYTES)
+        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), d2.eq(d1),
+                     omask2.eq(Cat(nopt > k for k in range(OPT_BYTES))),
+                     v3.eq(v2 & last2), omask3.eq(omask2)]
+        lanes = [d2.word_select(j, 8) for j in range(W)]
+        opt_regs, _ = capture_region(m, width=W, count=OPT_BYTES, start=None, beat=None,
+                                     lanes=lanes, take=v2, first=first2, pre=pre, name="opt")
+        m.d.comb += [oq_w.data.eq(Cat(*opt_regs) & Cat(omask3[k].replicate(8)
                                                          for k in range(OPT_BYTES))),
-                     oq_w.en.eq(v1 & last1)]
+                     oq_w.en.eq(v3)]
 
         # The head (slot ``rp``) is offered once all three parts are stored; any slot is read
         # through ``sel``.
