@@ -64,6 +64,10 @@ class TagCam(wiring.Component):
         that same cycle: the owner sequences writes before the lookups that depend on them.
     we, w_index, w_tag, w_valid : in
         Write (or, with ``w_valid`` = 0, invalidate) entry ``w_index``.
+    inv, inv_index : in
+        Invalidate entry ``inv_index``: its valid bit only (a second write port that leaves the
+        tags alone, so an owner's invalidate decision does not reach the tags' enables). A
+        write through ``we`` to the same entry in the same cycle wins.
     valid : out
         The valid bit of every entry (for the owner's free-entry search).
     free_any, free_index : out
@@ -88,6 +92,7 @@ class TagCam(wiring.Component):
             "match": Out(entries), "hit1": Out(1), "index1": Out(idx),
             "hit": Out(1), "index": Out(idx),
             "we": In(1), "w_index": In(idx), "w_tag": In(tag_bits), "w_valid": In(1),
+            "inv": In(1), "inv_index": In(idx),
             "valid": Out(entries),
             "free_any": Out(1), "free_index": Out(idx),
         })
@@ -97,6 +102,8 @@ class TagCam(wiring.Component):
         n = self.entries
         tags = Array(Signal(self.tag_bits, name=f"tag{i}") for i in range(n))
         valid = Signal(n)
+        with m.If(self.inv):
+            m.d.sync += valid.bit_select(self.inv_index, 1).eq(0)
         with m.If(self.we):
             m.d.sync += tags[self.w_index].eq(self.w_tag)
             m.d.sync += valid.bit_select(self.w_index, 1).eq(self.w_valid)

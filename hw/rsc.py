@@ -579,6 +579,7 @@ class RscEngine(wiring.Component):
         hit = Signal()
         free_any = Signal()
         free_idx = Signal(range(NI))
+        open_idx = Signal(range(NI))  # where DEC opens (see ``open_ctx``)
         xslot = Signal(range(NI))     # the slot of a pool / timeout / flush-all operation
         X_POOL, X_TIMEOUT, X_ALL = 0, 1, 2
         xop = Signal(2)
@@ -591,7 +592,7 @@ class RscEngine(wiring.Component):
         def issue_flush(at, upd, reason):
             m.d.comb += issue.eq(1)
             m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(upd), j0.slot.eq(at)]
-            m.d.comb += [cam.we.eq(1), cam.w_index.eq(at), cam.w_valid.eq(0),
+            m.d.comb += [cam.inv.eq(1), cam.inv_index.eq(at),
                          stats.aggregates_out.eq(1), stats[f"flush_{reason}"].eq(1)]
 
         def issue_pass():
@@ -602,9 +603,17 @@ class RscEngine(wiring.Component):
             with m.Else():
                 m.d.comb += stats.pass_through.eq(1)
 
-        def open_ctx(at):
-            # (Follows an ``issue_flush`` of the same slot in the same cycle: this CAM write
-            # wins.)
+        # Where DEC opens a context: the lowest free slot on a miss with room, else ``slot``
+        # (the victim on a miss with the table full, the flow's own on a flush-and-reopen).
+        # Registered from the RD results, which hold through DEC, so that the index decoded at
+        # the CAM's tags, the table's write address and ``older`` comes from a register, not
+        # from the branch multiplexer.
+        m.d.sync += open_idx.eq(Mux(~hit & free_any, free_idx, slot))
+
+        def open_ctx():
+            # (May follow an ``issue_flush`` of the same slot in the same cycle: the CAM's
+            # write wins over its invalidate.)
+            at = open_idx
             m.d.comb += [open_now.eq(1), open_at.eq(at),
                          cam.we.eq(1), cam.w_index.eq(at), cam.w_tag.eq(tag), cam.w_valid.eq(1),
                          stats.merged.eq(1)]
@@ -717,13 +726,13 @@ class RscEngine(wiring.Component):
                         issue_pass()
                         finish()
                 with m.Elif(br.open):
-                    open_ctx(free_idx)
+                    open_ctx()
                     finish()
                 with m.Elif(br.evict):
                     # The table is full: the oldest context (``slot``, read in RD) makes room.
                     with m.If(room):
                         issue_flush(slot, 0, "full")
-                        open_ctx(slot)
+                        open_ctx()
                         finish()
                 with m.Elif(br.flush_pass):
                     with m.If(room):
@@ -740,8 +749,8 @@ class RscEngine(wiring.Component):
                             m.d.comb += issue.eq(1)
                             m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(1),
                                          j0.slot.eq(slot)]
-                            m.d.comb += [cam.we.eq(1), cam.w_index.eq(slot),
-                                         cam.w_valid.eq(0), stats.aggregates_out.eq(1)]
+                            m.d.comb += [cam.inv.eq(1), cam.inv_index.eq(slot),
+                                         stats.aggregates_out.eq(1)]
                             with m.Switch(why_2):
                                 with m.Case(0):
                                     m.d.comb += stats.flush_psh.eq(1)
@@ -759,7 +768,7 @@ class RscEngine(wiring.Component):
                         with m.If(br.no_open):
                             m.next = "PASS"
                         with m.Else():
-                            open_ctx(slot)
+                            open_ctx()
                             finish()
             with m.State("PASS"):
                 with m.If(room):
