@@ -47,10 +47,12 @@ class RscIngress(wiring.Component):
     distributed RAM and the reader's own registers). A slot is rewritten only ``SLOTS -
     depth`` frames after it was taken.
 
-    Latency: a descriptor is offered 5 cycles after the frame's last beat (a registered copy of
-    each beat feeds the sums and the option capture, then the checksum accumulators; the
-    record part is written one cycle after the last beat, from registers, the option bytes
-    three cycles after it, from their capture registers, the sums four). ``i.ready`` is low
+    Latency: a descriptor is offered 5 cycles after the frame's last beat (two registered
+    copies of each beat: the first for the region compares, the second for the option capture
+    and the checksum accumulators; the record part is written one cycle after the last beat,
+    from registers, the option bytes three cycles after it, from their capture registers).
+    Its sums (``s_*``) are written in the cycle it is first offered, so they read correctly
+    from the next cycle on: a reader must not use them in the cycle it takes the descriptor. ``i.ready`` is low
     only at a beat that starts a page when no pool page is free, or at the first beat of a
     frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
     waiting descriptors (reset the pool with it).
@@ -181,20 +183,31 @@ class RscIngress(wiring.Component):
         def region(lo, hi):
             return Cat((pos[j] >= lo) & (pos[j] < hi) & keep1[j] for j in range(W))
 
+        # Stage 2 (registered): the beat once more, with its region masks (the compares of
+        # stage 1), for the checksum accumulators and the option capture.
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        d2 = Signal(8 * W)
+        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), d2.eq(d1)]
         masks = {
             "s_tcp": region(b["l4"], b["ipend"]),
             "s_pay": region(b["payload"], b["ipend"]),
             "s_udp": region(b["opaque"], b["oend"]),
             "s_mid": region(b["mid"], b["inner_l3"]),
         }
-        last_d = Signal(ChecksumAccumulator.LATENCY)
+        # The sums are written to ``sq`` the cycle after the descriptor is offered (``d.valid``
+        # counts them written one cycle earlier, through ``wp_sa``, as before stage 2 was
+        # added): the decision stage reads them no sooner than the cycle after its accept
+        # (its stage a), so it never sees a slot without its sums.
+        last_d = Signal(ChecksumAccumulator.LATENCY + 1)
         m.d.sync += last_d.eq(Cat(v1 & last1, last_d))
         sums = []
         for name, mask in masks.items():
+            mask2 = Signal(W, name=f"mask_{name}")
+            m.d.sync += mask2.eq(mask)
             acc = ChecksumAccumulator(W)
             m.submodules[f"acc_{name}"] = acc
-            m.d.comb += [acc.i_valid.eq(v1), acc.i_first.eq(first1), acc.i_data.eq(d1),
-                         acc.i_mask.eq(mask)]
+            m.d.comb += [acc.i_valid.eq(v2), acc.i_first.eq(first2), acc.i_data.eq(d2),
+                         acc.i_mask.eq(mask2)]
             sums.append(acc.o_sum)
         m.d.comb += [sq_w.data.eq(Cat(*sums)), sq_w.en.eq(last_d[-1])]
 
@@ -208,11 +221,9 @@ class RscIngress(wiring.Component):
         m.d.comb += rel1.eq(beat1 - b["ostart"][lw:])
         pre = capture_selects(m, width=W, count=OPT_BYTES, start_low=b["ostart"][:lw],
                               rel=rel1, name="opt_sel")
-        v2, first2, last2, v3 = Signal(), Signal(), Signal(), Signal()
-        d2 = Signal(8 * W)
+        v3 = Signal()
         omask2, omask3 = Signal(OPT_BYTES), Signal(OPT_BYTES)
-        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), d2.eq(d1),
-                     omask2.eq(Cat(nopt > k for k in range(OPT_BYTES))),
+        m.d.sync += [omask2.eq(Cat(nopt > k for k in range(OPT_BYTES))),
                      v3.eq(v2 & last2), omask3.eq(omask2)]
         lanes = [d2.word_select(j, 8) for j in range(W)]
         opt_regs, _ = capture_region(m, width=W, count=OPT_BYTES, start=None, beat=None,
@@ -230,8 +241,11 @@ class RscIngress(wiring.Component):
         m.d.comb += [tq_r.addr.eq(rp), self.d.payload.tag.eq(tq_r.data),
                      self.d.payload.index.eq(rp)]
         rp_n = (rp + take_d)[:len(rp)]
-        wp_n = [(wp + q.en)[:len(wp)] for wp, q in ((wp_d, dq_w), (wp_o, oq_w), (wp_s, sq_w))]
-        m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_s), wp_n)]
+        wp_sa = Signal(range(S))
+        wp_n = [(wp + en)[:len(wp)] for wp, en in ((wp_d, dq_w.en), (wp_o, oq_w.en),
+                                                   (wp_sa, last_d[-2]))]
+        m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_sa), wp_n)]
+        m.d.sync += wp_s.eq(wp_s + sq_w.en)
         m.d.sync += [rp.eq(rp_n), level.eq(level + (take & p.last) - take_d),
                      self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
         dq_r, oq_r, sq_r = (q.read_port(domain="comb") for q in (dq, oq, sq))
