@@ -115,11 +115,14 @@ class RscEmitter(wiring.Component):
         m.d.comb += credit.eq(used < self.DEPTH - 1)
 
         # The current segment, computed when it starts: first beat's start lane ``s0`` (0
-        # for a segment that starts the frame), last beat ``last_beat`` and its byte count
-        # ``c_last``, whether it is the job's last segment.
+        # for a segment that starts the frame), the beats ``left`` after the current one
+        # (counted down as beats are read) and ``seg_done``, registered: the current beat is
+        # the last (no compare of ``beat`` in front of the state machine and the job's load),
+        # the last beat's byte count ``c_last``, whether it is the job's last segment.
         s0 = Signal(range(W))
         at_first = Signal()
-        last_beat = Signal(16)
+        left = Signal(16)
+        seg_done = Signal()
         c_last = Signal(range(W + 1))
         last_seg = Signal()
         # Patch positions of the job: beat and 16-bit word of each field.
@@ -130,12 +133,12 @@ class RscEmitter(wiring.Component):
             """Register the segment [lo, hi) of its page (hi > lo)."""
             end = Signal(17)
             m.d.comb += end.eq(hi - 1)
+            last, first = (end[lw:], lo[lw:]) if lw else (end, lo)
             m.d.sync += [s0.eq(lo[:lw] if lw else 0), at_first.eq(1),
-                         last_beat.eq(end[lw:] if lw else end),
+                         left.eq(last - first), seg_done.eq(last == first),
                          c_last.eq(end[:lw] + 1 if lw else 1), last_seg.eq(is_last)]
 
         cur = Signal(info)
-        seg_done = beat == last_beat
         m.d.comb += [
             cur.s.eq(Mux(at_first, s0, 0)),
             cur.c.eq(Mux(seg_done, c_last, W) - Mux(at_first, s0, 0)),
@@ -184,7 +187,7 @@ class RscEmitter(wiring.Component):
                 with m.If(credit | drop):
                     m.d.comb += [self.r_en.eq(~drop), issued.eq(~drop)]
                     m.d.sync += [v1.eq(~drop), info1.eq(cur), beat.eq(beat + 1),
-                                 at_first.eq(0)]
+                                 at_first.eq(0), left.eq(left - 1), seg_done.eq(left == 1)]
                     with m.If(seg_done | page_end):
                         m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
                     with m.If(seg_done):
