@@ -52,9 +52,9 @@ class RscIngress(wiring.Component):
     and the checksum accumulators; the record part is written one cycle after the last beat,
     from registers, the option bytes three cycles after it, from their capture registers).
     Its sums (``s_*``) are written in the cycle it is first offered, so they read correctly
-    from the next cycle on: a reader must not use them in the cycle it takes the descriptor. ``i.ready`` is low
-    only at a beat that starts a page when no pool page is free, or at the first beat of a
-    frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
+    from the next cycle on: a reader must not use them in the cycle it takes the descriptor.
+    ``i.ready`` is low only at a beat that starts a page when no pool page is free, or at the
+    first beat of a frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
     waiting descriptors (reset the pool with it).
     """
 
