@@ -74,11 +74,16 @@ class RgmiiPads(Elaboratable):
         ]
 
         # PHY reset (active low on the pin; the port inverts) held ~16 ms; MDIO idle.
+        # The counter runs until its top bit sets (2**21 cycles): that bit alone is the count
+        # enable and, through a register, the pin. A ``hold != 0`` reduction over 21 bits was
+        # the board's worst ``sync`` path (its flip-flops spread towards the pin).
         m.submodules.phy_rst = phy_rst = io.Buffer("o", pins.rst)
-        hold = Signal(21, init=(1 << 21) - 1)
-        with m.If(hold != 0):
-            m.d.sync += hold.eq(hold - 1)
-        m.d.comb += phy_rst.o.eq(hold != 0)
+        hold = Signal(22)
+        rst_out = Signal(init=1)
+        with m.If(~hold[-1]):
+            m.d.sync += hold.eq(hold + 1)
+        m.d.sync += rst_out.eq(~hold[-1])
+        m.d.comb += phy_rst.o.eq(rst_out)
         m.submodules.mdc = mdc = io.Buffer("o", pins.mdc)
         m.submodules.mdio = io.Buffer("io", pins.mdio)
         m.d.comb += mdc.o.eq(0)

@@ -2,10 +2,10 @@
 
 :class:`EthMac` assembles, per direction::
 
-    RX  GMII (eth_rx) -> MacRx -> PacketFifo (drop-at-end) -> StreamWidener -> AsyncStreamFifo
-        -> rx (W bytes, sync)
-    TX  tx (W bytes, sync) -> AsyncStreamFifo -> PacketFifo (W bytes, store and forward)
-        -> StreamNarrower -> MacTx -> GMII (eth_tx)
+    RX  GMII (eth_rx) -> MacRx -> PacketFifo (drop-at-end) -> StreamWidener -> SkidBuffer
+        -> AsyncStreamFifo -> rx (W bytes, sync)
+    TX  tx (W bytes, sync) -> AsyncStreamFifo -> SkidBuffer -> PacketFifo (W bytes, store and
+        forward) -> StreamNarrower -> MacTx -> GMII (eth_tx)
 
 :class:`PacketFifo` is the frame FIFO with commit on a frame's last beat: the RX side
 never shows a bad or overflowed frame downstream, the TX side never starts a frame it cannot
@@ -16,6 +16,7 @@ from amaranth import *
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .buffer import SkidBuffer
 from .cdc import AsyncStreamFifo, LevelCrossing, PulseCrossing
 from .mac_rx import LINK_STATUS, RX_BYTE, MacRx
 from .mac_tx import MacTx
@@ -124,7 +125,13 @@ class PacketFifo(wiring.Component):
         wcommit = Signal(abits + 1)    # end of the last committed frame
         wcommit_r = Signal(abits + 1)  # delayed: committed entries are 2 cycles old when read
         rptr = Signal(abits + 1)       # next entry to fetch
-        length = Signal(range(self.max_len + 1))   # bytes stored of the current frame
+        # Bytes the current frame may still store (max_len minus those stored), and whether
+        # that is at least a whole beat: then no beat can make the frame too long, and
+        # ``too_long`` needs no adder in front of ``store`` (which drives the write enable,
+        # the pointers and the ready of the async FIFO in front), only a compare of a few
+        # bits. Both are registered; their next values are computed beside ``store``.
+        rem = Signal(range(self.max_len + 1), init=self.max_len)
+        roomy = Signal(init=self.max_len >= w)
         dropping = Signal()            # the current frame is being discarded
 
         full = Signal()
@@ -132,9 +139,12 @@ class PacketFifo(wiring.Component):
         m.d.comb += used.eq(wptr - rptr)
         m.d.sync += wcommit_r.eq(wcommit)
         nbytes = 1 if w == 1 else keep_count(self.i.p.keep, w)
-        new_length = length + nbytes
-        too_long = Signal()
-        m.d.comb += too_long.eq(new_length > self.max_len)
+        new_rem = rem - nbytes
+        too_long = Signal()   # this beat would make the frame longer than max_len
+        if w == 1:
+            m.d.comb += too_long.eq(~roomy)
+        else:
+            m.d.comb += too_long.eq(~roomy & (nbytes > rem[:(w - 1).bit_length()]))
         store = Signal()
 
         # Write side.
@@ -160,11 +170,12 @@ class PacketFifo(wiring.Component):
         m.d.sync += [self.overflow.eq(overflow), self.too_long.eq(drop_long)]
         with m.If(self.i.valid & self.i.ready):
             with m.If(store):
-                m.d.sync += [wptr.eq(wptr + 1), length.eq(new_length)]
+                m.d.sync += [wptr.eq(wptr + 1), rem.eq(new_rem), roomy.eq(new_rem >= w)]
             with m.Else():
                 m.d.sync += [dropping.eq(1), long_seen.eq(long_seen | (too_long & ~dropping))]
             with m.If(self.i.p.last):
-                m.d.sync += [length.eq(0), dropping.eq(0), long_seen.eq(0)]
+                m.d.sync += [rem.eq(self.max_len), roomy.eq(self.max_len >= w),
+                             dropping.eq(0), long_seen.eq(0)]
                 with m.If(store & ~self.i.p.abort):
                     m.d.sync += wcommit.eq(wptr + 1)
                 with m.Else():
@@ -235,11 +246,12 @@ class EthMac(wiring.Component):
         RGMII in-band status (link, speed 0/1/2 = 10/100/1000, duplex) sampled between frames.
 
     Latency RX: FCS check adds 7 ``rx_domain`` cycles, then store-and-forward of the whole
-    frame, then the widener and the async FIFO. TX: store-and-forward of the whole frame in
-    ``tx_domain``, then preamble. Throughput: line rate both ways, provided the ``sync``
-    side moves more than 125 MB/s (``W * f_sync``). Reset: ``sync`` reset empties the TX
-    async FIFO, ``rx_domain``/``tx_domain`` resets empty their side's frame FIFO; assert all
-    three together.
+    frame, then the widener, a register slice and the async FIFO. TX: the async FIFO, a
+    register slice, store-and-forward of the whole frame in ``tx_domain``, then preamble.
+    Throughput: line rate both ways, provided the ``sync`` side moves more than 125 MB/s
+    (``W * f_sync``). Reset: ``sync`` reset empties the TX async FIFO,
+    ``rx_domain``/``tx_domain`` resets empty their side's frame FIFO; assert all three
+    together.
     """
 
     def __init__(self, width=8, max_frame=1518, *, rx_domain="eth_rx", tx_domain="eth_tx",
@@ -276,6 +288,10 @@ class EthMac(wiring.Component):
         m.submodules.rx_fifo = rx_fifo = to_rx(
             PacketFifo(self.fifo_depth, self.max_frame - 4, backpressure=False))
         m.submodules.rx_widen = rx_widen = to_rx(StreamWidener(w))
+        # A register slice before the async FIFO: its full flag (a gray-pointer compare)
+        # would otherwise run on through the widener's ready into the frame FIFO's read
+        # enable and output registers, and the two ends are placed apart on a full board.
+        m.submodules.rx_slice = rx_slice = to_rx(SkidBuffer(packet_layout(w)))
         m.submodules.rx_cdc = rx_cdc = AsyncStreamFifo(
             packet_layout(w), self.cdc_depth, w_domain=rxd, r_domain="sync")
         m.d.comb += [
@@ -286,22 +302,28 @@ class EthMac(wiring.Component):
             rx_fifo.i.valid.eq(mac_rx.o.valid),
         ]
         wiring.connect(m, rx_fifo.o, rx_widen.i)
-        wiring.connect(m, rx_widen.o, rx_cdc.i)
+        wiring.connect(m, rx_widen.o, rx_slice.i)
+        wiring.connect(m, rx_slice.o, rx_cdc.i)
         wiring.connect(m, rx_cdc.o, wiring.flipped(self.rx))
 
         # Transmit: store and forward at W bytes per beat, so a frame is loaded much faster
         # than it is sent and the next one is ready when the inter-frame gap ends.
         m.submodules.tx_cdc = tx_cdc = AsyncStreamFifo(
             packet_layout(w), self.cdc_depth, w_domain="sync", r_domain=txd)
+        # A register slice after the async FIFO: its read enable is then a register beside it,
+        # not the frame FIFO's full flag from across the chip (the pointer increment and the
+        # LUTRAM read behind that enable were the board's worst `eth_tx` paths).
+        m.submodules.tx_slice = tx_slice = to_tx(SkidBuffer(packet_layout(w)))
         m.submodules.tx_fifo = tx_fifo = to_tx(
             PacketFifo(self.tx_fifo_depth, self.max_frame - 4, backpressure=True, width=w))
         m.submodules.tx_narrow = tx_narrow = to_tx(StreamNarrower(w))
         m.submodules.mac_tx = mac_tx = to_tx(MacTx())
         wiring.connect(m, wiring.flipped(self.tx), tx_cdc.i)
+        wiring.connect(m, tx_cdc.o, tx_slice.i)
         m.d.comb += [
-            tx_fifo.i.payload.eq(Cat(tx_cdc.o.payload.as_value(), C(0, 1))),
-            tx_fifo.i.valid.eq(tx_cdc.o.valid),
-            tx_cdc.o.ready.eq(tx_fifo.i.ready),
+            tx_fifo.i.payload.eq(Cat(tx_slice.o.payload.as_value(), C(0, 1))),
+            tx_fifo.i.valid.eq(tx_slice.o.valid),
+            tx_slice.o.ready.eq(tx_fifo.i.ready),
         ]
         wiring.connect(m, tx_fifo.o, tx_narrow.i)
         wiring.connect(m, tx_narrow.o, mac_tx.i)

@@ -208,6 +208,9 @@ class HeaderParser(wiring.Component):
         first_rb = Signal(init=1, name="outerB_first")   # first_b, registered
         with m.If(adv_b):
             m.d.sync += first_rb.eq(in_beat == 0)
+
+        def by_tags(c):   # the candidate for the registered VLAN tag count (0, 1, 2)
+            return Mux(tags_b[1], c[2], Mux(tags_b[0], c[1], c[0]))
         ob = {}
         for k in (0, 9):
             cand = []
@@ -219,23 +222,46 @@ class HeaderParser(wiring.Component):
                 _, nxt = capture_byte(m, hit=here, byte=lanes_b[pos % W], first=first_rb,
                                       take=take_b, name=f"outerB_b{pos}")
                 cand.append(nxt)
-            ob[k] = Mux(tags_b[1], cand[2], Mux(tags_b[0], cand[1], cand[0]))
-        ihl_b, ver_b, proto_b = ob[0][:4], ob[0][4:8], ob[9]
-        reached = beat_end(sb.beat) >= l3_b
+            ob[k] = by_tags(cand)
+        proto_b = ob[9]
+        # The opaque start (l3 + 4 * IHL) and the outer header's validity are loaded in the
+        # beat that holds the header's first byte (the first beat reaching l3), whose IHL is
+        # then always in that beat's own lane: so they are computed per candidate start as
+        # the beat enters stage B (a 16-entry table of the lane's IHL, no adder) and picked by
+        # the tag count, as is "this beat reaches l3". The capture above -> IHL -> opaque
+        # start adder (carry chain) -> the opaque copies was the worst routed path at seed 1
+        # (main 0c79002: 8.95 ns, 9 levels, 7.15 ns routing).
+        opq_c, ok_c, reach_c = [], [], []
+        for base in (14, 18, 22):
+            vihl = in_lanes[base % W]
+            opq = Signal(7, name=f"outerB_opq{base}")
+            ok = Signal(name=f"outerB_ok{base}")
+            reach = Signal(name=f"outerB_reach{base}", init=(base // W == 0))
+            with m.If(adv_b):
+                m.d.sync += [
+                    opq.eq(Array(Const(base + 4 * v, 7) for v in range(16))[vihl[:4]]),
+                    ok.eq((vihl[4:8] == 4) & (vihl[:4] >= 5)),
+                    # beat_end(beat) >= base
+                    reach.eq(in_beat >= base // W),
+                ]
+            opq_c.append(opq)
+            ok_c.append(ok)
+            reach_c.append(reach)
+
+        opq_b, ok_b, reached = by_tags(opq_c), by_tags(ok_c), by_tags(reach_c)
         opaque_reg = Signal(10)
         known_reg = Signal()
         outer_ok_reg = Signal()
         trig_done = Signal()
         known_b = known_reg & ~first_b
         with m.If(take_b & reached & ~known_b):
-            m.d.sync += [opaque_reg.eq(l3_b + (ihl_b << 2)), known_reg.eq(1),
-                         outer_ok_reg.eq(is4_b & (ver_b == 4) & (ihl_b >= 5))]
+            m.d.sync += [opaque_reg.eq(opq_b), known_reg.eq(1),
+                         outer_ok_reg.eq(is4_b & ok_b)]
         # The classifier's profiles read their own copies of the opaque start: the one register
         # feeding every profile's field-start adders was the worst routed path at seed 1
         # (5.8 ns on that net). They are read only while the start is known (after a load).
         opq_load = take_b & reached & ~known_b
-        opq_reps = replicas(m, (l3_b + (ihl_b << 2))[:8], min(P, 6), name="opaque",
-                            enable=opq_load, hold=True)
+        opq_reps = replicas(m, opq_b, min(P, 6), name="opaque", enable=opq_load, hold=True)
         with m.Elif(take_b & first_b):
             m.d.sync += known_reg.eq(0)
         bend_b = beat_end(sb.beat)
@@ -459,8 +485,35 @@ class HeaderParser(wiring.Component):
                                     (~(dec_ok & dec.matched) | inner_seen))
             rel_tcp = Signal(signed(BB + 2), name="j_rel_tcp")
             m.d.comb += rel_tcp.eq(j.b.beat - l4[lw:])
-            pre_tcp = capture_selects(m, width=W, count=20, start_low=l4_calc[:lw],
-                                      rel=rel_tcp, hot_now=True, name="tcpS")
+            # The start's lanes (registered from l4_calc[:lw], as capture_selects would) depend
+            # on the IHL only through its low lw - 2 bits (the header is 4 * IHL bytes): every
+            # byte phase's carry and lane are computed a stage early (in stage I, from what J
+            # loads) for each value of those bits, and J picks one by the captured IHL, with
+            # no adder in that cycle. The TCP start adder -> plain/tunnel multiplexer -> lane
+            # select was the worst routed path (parser7 9e552f6, seed 1: 8.39 ns, 7.46 ns
+            # routing).
+            nb = max(lw - 2, 0)
+            tun_i = dec_ok & dec.matched   # j.dec.matched, a cycle early
+            cands = []
+            for v in range(1 << nb):
+                low = Mux(tun_i, (inner_l3_i[:lw] + 4 * v)[:lw], si.opaque[:lw]) if lw else 0
+                cand = []
+                for kr in range(min(W, 20)):
+                    c = Signal(lw + 1, name=f"tcpS_v{v}_{kr}")
+                    m.d.sync += c.eq(Value.cast(low)[:lw] + kr)
+                    cand.append(c)
+                cands.append(cand)
+            ihl_lo = inner_r[0][:nb] if nb else Const(0, 1)
+            tcp_beats = (20 - 1) // W + 2
+            hot = Signal(tcp_beats, name="tcpS_hot")
+            m.d.comb += hot.eq(Cat(*(rel_tcp == q for q in range(tcp_beats))))
+            carry, lane = [], []
+            for kr in range(min(W, 20)):
+                sel = Signal(lw + 1, name=f"tcpS_s{kr}")
+                m.d.sync += sel.eq(Array(cand[kr] for cand in cands)[ihl_lo])
+                carry.append(sel[lw])
+                lane.append(sel[:lw])
+            pre_tcp = (hot, carry, lane)
         else:
             l4, l4_tun_ok = l4_calc, inner_seen
             gate_tcp = (j.dec_ok & j.known & ~first_j & (~j.dec.matched | l4_tun_ok))

@@ -13,7 +13,8 @@ record back (Icarus turns such read-backs into zero-time loops).
 Latency 5 cycles from ``i_valid`` to ``o_valid``. The inputs are read in the ``i_valid`` cycle
 and the next one (``busy``); the caller may load new inputs in the cycle after that. Stage
 registers are held for the stages after them, so a new record may start (``i_valid``) every
-4 cycles: line rate for packets of 4 beats or more (60-byte frames at W <= 16).
+4 cycles: line rate for packets of 4 beats or more (60-byte frames at W <= 16). The record
+``o`` is valid in the ``o_valid`` cycle only (its last stage is loaded every cycle).
 """
 
 from amaranth import *
@@ -321,24 +322,28 @@ class RecordBuilder(wiring.Component):
         dec = b["dec"]
         matched = dec.matched
         rec = self.o
-        with m.If(vb3):
-            m.d.sync += [
-                rec.eth.eq(Cat(b["eth_addr"], a["vlans"], a["tci0"], a["tci1"], a["et"])),
-                rec.outer.eq(Cat(b1["outer"].as_value()[:-1], b["o_csum_ok"])),
-                rec.inner.eq(Cat(b["inner"].as_value()[:-1], b["i_csum_ok"])),
-                rec.tcp.eq(b["tcp"]),
-                rec.off.eq(Cat(Const(0, 10) | a["l3"], Const(0, 10) | a["opaque_off"],
-                               b["inner_l3"], b["l4"], b["payload"])),
-                rec.payload_len.eq(b["payload_len"]),
-                rec.err.eq(Cat(b["truncated"], b["short_frame"], b["outer_bad_ihl"],
-                               b["inner_bad_ihl"], b["outer_bad_csum"], b["inner_bad_csum"],
-                               b["outer_bad_len"], b["inner_bad_len"], b["window"])),
-                rec.cls.eq(Cat(
-                    Mux(ok, Mux(matched, Kind.TUNNEL, Kind.PLAIN), Kind.OTHER), reason,
-                    Mux(matched, dec.profile, 0), Mux(matched, dec.opaque_len[:10], 0),
-                    Mux(matched, dec.flow, 0),
-                    ok & (~matched | dec.tso_en),
-                    ok & (~matched | dec.rsc_en) & b["o_csum_ok"] & b["i_csum_ok"],
-                    matched & dec.udp, matched & dec.udp_csum, matched & dec.ipid_fixed)),
-            ]
+        # Loaded in every cycle, not only with vb3: the record is read only in the o_valid
+        # cycle, when it holds what the held stage registers gave in the vb3 cycle. vb3 as
+        # the clock enable of ~760 record flip-flops (all but the opaque bytes), spread over
+        # the die towards the record queue's slices, was the worst routed path (7.74 ns on
+        # that one net, seed 1).
+        m.d.sync += [
+            rec.eth.eq(Cat(b["eth_addr"], a["vlans"], a["tci0"], a["tci1"], a["et"])),
+            rec.outer.eq(Cat(b1["outer"].as_value()[:-1], b["o_csum_ok"])),
+            rec.inner.eq(Cat(b["inner"].as_value()[:-1], b["i_csum_ok"])),
+            rec.tcp.eq(b["tcp"]),
+            rec.off.eq(Cat(Const(0, 10) | a["l3"], Const(0, 10) | a["opaque_off"],
+                           b["inner_l3"], b["l4"], b["payload"])),
+            rec.payload_len.eq(b["payload_len"]),
+            rec.err.eq(Cat(b["truncated"], b["short_frame"], b["outer_bad_ihl"],
+                           b["inner_bad_ihl"], b["outer_bad_csum"], b["inner_bad_csum"],
+                           b["outer_bad_len"], b["inner_bad_len"], b["window"])),
+            rec.cls.eq(Cat(
+                Mux(ok, Mux(matched, Kind.TUNNEL, Kind.PLAIN), Kind.OTHER), reason,
+                Mux(matched, dec.profile, 0), Mux(matched, dec.opaque_len[:10], 0),
+                Mux(matched, dec.flow, 0),
+                ok & (~matched | dec.tso_en),
+                ok & (~matched | dec.rsc_en) & b["o_csum_ok"] & b["i_csum_ok"],
+                matched & dec.udp, matched & dec.udp_csum, matched & dec.ipid_fixed)),
+        ]
         return m

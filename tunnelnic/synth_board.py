@@ -60,7 +60,7 @@ def _check_clocks(result, expected):
 
 
 def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath="auto", log=None,
-                nic=None, stop=None):
+                nic=None, stop=None, nextpnr_args=()):
     """Build ``board`` into ``out/<board>/``; return the report dict of :func:`run_flow`.
 
     ``datapath`` is ``auto``, ``nic``, ``mac`` or ``standin`` (see :class:`boards.top.BoardTop`);
@@ -68,7 +68,8 @@ def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath=
     ``nic`` (the parameters built), ``bitstream``/``svf`` paths and ``seconds`` (per tool, total).
     ``stop`` (:data:`tunnelnic.synth.STOPS`) ends the flow after yosys, packing or placement
     (no bitstream); clocks are checked only when there is timing (``place``: nextpnr's estimate
-    of the placed design), otherwise ``met`` is None.
+    of the placed design), otherwise ``met`` is None. ``nextpnr_args`` are appended to
+    nextpnr's command line (e.g. ``["--sdf", "placed.sdf"]``, written into ``out/<board>/``).
     """
     spec = get_spec(board)
     say = log or (lambda msg: None)
@@ -88,7 +89,7 @@ def build_board(board="versa", out="build", *, seed=1, bitstream=True, datapath=
     result = run_flow(workdir, "top", device=platform.device,
                       package=_PACKAGES.get(platform.package, platform.package),
                       speed=int(platform.speed), seed=seed, clock_nets={},
-                      bitstream=bitstream, log=say, stop=stop)
+                      bitstream=bitstream, log=say, stop=stop, nextpnr_args=nextpnr_args)
     core_div = top.nic["core_div"] if top.chosen_datapath == "nic" else None
     if stop not in ("synth", "pack"):
         _check_clocks(result, expected_clocks(spec, core_div))

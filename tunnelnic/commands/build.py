@@ -33,7 +33,8 @@ def run(args):
             nic[key] = ast.literal_eval(value)
         result = build_board(args.board, args.out, seed=args.seed,
                              bitstream=not args.no_bitstream, datapath=args.datapath, log=log,
-                             nic=nic, stop="place" if args.no_route else args.stop)
+                             nic=nic, stop="place" if args.no_route else args.stop,
+                             nextpnr_args=args.nextpnr_arg or ())
     except FlowError as exc:
         print(f"tunnelnic build: FAILED: {exc}", file=sys.stderr)
         return 1
@@ -88,5 +89,9 @@ def register(subparsers):
                         "placement (utilization and nextpnr's fmax estimate, checked against "
                         "the targets; a NIC build routes for well over an hour)")
     p.add_argument("--no-route", action="store_true", help="the same as --stop place")
+    p.add_argument("--nextpnr-arg", action="append", metavar="ARG",
+                   help="extra nextpnr-ecp5 argument, repeatable (e.g. --nextpnr-arg=--sdf "
+                        "--nextpnr-arg=placed.sdf --nextpnr-arg=--write "
+                        "--nextpnr-arg=placed.json for benchmarks/placed_paths.py)")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
