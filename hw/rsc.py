@@ -229,23 +229,28 @@ class RscEngine(wiring.Component):
         ]
         # Page links. Frame links: flink[p] = the frame's page after p (written by ingress).
         # Segment links: link[p] = the first page of the segment after the one starting at p.
+        # Both are read every cycle at the emitter's current page (a register).
         m.submodules.flink = flink = Memory(shape=range(P), depth=P, init=[])
         flink_w = flink.write_port()
         flink_r = flink.read_port(domain="sync")
         m.d.comb += [flink_w.addr.eq(ing.fl_page), flink_w.data.eq(ing.fl_next),
                      flink_w.en.eq(ing.fl_en),
-                     flink_r.addr.eq(emit.link_page), flink_r.en.eq(emit.link_en),
+                     flink_r.addr.eq(emit.link_page),
                      emit.flink_data.eq(flink_r.data)]
         m.submodules.link = link = Memory(shape=range(P), depth=P, init=[])
         link_w = link.write_port()
         link_r = link.read_port(domain="sync")
-        m.d.comb += [link_r.addr.eq(emit.link_page), link_r.en.eq(emit.link_en),
-                     emit.slink_data.eq(link_r.data)]
+        m.d.comb += [link_r.addr.eq(emit.link_page), emit.slink_data.eq(link_r.data)]
 
         # Jobs for the emitter, through the job pipeline (see below) into ``jq``.
         jl = job_layout(P)
+        # ``j.valid`` is registered from the queue's next level (equal to ``jq.r_rdy`` in every
+        # cycle), so that the queue's level counter does not drive the emitter's start.
         m.submodules.jq = jq = fifo.SyncFIFO(width=Shape.cast(jl).width, depth=self.JOB_DEPTH)
-        m.d.comb += [emit.j.payload.eq(jq.r_data), emit.j.valid.eq(jq.r_rdy),
+        jq_v = Signal()
+        jq_wr, jq_rd = jq.w_en & jq.w_rdy, jq.r_en & jq.r_rdy
+        m.d.sync += jq_v.eq(jq_wr | Mux(jq_rd, jq.level != 1, jq.level != 0))
+        m.d.comb += [emit.j.payload.eq(jq.r_data), emit.j.valid.eq(jq_v),
                      jq.r_en.eq(emit.j.ready)]
 
         # Context table (everything but the CAM tags and the allocation order), in block RAM,

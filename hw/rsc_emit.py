@@ -38,8 +38,13 @@ class RscEmitter(wiring.Component):
     """Jobs in (``j``), packets out (``o``, ``meta`` = :class:`RxMeta`).
 
     Pages: a frame is a chain of pages (frame links, ``flink``); an aggregate chains the first
-    pages of its segments (segment links, ``slink``); both tables are read through ``link_*``
-    (one cycle latency). A segment's header must lie in its first page.
+    pages of its segments (segment links, ``slink``); both tables are read at ``link_page``
+    (one cycle latency, every cycle: the owner's read ports need no enable), which is the
+    page being read, a register: no job or state decision sits in front of the tables' read
+    address. A segment's header must lie in its first page.
+
+    ``j.valid`` should come from a register (the engine registers it from its job queue's
+    next level): it drives the state machine's start decision, which loads the job.
 
     Throughput: one output beat per cycle within a page and across back-to-back jobs; 1 idle
     cycle at each page boundary and between segments of an aggregate (following a link). A
@@ -64,7 +69,7 @@ class RscEmitter(wiring.Component):
             "o": Out(stream.Signature(packet_layout(width, RxMeta))),
             "r_en": Out(1), "r_page": Out(range(pages)), "r_beat": Out(range(self.page_beats)),
             "r_data": In(8 * width),
-            "link_en": Out(1), "link_page": Out(range(pages)),
+            "link_page": Out(range(pages)),
             "flink_data": In(range(pages)), "slink_data": In(range(pages)),
             "free": Out(1), "free_page": Out(range(pages)),
         })
@@ -108,23 +113,27 @@ class RscEmitter(wiring.Component):
         m.d.sync += d2.eq(self.r_data)
         # ``used`` = q.level + v1 + v2, kept as a counter so that ``credit`` is one compare of a
         # register (it gates the reads and, through the job's end, the load of ``job``).
+        # ``credit`` itself is registered from the counter's next value.
         used = Signal(range(self.DEPTH + 2 + self.read_latency))
         issued = Signal()
-        credit = Signal()
-        m.d.sync += used.eq(used + issued - q.r_en)
-        m.d.comb += credit.eq(used < self.DEPTH - 1)
+        credit = Signal(init=1)
+        used_n = Signal.like(used)
+        m.d.comb += used_n.eq(used + issued - q.r_en)
+        m.d.sync += [used.eq(used_n), credit.eq(used_n < self.DEPTH - 1)]
 
         # The current segment, computed when it starts: first beat's start lane ``s0`` (0
         # for a segment that starts the frame), the beats ``left`` after the current one
         # (counted down as beats are read) and ``seg_done``, registered: the current beat is
         # the last (no compare of ``beat`` in front of the state machine and the job's load),
-        # the last beat's byte count ``c_last``, whether it is the job's last segment.
+        # the last beat's byte count ``c_last``, whether it is the job's last segment (a
+        # pass-through's only one), and ``pend``, registered: the current beat ends its page.
         s0 = Signal(range(W))
         at_first = Signal()
         left = Signal(16)
         seg_done = Signal()
         c_last = Signal(range(W + 1))
         last_seg = Signal()
+        pend = Signal()
         # Patch positions of the job: beat and 16-bit word of each field.
         pbeat = [Signal(16, name=f"pbeat{i}") for i in range(NP)]
         pword = [Signal(range(NW), name=f"pword{i}") for i in range(NP)]
@@ -142,7 +151,7 @@ class RscEmitter(wiring.Component):
         m.d.comb += [
             cur.s.eq(Mux(at_first, s0, 0)),
             cur.c.eq(Mux(seg_done, c_last, W) - Mux(at_first, s0, 0)),
-            cur.last.eq(seg_done & ((job.kind == JOB_RAW) | last_seg)),
+            cur.last.eq(seg_done & last_seg),
             cur.patch.eq((job.kind == JOB_AGG) & (seg == 0)),
             cur.meta.eq(job.meta),
         ]
@@ -156,22 +165,28 @@ class RscEmitter(wiring.Component):
         pb = (self.page_beats - 1).bit_length()
         seg_first = Signal(range(self.pages))
         drop = job.kind == JOB_DROP
-        page_end = (beat + 1)[:pb] == 0
-        m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb])]
+        page_end = pend
+        PB_LAST = (1 << pb) - 1 if pb else 0
+        m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb]),
+                     self.link_page.eq(page)]
         m.d.sync += v1.eq(0)
 
         # The next segment's first page is read as soon as a segment starts (its first page
-        # may be freed and reused before the segment ends).
+        # may be freed and reused before the segment ends): the link tables are read at
+        # ``page`` every cycle, so in the segment's first READ cycle they are read at its first
+        # page (``page`` changes only at a start, a page link or a segment link), and the
+        # data is there one cycle later (``grab2``; a segment link in that very cycle takes
+        # it straight from the table).
         next_seg = Signal(range(self.pages))
-        grab = Signal()
-        m.d.sync += grab.eq(0)
-        with m.If(grab):
+        grab, grab2 = Signal(), Signal()
+        m.d.sync += [grab.eq(0), grab2.eq(grab)]
+        with m.If(grab2):
             m.d.sync += next_seg.eq(self.slink_data)
+        next_seg_now = Mux(grab2, self.slink_data, next_seg)
 
         def start(nxt):
             m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
-                         seg.eq(0), grab.eq(1)]
-            m.d.comb += [self.link_en.eq(1), self.link_page.eq(nxt.page)]
+                         seg.eq(0), grab.eq(1), pend.eq(pb == 0)]
             seg_bounds(Const(0, 17), nxt.length, (nxt.kind == JOB_RAW) | (nxt.count <= 1))
             for i, (at, _, _) in enumerate(patch_list(nxt)):
                 at = Value.cast(at)[:17]
@@ -187,7 +202,8 @@ class RscEmitter(wiring.Component):
                 with m.If(credit | drop):
                     m.d.comb += [self.r_en.eq(~drop), issued.eq(~drop)]
                     m.d.sync += [v1.eq(~drop), info1.eq(cur), beat.eq(beat + 1),
-                                 at_first.eq(0), left.eq(left - 1), seg_done.eq(left == 1)]
+                                 at_first.eq(0), left.eq(left - 1), seg_done.eq(left == 1),
+                                 pend.eq(beat[:pb] == PB_LAST - 1 if pb else 1)]
                     with m.If(seg_done | page_end):
                         m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
                     with m.If(seg_done):
@@ -202,7 +218,6 @@ class RscEmitter(wiring.Component):
                         with m.Else():
                             m.next = "SLINK"
                     with m.Elif(page_end):
-                        m.d.comb += [self.link_en.eq(1), self.link_page.eq(page)]
                         m.next = "FLINK"
             with m.State("FLINK"):
                 # The frame continues in the page linked from the one just read.
@@ -210,9 +225,9 @@ class RscEmitter(wiring.Component):
                 m.next = "READ"
             with m.State("SLINK"):
                 # The next segment starts in the page read from the segment link table.
-                m.d.sync += [page.eq(next_seg), seg_first.eq(next_seg), seg.eq(seg + 1),
-                             beat.eq(job.hdr >> lw), grab.eq(1)]
-                m.d.comb += [self.link_en.eq(1), self.link_page.eq(next_seg)]
+                m.d.sync += [page.eq(next_seg_now), seg_first.eq(next_seg_now), seg.eq(seg + 1),
+                             beat.eq(job.hdr >> lw), grab.eq(1),
+                             pend.eq((job.hdr >> lw)[:pb] == PB_LAST if pb else 1)]
                 seg_bounds(Value.cast(job.hdr)[:17],
                            job.hdr + Mux(seg + 2 >= job.count, job.last_pl, job.mss),
                            seg + 2 >= job.count)
