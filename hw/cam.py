@@ -57,6 +57,9 @@ class TagCam(wiring.Component):
     hit1, index1 : out
         The same lookup's hit and matching index, also registered straight from the compare
         (latency 1; ``index1`` is 0 on a miss), for an owner that addresses a memory with it.
+    sel1 : out
+        ``hit1 | free_any``, registered as one bit (the select of such an owner's address
+        multiplexer: one register instead of an OR in front of it).
     hit, index : out
         Result of the lookup presented two cycles earlier (latency 2; throughput one lookup
         per cycle): the parallel compare is registered, then the index of the (single) match.
@@ -89,7 +92,7 @@ class TagCam(wiring.Component):
         idx = range(max(entries, 2))
         super().__init__({
             "lookup_tag": In(tag_bits),
-            "match": Out(entries), "hit1": Out(1), "index1": Out(idx),
+            "match": Out(entries), "hit1": Out(1), "index1": Out(idx), "sel1": Out(1),
             "hit": Out(1), "index": Out(idx),
             "we": In(1), "w_index": In(idx), "w_tag": In(tag_bits), "w_valid": In(1),
             "inv": In(1), "inv_index": In(idx),
@@ -116,7 +119,8 @@ class TagCam(wiring.Component):
         free, free_index = lowest_set(~valid, n)
         free_any_r = Signal()
         free_index_r = Signal(range(max(n, 2)))
-        m.d.sync += [free_any_r.eq(free), free_index_r.eq(free_index)]
+        m.d.sync += [free_any_r.eq(free), free_index_r.eq(free_index),
+                     self.sel1.eq(mc.any() | free)]
         m.d.comb += [self.valid.eq(valid), self.free_any.eq(free_any_r),
                      self.free_index.eq(free_index_r)]
         return m

@@ -328,8 +328,9 @@ class RscEngine(wiring.Component):
         valid = cam.valid
         oh = Cat(valid[i] & Cat(older[i][j] | ~valid[j] for j in range(N) if j != i).all()
                  for i in range(N))
-        oldest = Signal(range(NI))
-        m.d.sync += oldest.eq(onehot_index(oh, N))
+        oldest, oldest_n = Signal(range(NI)), Signal(range(NI))
+        m.d.comb += oldest_n.eq(onehot_index(oh, N))
+        m.d.sync += oldest.eq(oldest_n)
 
         # Time base.
         tick = Signal(range(self.cycles_per_us))
@@ -614,14 +615,16 @@ class RscEngine(wiring.Component):
         # the CAM's tags, the table's write address and ``older`` comes from a register, not
         # from the branch multiplexer.
         m.d.sync += open_idx.eq(Mux(~hit & free_any, free_idx, slot))
+        # The write addresses and the CAM's write index and tag are that register whether or
+        # not DEC opens: only the enables (``open_now``, ``cam.we``) come from the decision.
+        m.d.comb += [open_at.eq(open_idx), cam.w_index.eq(open_idx), cam.w_tag.eq(tag),
+                     cam.w_valid.eq(1)]
 
         def open_ctx():
             # (May follow an ``issue_flush`` of the same slot in the same cycle: the CAM's
             # write wins over its invalidate.)
             at = open_idx
-            m.d.comb += [open_now.eq(1), open_at.eq(at),
-                         cam.we.eq(1), cam.w_index.eq(at), cam.w_tag.eq(tag), cam.w_valid.eq(1),
-                         stats.merged.eq(1)]
+            m.d.comb += [open_now.eq(1), cam.we.eq(1), stats.merged.eq(1)]
             for i in range(N):
                 with m.If(at == i):
                     m.d.sync += older[i].eq(0)
@@ -676,15 +679,17 @@ class RscEngine(wiring.Component):
             br.no_open.eq(no_open),
         ]
 
-        # The read address, from registers only (it goes to every block RAM of the table): in
-        # RD the CAM's match (registered with its index) or, on a miss with the table full,
-        # the oldest context; in X_RD the operation's slot (``xmode``: set on the way in).
+        # The read address, from registers only (it goes to every block RAM of the table), one
+        # multiplexer level: in RD the CAM's match (registered with its index) or, on a miss
+        # with the table full, the oldest context (``cam.sel1``: registered hit | free_any);
+        # in X_RD the operation's slot ``xaddr`` (``xmode``: set on the way in; for the pool,
+        # the oldest context as ``oldest`` will hold it in X_RD, from its next value).
         xmode = Signal()
-        m.d.comb += rsel.eq(Mux(xmode, Mux(xop == X_POOL, oldest, xslot),
-                                Mux(cam.hit1 | cam.free_any, cam.index1, oldest)))
+        xaddr = Signal(range(NI))
+        m.d.comb += rsel.eq(Mux(xmode, xaddr, Mux(cam.sel1, cam.index1, oldest)))
 
-        def to_x_rd():
-            m.d.sync += [rd_go.eq(1), xmode.eq(1)]
+        def to_x_rd(at):
+            m.d.sync += [rd_go.eq(1), xmode.eq(1), xaddr.eq(at)]
             m.next = "X_RD"
 
         with m.FSM():
@@ -695,17 +700,17 @@ class RscEngine(wiring.Component):
                 with m.Elif(desc_valid):
                     accept()
                     m.next = "CAM"
-                with m.Elif((pool.free_count < self.reserve) & valid.any() & ~jq.r_rdy &
+                with m.Elif((pool.free_count < self.reserve) & valid.any() & ~jq_v &
                             (inflight == 0)):
                     # (Only when no flush is queued: the free count lags the flushes whose
                     # pages the emitter has yet to read; one flush at a time.)
                     m.d.sync += xop.eq(X_POOL)
-                    to_x_rd()
+                    to_x_rd(oldest_n)
                 with m.Elif(self.timeout_us != 0):
                     m.d.sync += scan.eq(Mux(scan == N - 1, 0, scan + 1))
                     with m.If(valid.bit_select(scan, 1)):
                         m.d.sync += [xop.eq(X_TIMEOUT), xslot.eq(scan)]
-                        to_x_rd()
+                        to_x_rd(scan)
             with m.State("CAM"):
                 m.d.sync += [rd_go.eq(1), xmode.eq(0)]
                 m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
@@ -783,7 +788,7 @@ class RscEngine(wiring.Component):
                 # Flush-all: every valid slot in order.
                 with m.If(valid.bit_select(scan, 1)):
                     m.d.sync += [xop.eq(X_ALL), xslot.eq(scan)]
-                    to_x_rd()
+                    to_x_rd(scan)
                 with m.Elif(scan == N - 1):
                     m.next = "IDLE"
                 with m.Else():
