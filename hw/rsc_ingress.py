@@ -112,10 +112,17 @@ class RscIngress(wiring.Component):
         pb = (self.page_beats - 1).bit_length()
 
         first = ~in_pkt
-        store = beat * W < self.max_frame            # this beat is stored
-        new_page = store & (beat[:pb] == 0)          # ... and starts a page
-        m.d.comb += self.i.ready.eq((in_pkt | (level != self.depth)) &
-                                    (~new_page | self.alloc_ok))
+        # Whether this beat is stored, whether it also starts a page, and whether a frame may
+        # start (fewer than ``depth`` descriptors wait): registered from the next values of
+        # ``beat`` and ``level``, so that ``i.ready``, the allocation, the frame link's and the
+        # pool's write enables are a few gates from registers (no compare of ``beat``).
+        store, new_page, room = Signal(init=1), Signal(init=1), Signal(init=1)
+        beat_n = Signal(16)
+        level_n = Signal(range(self.depth + 1))
+        m.d.sync += [store.eq(beat_n * W < self.max_frame),
+                     new_page.eq((beat_n * W < self.max_frame) & (beat_n[:pb] == 0)),
+                     room.eq(level_n != self.depth)]
+        m.d.comb += self.i.ready.eq((in_pkt | room) & (~new_page | self.alloc_ok))
         take = self.i.valid & self.i.ready
         cur_page = Mux(new_page, self.alloc_page, page)
         m.d.comb += [
@@ -127,9 +134,10 @@ class RscIngress(wiring.Component):
             self.fl_en.eq(take & new_page & in_pkt),
             self.fl_page.eq(page), self.fl_next.eq(self.alloc_page),
         ]
+        m.d.comb += beat_n.eq(Mux(take, Mux(p.last, 0, beat + 1), beat))
+        m.d.sync += beat.eq(beat_n)
         with m.If(take):
-            m.d.sync += [in_pkt.eq(~p.last), beat.eq(Mux(p.last, 0, beat + 1)),
-                         page.eq(cur_page)]
+            m.d.sync += [in_pkt.eq(~p.last), page.eq(cur_page)]
             with m.If(first):
                 m.d.sync += first_page.eq(self.alloc_page)
         frame_page = Mux(first, self.alloc_page, first_page)
@@ -246,7 +254,8 @@ class RscIngress(wiring.Component):
                                                    (wp_sa, last_d[-2]))]
         m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_sa), wp_n)]
         m.d.sync += wp_s.eq(wp_s + sq_w.en)
-        m.d.sync += [rp.eq(rp_n), level.eq(level + (take & p.last) - take_d),
+        m.d.comb += level_n.eq(level + (take & p.last) - take_d)
+        m.d.sync += [rp.eq(rp_n), level.eq(level_n),
                      self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
         dq_r, oq_r, sq_r = (q.read_port(domain="comb") for q in (dq, oq, sq))
         out = Signal(qlayout)
