@@ -211,7 +211,8 @@ class RscEngine(wiring.Component):
         NI = max(N, 2)
         # The pool's read data is registered per bank of block RAM before the bank is selected
         # (read latency 2; the emitter carries one more stage).
-        m.submodules.pool = pool = PagePool(W, P, self.page_bytes, read_latency=2)
+        m.submodules.pool = pool = PagePool(W, P, self.page_bytes, read_latency=2,
+                                            low_mark=self.reserve)
         m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes,
                                             max_frame=self.max_frame)
         m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes, read_latency=2)
@@ -700,7 +701,7 @@ class RscEngine(wiring.Component):
                 with m.Elif(desc_valid):
                     accept()
                     m.next = "CAM"
-                with m.Elif((pool.free_count < self.reserve) & valid.any() & ~jq_v &
+                with m.Elif(pool.low & valid.any() & ~jq_v &
                             (inflight == 0)):
                     # (Only when no flush is queued: the free count lags the flushes whose
                     # pages the emitter has yet to read; one flush at a time.)
