@@ -184,6 +184,30 @@ class RscEmitter(wiring.Component):
             m.d.sync += next_seg.eq(self.slink_data)
         next_seg_now = Mux(grab2, self.slink_data, next_seg)
 
+        # The bounds of an aggregate's next segment (the one a segment link starts), computed
+        # ahead from ``job`` and ``seg`` in free-running registers, so that SLINK only selects
+        # between two precomputed sets: ``nb_last`` = it is the job's last segment (ready one
+        # cycle after ``seg`` changes, and a segment link follows no sooner), ``nb_m`` /
+        # ``nb_l``: a segment of ``mss`` / ``last_pl`` payload bytes (ready three cycles after
+        # a start; the first segment, with its headers, takes more cycles than that).
+        nb_last = Signal()
+        nb_pend = Signal()
+        m.d.sync += [nb_last.eq(seg + 2 >= job.count),
+                     nb_pend.eq((job.hdr >> lw)[:pb] == PB_LAST if pb else 1)]
+
+        def next_bounds(size, name):
+            end = Signal(17, name=f"nb_{name}_end")
+            m.d.sync += end.eq(job.hdr + size - 1)
+            last, first = (end[lw:], job.hdr[lw:]) if lw else (end, job.hdr)
+            out = {"left": Signal(16, name=f"nb_{name}_left"),
+                   "done": Signal(name=f"nb_{name}_done"),
+                   "c": Signal(range(W + 1), name=f"nb_{name}_c")}
+            m.d.sync += [out["left"].eq(last - first), out["done"].eq(last == first),
+                         out["c"].eq(end[:lw] + 1 if lw else 1)]
+            return out
+        nb_m = next_bounds(job.mss, "m")
+        nb_l = next_bounds(job.last_pl, "l")
+
         def start(nxt):
             m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
                          seg.eq(0), grab.eq(1), pend.eq(pb == 0)]
@@ -224,13 +248,15 @@ class RscEmitter(wiring.Component):
                 m.d.sync += page.eq(self.flink_data)
                 m.next = "READ"
             with m.State("SLINK"):
-                # The next segment starts in the page read from the segment link table.
+                # The next segment starts in the page read from the segment link table; its
+                # bounds were computed ahead (``nb_*``).
                 m.d.sync += [page.eq(next_seg_now), seg_first.eq(next_seg_now), seg.eq(seg + 1),
-                             beat.eq(job.hdr >> lw), grab.eq(1),
-                             pend.eq((job.hdr >> lw)[:pb] == PB_LAST if pb else 1)]
-                seg_bounds(Value.cast(job.hdr)[:17],
-                           job.hdr + Mux(seg + 2 >= job.count, job.last_pl, job.mss),
-                           seg + 2 >= job.count)
+                             beat.eq(job.hdr >> lw), grab.eq(1), pend.eq(nb_pend),
+                             s0.eq(job.hdr[:lw] if lw else 0), at_first.eq(1),
+                             left.eq(Mux(nb_last, nb_l["left"], nb_m["left"])),
+                             seg_done.eq(Mux(nb_last, nb_l["done"], nb_m["done"])),
+                             c_last.eq(Mux(nb_last, nb_l["c"], nb_m["c"])),
+                             last_seg.eq(nb_last)]
                 m.next = "READ"
 
         # Read data, registered (d2, info2): the first segment of an aggregate gets its
