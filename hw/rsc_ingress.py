@@ -231,7 +231,13 @@ class RscIngress(wiring.Component):
                               rel=rel1, name="opt_sel")
         v3 = Signal()
         omask2, omask3 = Signal(OPT_BYTES), Signal(OPT_BYTES)
-        m.d.sync += [omask2.eq(Cat(nopt > k for k in range(OPT_BYTES))),
+        # (nopt > k, written as a sign, a high part and a 6-bit compare per byte: the plain
+        # signed compares were a 9-level chain at ee2655e's placement.)
+        nopt_pos = ~nopt[-1]
+        nopt_big = nopt[6:-1].any()
+        assert OPT_BYTES <= 64
+        m.d.sync += [omask2.eq(Cat(nopt_pos & (nopt_big | (nopt[:6] > k))
+                                   for k in range(OPT_BYTES))),
                      v3.eq(v2 & last2), omask3.eq(omask2)]
         lanes = [d2.word_select(j, 8) for j in range(W)]
         opt_regs, _ = capture_region(m, width=W, count=OPT_BYTES, start=None, beat=None,
