@@ -57,6 +57,9 @@ class TagCam(wiring.Component):
     hit1, index1 : out
         The same lookup's hit and matching index, also registered straight from the compare
         (latency 1; ``index1`` is 0 on a miss), for an owner that addresses a memory with it.
+    sel1 : out
+        ``hit1 | free_any``, registered as one bit (the select of such an owner's address
+        multiplexer: one register instead of an OR in front of it).
     hit, index : out
         Result of the lookup presented two cycles earlier (latency 2; throughput one lookup
         per cycle): the parallel compare is registered, then the index of the (single) match.
@@ -64,6 +67,10 @@ class TagCam(wiring.Component):
         that same cycle: the owner sequences writes before the lookups that depend on them.
     we, w_index, w_tag, w_valid : in
         Write (or, with ``w_valid`` = 0, invalidate) entry ``w_index``.
+    inv, inv_index : in
+        Invalidate entry ``inv_index``: its valid bit only (a second write port that leaves the
+        tags alone, so an owner's invalidate decision does not reach the tags' enables). A
+        write through ``we`` to the same entry in the same cycle wins.
     valid : out
         The valid bit of every entry (for the owner's free-entry search).
     free_any, free_index : out
@@ -85,9 +92,10 @@ class TagCam(wiring.Component):
         idx = range(max(entries, 2))
         super().__init__({
             "lookup_tag": In(tag_bits),
-            "match": Out(entries), "hit1": Out(1), "index1": Out(idx),
+            "match": Out(entries), "hit1": Out(1), "index1": Out(idx), "sel1": Out(1),
             "hit": Out(1), "index": Out(idx),
             "we": In(1), "w_index": In(idx), "w_tag": In(tag_bits), "w_valid": In(1),
+            "inv": In(1), "inv_index": In(idx),
             "valid": Out(entries),
             "free_any": Out(1), "free_index": Out(idx),
         })
@@ -97,6 +105,8 @@ class TagCam(wiring.Component):
         n = self.entries
         tags = Array(Signal(self.tag_bits, name=f"tag{i}") for i in range(n))
         valid = Signal(n)
+        with m.If(self.inv):
+            m.d.sync += valid.bit_select(self.inv_index, 1).eq(0)
         with m.If(self.we):
             m.d.sync += tags[self.w_index].eq(self.w_tag)
             m.d.sync += valid.bit_select(self.w_index, 1).eq(self.w_valid)
@@ -109,7 +119,8 @@ class TagCam(wiring.Component):
         free, free_index = lowest_set(~valid, n)
         free_any_r = Signal()
         free_index_r = Signal(range(max(n, 2)))
-        m.d.sync += [free_any_r.eq(free), free_index_r.eq(free_index)]
+        m.d.sync += [free_any_r.eq(free), free_index_r.eq(free_index),
+                     self.sel1.eq(mc.any() | free)]
         m.d.comb += [self.valid.eq(valid), self.free_any.eq(free_any_r),
                      self.free_index.eq(free_index_r)]
         return m

@@ -29,6 +29,9 @@ class PagePool(wiring.Component):
         Return a page this cycle (offered again no earlier than two cycles later).
     free_count : out
         Free pages (registered).
+    low : out
+        ``free_count < low_mark``, registered from the count's next value (the same in every
+        cycle as that compare, without it in front of the reader's logic).
     filling : out
         The free list is being refilled after reset (no page is missing: exhaustion is not
         reported then).
@@ -59,7 +62,8 @@ class PagePool(wiring.Component):
             raise ValueError(f"page_bytes must be a power of two >= 64 and a multiple of the "
                              f"width, not {page_bytes}")
 
-    def __init__(self, width=8, pages=32, page_bytes=2048, *, read_latency=1, bank_words=1024):
+    def __init__(self, width=8, pages=32, page_bytes=2048, *, read_latency=1, bank_words=1024,
+                 low_mark=0):
         self.check(width, pages, page_bytes)
         if read_latency not in (1, 2):
             raise ValueError(f"read_latency must be 1 or 2, not {read_latency}")
@@ -67,6 +71,7 @@ class PagePool(wiring.Component):
             raise ValueError(f"bank_words must be a power of two, not {bank_words}")
         self.read_latency = read_latency
         self.bank_words = bank_words
+        self.low_mark = low_mark
         self.width = width
         self.pages = pages
         self.page_bytes = page_bytes
@@ -76,6 +81,7 @@ class PagePool(wiring.Component):
         super().__init__({
             "alloc_ok": Out(1), "alloc_page": Out(pg), "alloc": In(1),
             "free": In(1), "free_page": In(pg), "free_count": Out(range(pages + 1)),
+            "low": Out(1),
             "filling": Out(1),
             "w_en": In(1), "w_page": In(pg), "w_beat": In(bt), "w_data": In(8 * width),
             "r_en": In(1), "r_page": In(pg), "r_beat": In(bt), "r_data": Out(8 * width),
@@ -138,6 +144,9 @@ class PagePool(wiring.Component):
             fl.r_en.eq(self.alloc),
         ]
         count = Signal(range(self.pages + 1))
-        m.d.sync += count.eq(count - (self.alloc & fl.r_rdy) + (filling | self.free))
-        m.d.comb += self.free_count.eq(count)
+        count_n = Signal.like(count)
+        low = Signal(init=self.low_mark > 0)
+        m.d.comb += count_n.eq(count - (self.alloc & fl.r_rdy) + (filling | self.free))
+        m.d.sync += [count.eq(count_n), low.eq(count_n < self.low_mark)]
+        m.d.comb += [self.free_count.eq(count), self.low.eq(low)]
         return m

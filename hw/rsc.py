@@ -211,7 +211,8 @@ class RscEngine(wiring.Component):
         NI = max(N, 2)
         # The pool's read data is registered per bank of block RAM before the bank is selected
         # (read latency 2; the emitter carries one more stage).
-        m.submodules.pool = pool = PagePool(W, P, self.page_bytes, read_latency=2)
+        m.submodules.pool = pool = PagePool(W, P, self.page_bytes, read_latency=2,
+                                            low_mark=self.reserve)
         m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes,
                                             max_frame=self.max_frame)
         m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes, read_latency=2)
@@ -229,23 +230,28 @@ class RscEngine(wiring.Component):
         ]
         # Page links. Frame links: flink[p] = the frame's page after p (written by ingress).
         # Segment links: link[p] = the first page of the segment after the one starting at p.
+        # Both are read every cycle at the emitter's current page (a register).
         m.submodules.flink = flink = Memory(shape=range(P), depth=P, init=[])
         flink_w = flink.write_port()
         flink_r = flink.read_port(domain="sync")
         m.d.comb += [flink_w.addr.eq(ing.fl_page), flink_w.data.eq(ing.fl_next),
                      flink_w.en.eq(ing.fl_en),
-                     flink_r.addr.eq(emit.link_page), flink_r.en.eq(emit.link_en),
+                     flink_r.addr.eq(emit.link_page),
                      emit.flink_data.eq(flink_r.data)]
         m.submodules.link = link = Memory(shape=range(P), depth=P, init=[])
         link_w = link.write_port()
         link_r = link.read_port(domain="sync")
-        m.d.comb += [link_r.addr.eq(emit.link_page), link_r.en.eq(emit.link_en),
-                     emit.slink_data.eq(link_r.data)]
+        m.d.comb += [link_r.addr.eq(emit.link_page), emit.slink_data.eq(link_r.data)]
 
         # Jobs for the emitter, through the job pipeline (see below) into ``jq``.
         jl = job_layout(P)
+        # ``j.valid`` is registered from the queue's next level (equal to ``jq.r_rdy`` in every
+        # cycle), so that the queue's level counter does not drive the emitter's start.
         m.submodules.jq = jq = fifo.SyncFIFO(width=Shape.cast(jl).width, depth=self.JOB_DEPTH)
-        m.d.comb += [emit.j.payload.eq(jq.r_data), emit.j.valid.eq(jq.r_rdy),
+        jq_v = Signal()
+        jq_wr, jq_rd = jq.w_en & jq.w_rdy, jq.r_en & jq.r_rdy
+        m.d.sync += jq_v.eq(jq_wr | Mux(jq_rd, jq.level != 1, jq.level != 0))
+        m.d.comb += [emit.j.payload.eq(jq.r_data), emit.j.valid.eq(jq_v),
                      jq.r_en.eq(emit.j.ready)]
 
         # Context table (everything but the CAM tags and the allocation order), in block RAM,
@@ -323,8 +329,9 @@ class RscEngine(wiring.Component):
         valid = cam.valid
         oh = Cat(valid[i] & Cat(older[i][j] | ~valid[j] for j in range(N) if j != i).all()
                  for i in range(N))
-        oldest = Signal(range(NI))
-        m.d.sync += oldest.eq(onehot_index(oh, N))
+        oldest, oldest_n = Signal(range(NI)), Signal(range(NI))
+        m.d.comb += oldest_n.eq(onehot_index(oh, N))
+        m.d.sync += oldest.eq(oldest_n)
 
         # Time base.
         tick = Signal(range(self.cycles_per_us))
@@ -579,6 +586,7 @@ class RscEngine(wiring.Component):
         hit = Signal()
         free_any = Signal()
         free_idx = Signal(range(NI))
+        open_idx = Signal(range(NI))  # where DEC opens (see ``open_ctx``)
         xslot = Signal(range(NI))     # the slot of a pool / timeout / flush-all operation
         X_POOL, X_TIMEOUT, X_ALL = 0, 1, 2
         xop = Signal(2)
@@ -591,7 +599,7 @@ class RscEngine(wiring.Component):
         def issue_flush(at, upd, reason):
             m.d.comb += issue.eq(1)
             m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(upd), j0.slot.eq(at)]
-            m.d.comb += [cam.we.eq(1), cam.w_index.eq(at), cam.w_valid.eq(0),
+            m.d.comb += [cam.inv.eq(1), cam.inv_index.eq(at),
                          stats.aggregates_out.eq(1), stats[f"flush_{reason}"].eq(1)]
 
         def issue_pass():
@@ -602,12 +610,22 @@ class RscEngine(wiring.Component):
             with m.Else():
                 m.d.comb += stats.pass_through.eq(1)
 
-        def open_ctx(at):
-            # (Follows an ``issue_flush`` of the same slot in the same cycle: this CAM write
-            # wins.)
-            m.d.comb += [open_now.eq(1), open_at.eq(at),
-                         cam.we.eq(1), cam.w_index.eq(at), cam.w_tag.eq(tag), cam.w_valid.eq(1),
-                         stats.merged.eq(1)]
+        # Where DEC opens a context: the lowest free slot on a miss with room, else ``slot``
+        # (the victim on a miss with the table full, the flow's own on a flush-and-reopen).
+        # Registered from the RD results, which hold through DEC, so that the index decoded at
+        # the CAM's tags, the table's write address and ``older`` comes from a register, not
+        # from the branch multiplexer.
+        m.d.sync += open_idx.eq(Mux(~hit & free_any, free_idx, slot))
+        # The write addresses and the CAM's write index and tag are that register whether or
+        # not DEC opens: only the enables (``open_now``, ``cam.we``) come from the decision.
+        m.d.comb += [open_at.eq(open_idx), cam.w_index.eq(open_idx), cam.w_tag.eq(tag),
+                     cam.w_valid.eq(1)]
+
+        def open_ctx():
+            # (May follow an ``issue_flush`` of the same slot in the same cycle: the CAM's
+            # write wins over its invalidate.)
+            at = open_idx
+            m.d.comb += [open_now.eq(1), cam.we.eq(1), stats.merged.eq(1)]
             for i in range(N):
                 with m.If(at == i):
                     m.d.sync += older[i].eq(0)
@@ -662,15 +680,17 @@ class RscEngine(wiring.Component):
             br.no_open.eq(no_open),
         ]
 
-        # The read address, from registers only (it goes to every block RAM of the table): in
-        # RD the CAM's match (registered with its index) or, on a miss with the table full,
-        # the oldest context; in X_RD the operation's slot (``xmode``: set on the way in).
+        # The read address, from registers only (it goes to every block RAM of the table), one
+        # multiplexer level: in RD the CAM's match (registered with its index) or, on a miss
+        # with the table full, the oldest context (``cam.sel1``: registered hit | free_any);
+        # in X_RD the operation's slot ``xaddr`` (``xmode``: set on the way in; for the pool,
+        # the oldest context as ``oldest`` will hold it in X_RD, from its next value).
         xmode = Signal()
-        m.d.comb += rsel.eq(Mux(xmode, Mux(xop == X_POOL, oldest, xslot),
-                                Mux(cam.hit1 | cam.free_any, cam.index1, oldest)))
+        xaddr = Signal(range(NI))
+        m.d.comb += rsel.eq(Mux(xmode, xaddr, Mux(cam.sel1, cam.index1, oldest)))
 
-        def to_x_rd():
-            m.d.sync += [rd_go.eq(1), xmode.eq(1)]
+        def to_x_rd(at):
+            m.d.sync += [rd_go.eq(1), xmode.eq(1), xaddr.eq(at)]
             m.next = "X_RD"
 
         with m.FSM():
@@ -681,17 +701,17 @@ class RscEngine(wiring.Component):
                 with m.Elif(desc_valid):
                     accept()
                     m.next = "CAM"
-                with m.Elif((pool.free_count < self.reserve) & valid.any() & ~jq.r_rdy &
+                with m.Elif(pool.low & valid.any() & ~jq_v &
                             (inflight == 0)):
                     # (Only when no flush is queued: the free count lags the flushes whose
                     # pages the emitter has yet to read; one flush at a time.)
                     m.d.sync += xop.eq(X_POOL)
-                    to_x_rd()
+                    to_x_rd(oldest_n)
                 with m.Elif(self.timeout_us != 0):
                     m.d.sync += scan.eq(Mux(scan == N - 1, 0, scan + 1))
                     with m.If(valid.bit_select(scan, 1)):
                         m.d.sync += [xop.eq(X_TIMEOUT), xslot.eq(scan)]
-                        to_x_rd()
+                        to_x_rd(scan)
             with m.State("CAM"):
                 m.d.sync += [rd_go.eq(1), xmode.eq(0)]
                 m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
@@ -717,13 +737,13 @@ class RscEngine(wiring.Component):
                         issue_pass()
                         finish()
                 with m.Elif(br.open):
-                    open_ctx(free_idx)
+                    open_ctx()
                     finish()
                 with m.Elif(br.evict):
                     # The table is full: the oldest context (``slot``, read in RD) makes room.
                     with m.If(room):
                         issue_flush(slot, 0, "full")
-                        open_ctx(slot)
+                        open_ctx()
                         finish()
                 with m.Elif(br.flush_pass):
                     with m.If(room):
@@ -740,8 +760,8 @@ class RscEngine(wiring.Component):
                             m.d.comb += issue.eq(1)
                             m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(1),
                                          j0.slot.eq(slot)]
-                            m.d.comb += [cam.we.eq(1), cam.w_index.eq(slot),
-                                         cam.w_valid.eq(0), stats.aggregates_out.eq(1)]
+                            m.d.comb += [cam.inv.eq(1), cam.inv_index.eq(slot),
+                                         stats.aggregates_out.eq(1)]
                             with m.Switch(why_2):
                                 with m.Case(0):
                                     m.d.comb += stats.flush_psh.eq(1)
@@ -759,7 +779,7 @@ class RscEngine(wiring.Component):
                         with m.If(br.no_open):
                             m.next = "PASS"
                         with m.Else():
-                            open_ctx(slot)
+                            open_ctx()
                             finish()
             with m.State("PASS"):
                 with m.If(room):
@@ -769,7 +789,7 @@ class RscEngine(wiring.Component):
                 # Flush-all: every valid slot in order.
                 with m.If(valid.bit_select(scan, 1)):
                     m.d.sync += [xop.eq(X_ALL), xslot.eq(scan)]
-                    to_x_rd()
+                    to_x_rd(scan)
                 with m.Elif(scan == N - 1):
                     m.next = "IDLE"
                 with m.Else():

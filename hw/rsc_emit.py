@@ -38,8 +38,13 @@ class RscEmitter(wiring.Component):
     """Jobs in (``j``), packets out (``o``, ``meta`` = :class:`RxMeta`).
 
     Pages: a frame is a chain of pages (frame links, ``flink``); an aggregate chains the first
-    pages of its segments (segment links, ``slink``); both tables are read through ``link_*``
-    (one cycle latency). A segment's header must lie in its first page.
+    pages of its segments (segment links, ``slink``); both tables are read at ``link_page``
+    (one cycle latency, every cycle: the owner's read ports need no enable), which is the
+    page being read, a register: no job or state decision sits in front of the tables' read
+    address. A segment's header must lie in its first page.
+
+    ``j.valid`` should come from a register (the engine registers it from its job queue's
+    next level): it drives the state machine's start decision, which loads the job.
 
     Throughput: one output beat per cycle within a page and across back-to-back jobs; 1 idle
     cycle at each page boundary and between segments of an aggregate (following a link). A
@@ -64,7 +69,7 @@ class RscEmitter(wiring.Component):
             "o": Out(stream.Signature(packet_layout(width, RxMeta))),
             "r_en": Out(1), "r_page": Out(range(pages)), "r_beat": Out(range(self.page_beats)),
             "r_data": In(8 * width),
-            "link_en": Out(1), "link_page": Out(range(pages)),
+            "link_page": Out(range(pages)),
             "flink_data": In(range(pages)), "slink_data": In(range(pages)),
             "free": Out(1), "free_page": Out(range(pages)),
         })
@@ -108,20 +113,27 @@ class RscEmitter(wiring.Component):
         m.d.sync += d2.eq(self.r_data)
         # ``used`` = q.level + v1 + v2, kept as a counter so that ``credit`` is one compare of a
         # register (it gates the reads and, through the job's end, the load of ``job``).
+        # ``credit`` itself is registered from the counter's next value.
         used = Signal(range(self.DEPTH + 2 + self.read_latency))
         issued = Signal()
-        credit = Signal()
-        m.d.sync += used.eq(used + issued - q.r_en)
-        m.d.comb += credit.eq(used < self.DEPTH - 1)
+        credit = Signal(init=1)
+        used_n = Signal.like(used)
+        m.d.comb += used_n.eq(used + issued - q.r_en)
+        m.d.sync += [used.eq(used_n), credit.eq(used_n < self.DEPTH - 1)]
 
         # The current segment, computed when it starts: first beat's start lane ``s0`` (0
-        # for a segment that starts the frame), last beat ``last_beat`` and its byte count
-        # ``c_last``, whether it is the job's last segment.
+        # for a segment that starts the frame), the beats ``left`` after the current one
+        # (counted down as beats are read) and ``seg_done``, registered: the current beat is
+        # the last (no compare of ``beat`` in front of the state machine and the job's load),
+        # the last beat's byte count ``c_last``, whether it is the job's last segment (a
+        # pass-through's only one), and ``pend``, registered: the current beat ends its page.
         s0 = Signal(range(W))
         at_first = Signal()
-        last_beat = Signal(16)
+        left = Signal(16)
+        seg_done = Signal()
         c_last = Signal(range(W + 1))
         last_seg = Signal()
+        pend = Signal()
         # Patch positions of the job: beat and 16-bit word of each field.
         pbeat = [Signal(16, name=f"pbeat{i}") for i in range(NP)]
         pword = [Signal(range(NW), name=f"pword{i}") for i in range(NP)]
@@ -130,16 +142,16 @@ class RscEmitter(wiring.Component):
             """Register the segment [lo, hi) of its page (hi > lo)."""
             end = Signal(17)
             m.d.comb += end.eq(hi - 1)
+            last, first = (end[lw:], lo[lw:]) if lw else (end, lo)
             m.d.sync += [s0.eq(lo[:lw] if lw else 0), at_first.eq(1),
-                         last_beat.eq(end[lw:] if lw else end),
+                         left.eq(last - first), seg_done.eq(last == first),
                          c_last.eq(end[:lw] + 1 if lw else 1), last_seg.eq(is_last)]
 
         cur = Signal(info)
-        seg_done = beat == last_beat
         m.d.comb += [
             cur.s.eq(Mux(at_first, s0, 0)),
             cur.c.eq(Mux(seg_done, c_last, W) - Mux(at_first, s0, 0)),
-            cur.last.eq(seg_done & ((job.kind == JOB_RAW) | last_seg)),
+            cur.last.eq(seg_done & last_seg),
             cur.patch.eq((job.kind == JOB_AGG) & (seg == 0)),
             cur.meta.eq(job.meta),
         ]
@@ -153,22 +165,52 @@ class RscEmitter(wiring.Component):
         pb = (self.page_beats - 1).bit_length()
         seg_first = Signal(range(self.pages))
         drop = job.kind == JOB_DROP
-        page_end = (beat + 1)[:pb] == 0
-        m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb])]
+        page_end = pend
+        PB_LAST = (1 << pb) - 1 if pb else 0
+        m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb]),
+                     self.link_page.eq(page)]
         m.d.sync += v1.eq(0)
 
         # The next segment's first page is read as soon as a segment starts (its first page
-        # may be freed and reused before the segment ends).
+        # may be freed and reused before the segment ends): the link tables are read at
+        # ``page`` every cycle, so in the segment's first READ cycle they are read at its first
+        # page (``page`` changes only at a start, a page link or a segment link), and the
+        # data is there one cycle later (``grab2``; a segment link in that very cycle takes
+        # it straight from the table).
         next_seg = Signal(range(self.pages))
-        grab = Signal()
-        m.d.sync += grab.eq(0)
-        with m.If(grab):
+        grab, grab2 = Signal(), Signal()
+        m.d.sync += [grab.eq(0), grab2.eq(grab)]
+        with m.If(grab2):
             m.d.sync += next_seg.eq(self.slink_data)
+        next_seg_now = Mux(grab2, self.slink_data, next_seg)
+
+        # The bounds of an aggregate's next segment (the one a segment link starts), computed
+        # ahead from ``job`` and ``seg`` in free-running registers, so that SLINK only selects
+        # between two precomputed sets: ``nb_last`` = it is the job's last segment (ready one
+        # cycle after ``seg`` changes, and a segment link follows no sooner), ``nb_m`` /
+        # ``nb_l``: a segment of ``mss`` / ``last_pl`` payload bytes (ready three cycles after
+        # a start; the first segment, with its headers, takes more cycles than that).
+        nb_last = Signal()
+        nb_pend = Signal()
+        m.d.sync += [nb_last.eq(seg + 2 >= job.count),
+                     nb_pend.eq((job.hdr >> lw)[:pb] == PB_LAST if pb else 1)]
+
+        def next_bounds(size, name):
+            end = Signal(17, name=f"nb_{name}_end")
+            m.d.sync += end.eq(job.hdr + size - 1)
+            last, first = (end[lw:], job.hdr[lw:]) if lw else (end, job.hdr)
+            out = {"left": Signal(16, name=f"nb_{name}_left"),
+                   "done": Signal(name=f"nb_{name}_done"),
+                   "c": Signal(range(W + 1), name=f"nb_{name}_c")}
+            m.d.sync += [out["left"].eq(last - first), out["done"].eq(last == first),
+                         out["c"].eq(end[:lw] + 1 if lw else 1)]
+            return out
+        nb_m = next_bounds(job.mss, "m")
+        nb_l = next_bounds(job.last_pl, "l")
 
         def start(nxt):
             m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
-                         seg.eq(0), grab.eq(1)]
-            m.d.comb += [self.link_en.eq(1), self.link_page.eq(nxt.page)]
+                         seg.eq(0), grab.eq(1), pend.eq(pb == 0)]
             seg_bounds(Const(0, 17), nxt.length, (nxt.kind == JOB_RAW) | (nxt.count <= 1))
             for i, (at, _, _) in enumerate(patch_list(nxt)):
                 at = Value.cast(at)[:17]
@@ -184,7 +226,8 @@ class RscEmitter(wiring.Component):
                 with m.If(credit | drop):
                     m.d.comb += [self.r_en.eq(~drop), issued.eq(~drop)]
                     m.d.sync += [v1.eq(~drop), info1.eq(cur), beat.eq(beat + 1),
-                                 at_first.eq(0)]
+                                 at_first.eq(0), left.eq(left - 1), seg_done.eq(left == 1),
+                                 pend.eq(beat[:pb] == PB_LAST - 1 if pb else 1)]
                     with m.If(seg_done | page_end):
                         m.d.comb += [self.free.eq(1), self.free_page.eq(page)]
                     with m.If(seg_done):
@@ -199,20 +242,21 @@ class RscEmitter(wiring.Component):
                         with m.Else():
                             m.next = "SLINK"
                     with m.Elif(page_end):
-                        m.d.comb += [self.link_en.eq(1), self.link_page.eq(page)]
                         m.next = "FLINK"
             with m.State("FLINK"):
                 # The frame continues in the page linked from the one just read.
                 m.d.sync += page.eq(self.flink_data)
                 m.next = "READ"
             with m.State("SLINK"):
-                # The next segment starts in the page read from the segment link table.
-                m.d.sync += [page.eq(next_seg), seg_first.eq(next_seg), seg.eq(seg + 1),
-                             beat.eq(job.hdr >> lw), grab.eq(1)]
-                m.d.comb += [self.link_en.eq(1), self.link_page.eq(next_seg)]
-                seg_bounds(Value.cast(job.hdr)[:17],
-                           job.hdr + Mux(seg + 2 >= job.count, job.last_pl, job.mss),
-                           seg + 2 >= job.count)
+                # The next segment starts in the page read from the segment link table; its
+                # bounds were computed ahead (``nb_*``).
+                m.d.sync += [page.eq(next_seg_now), seg_first.eq(next_seg_now), seg.eq(seg + 1),
+                             beat.eq(job.hdr >> lw), grab.eq(1), pend.eq(nb_pend),
+                             s0.eq(job.hdr[:lw] if lw else 0), at_first.eq(1),
+                             left.eq(Mux(nb_last, nb_l["left"], nb_m["left"])),
+                             seg_done.eq(Mux(nb_last, nb_l["done"], nb_m["done"])),
+                             c_last.eq(Mux(nb_last, nb_l["c"], nb_m["c"])),
+                             last_seg.eq(nb_last)]
                 m.next = "READ"
 
         # Read data, registered (d2, info2): the first segment of an aggregate gets its

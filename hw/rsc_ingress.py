@@ -11,7 +11,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .capture import capture_region
+from .capture import capture_region, capture_selects
 from .checksum import ChecksumAccumulator
 from .layouts import parsed_signature
 from .rsc_layouts import OPT_BYTES, flow_tag, key_words, rsc_record, rsc_record_layout
@@ -47,11 +47,14 @@ class RscIngress(wiring.Component):
     distributed RAM and the reader's own registers). A slot is rewritten only ``SLOTS -
     depth`` frames after it was taken.
 
-    Latency: a descriptor is offered 5 cycles after the frame's last beat (a registered copy of
-    each beat feeds the sums and the option capture, then the checksum accumulators; the
-    record part is written one cycle after the last beat, from registers). ``i.ready`` is low
-    only at a beat that starts a page when no pool page is free, or at the first beat of a
-    frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
+    Latency: a descriptor is offered 5 cycles after the frame's last beat (two registered
+    copies of each beat: the first for the region compares, the second for the option capture
+    and the checksum accumulators; the record part is written one cycle after the last beat,
+    from registers, the option bytes three cycles after it, from their capture registers).
+    Its sums (``s_*``) are written in the cycle it is first offered, so they read correctly
+    from the next cycle on: a reader must not use them in the cycle it takes the descriptor.
+    ``i.ready`` is low only at a beat that starts a page when no pool page is free, or at the
+    first beat of a frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
     waiting descriptors (reset the pool with it).
     """
 
@@ -109,10 +112,17 @@ class RscIngress(wiring.Component):
         pb = (self.page_beats - 1).bit_length()
 
         first = ~in_pkt
-        store = beat * W < self.max_frame            # this beat is stored
-        new_page = store & (beat[:pb] == 0)          # ... and starts a page
-        m.d.comb += self.i.ready.eq((in_pkt | (level != self.depth)) &
-                                    (~new_page | self.alloc_ok))
+        # Whether this beat is stored, whether it also starts a page, and whether a frame may
+        # start (fewer than ``depth`` descriptors wait): registered from the next values of
+        # ``beat`` and ``level``, so that ``i.ready``, the allocation, the frame link's and the
+        # pool's write enables are a few gates from registers (no compare of ``beat``).
+        store, new_page, room = Signal(init=1), Signal(init=1), Signal(init=1)
+        beat_n = Signal(16)
+        level_n = Signal(range(self.depth + 1))
+        m.d.sync += [store.eq(beat_n * W < self.max_frame),
+                     new_page.eq((beat_n * W < self.max_frame) & (beat_n[:pb] == 0)),
+                     room.eq(level_n != self.depth)]
+        m.d.comb += self.i.ready.eq((in_pkt | room) & (~new_page | self.alloc_ok))
         take = self.i.valid & self.i.ready
         cur_page = Mux(new_page, self.alloc_page, page)
         m.d.comb += [
@@ -124,9 +134,10 @@ class RscIngress(wiring.Component):
             self.fl_en.eq(take & new_page & in_pkt),
             self.fl_page.eq(page), self.fl_next.eq(self.alloc_page),
         ]
+        m.d.comb += beat_n.eq(Mux(take, Mux(p.last, 0, beat + 1), beat))
+        m.d.sync += beat.eq(beat_n)
         with m.If(take):
-            m.d.sync += [in_pkt.eq(~p.last), beat.eq(Mux(p.last, 0, beat + 1)),
-                         page.eq(cur_page)]
+            m.d.sync += [in_pkt.eq(~p.last), page.eq(cur_page)]
             with m.If(first):
                 m.d.sync += first_page.eq(self.alloc_page)
         frame_page = Mux(first, self.alloc_page, first_page)
@@ -174,38 +185,66 @@ class RscIngress(wiring.Component):
         # Option byte k is kept when k < doff * 4 - 20 (the option bytes of the header).
         nopt = Signal(signed(12))
         m.d.sync += nopt.eq(off.payload - off.l4 - 20)
-        omask = Cat(nopt > k for k in range(OPT_BYTES))
 
         pos = [Cat(Const(j, lw), beat1) if lw else beat1 for j in range(W)]
 
         def region(lo, hi):
             return Cat((pos[j] >= lo) & (pos[j] < hi) & keep1[j] for j in range(W))
 
+        # Stage 2 (registered): the beat once more, with its region masks (the compares of
+        # stage 1), for the checksum accumulators and the option capture.
+        v2, first2, last2 = Signal(), Signal(), Signal()
+        d2 = Signal(8 * W)
+        m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), d2.eq(d1)]
         masks = {
             "s_tcp": region(b["l4"], b["ipend"]),
             "s_pay": region(b["payload"], b["ipend"]),
             "s_udp": region(b["opaque"], b["oend"]),
             "s_mid": region(b["mid"], b["inner_l3"]),
         }
-        last_d = Signal(ChecksumAccumulator.LATENCY)
+        # The sums are written to ``sq`` the cycle after the descriptor is offered (``d.valid``
+        # counts them written one cycle earlier, through ``wp_sa``, as before stage 2 was
+        # added): the decision stage reads them no sooner than the cycle after its accept
+        # (its stage a), so it never sees a slot without its sums.
+        last_d = Signal(ChecksumAccumulator.LATENCY + 1)
         m.d.sync += last_d.eq(Cat(v1 & last1, last_d))
         sums = []
         for name, mask in masks.items():
+            mask2 = Signal(W, name=f"mask_{name}")
+            m.d.sync += mask2.eq(mask)
             acc = ChecksumAccumulator(W)
             m.submodules[f"acc_{name}"] = acc
-            m.d.comb += [acc.i_valid.eq(v1), acc.i_first.eq(first1), acc.i_data.eq(d1),
-                         acc.i_mask.eq(mask)]
+            m.d.comb += [acc.i_valid.eq(v2), acc.i_first.eq(first2), acc.i_data.eq(d2),
+                         acc.i_mask.eq(mask2)]
             sums.append(acc.o_sum)
         m.d.comb += [sq_w.data.eq(Cat(*sums)), sq_w.en.eq(last_d[-1])]
 
-        # TCP option bytes: byte k sits at l4 + 20 + k (before the payload).
-        lanes = [d1.word_select(j, 8) for j in range(W)]
-        _, opt_next = capture_region(m, width=W, count=OPT_BYTES, start=b["ostart"],
-                                     beat=beat1, lanes=lanes, take=v1, first=first1,
-                                     name="opt")
-        m.d.comb += [oq_w.data.eq(Cat(*opt_next) & Cat(omask[k].replicate(8)
+        # TCP option bytes: byte k sits at l4 + 20 + k (before the payload). Captured in a
+        # stage of their own (stage 2), whose byte hits and lane selects are registered from
+        # stage 1 (:func:`hw.capture.capture_selects`), and written to ``oq`` from the byte
+        # registers one cycle after the last beat left stage 2 (stage 3), masked by the option
+        # count: no subtraction, compare or lane multiplexer in front of the queue's write port.
+        # (Still two cycles before the sums, which decide when the descriptor is offered.)
+        rel1 = Signal(signed(18), name="opt_rel1")
+        m.d.comb += rel1.eq(beat1 - b["ostart"][lw:])
+        pre = capture_selects(m, width=W, count=OPT_BYTES, start_low=b["ostart"][:lw],
+                              rel=rel1, name="opt_sel")
+        v3 = Signal()
+        omask2, omask3 = Signal(OPT_BYTES), Signal(OPT_BYTES)
+        # (nopt > k, written as a sign, a high part and a 6-bit compare per byte: the plain
+        # signed compares were a 9-level chain at ee2655e's placement.)
+        nopt_pos = ~nopt[-1]
+        nopt_big = nopt[6:-1].any()
+        assert OPT_BYTES <= 64
+        m.d.sync += [omask2.eq(Cat(nopt_pos & (nopt_big | (nopt[:6] > k))
+                                   for k in range(OPT_BYTES))),
+                     v3.eq(v2 & last2), omask3.eq(omask2)]
+        lanes = [d2.word_select(j, 8) for j in range(W)]
+        opt_regs, _ = capture_region(m, width=W, count=OPT_BYTES, start=None, beat=None,
+                                     lanes=lanes, take=v2, first=first2, pre=pre, name="opt")
+        m.d.comb += [oq_w.data.eq(Cat(*opt_regs) & Cat(omask3[k].replicate(8)
                                                          for k in range(OPT_BYTES))),
-                     oq_w.en.eq(v1 & last1)]
+                     oq_w.en.eq(v3)]
 
         # The head (slot ``rp``) is offered once all three parts are stored; any slot is read
         # through ``sel``.
@@ -216,9 +255,13 @@ class RscIngress(wiring.Component):
         m.d.comb += [tq_r.addr.eq(rp), self.d.payload.tag.eq(tq_r.data),
                      self.d.payload.index.eq(rp)]
         rp_n = (rp + take_d)[:len(rp)]
-        wp_n = [(wp + q.en)[:len(wp)] for wp, q in ((wp_d, dq_w), (wp_o, oq_w), (wp_s, sq_w))]
-        m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_s), wp_n)]
-        m.d.sync += [rp.eq(rp_n), level.eq(level + (take & p.last) - take_d),
+        wp_sa = Signal(range(S))
+        wp_n = [(wp + en)[:len(wp)] for wp, en in ((wp_d, dq_w.en), (wp_o, oq_w.en),
+                                                   (wp_sa, last_d[-2]))]
+        m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_sa), wp_n)]
+        m.d.sync += wp_s.eq(wp_s + sq_w.en)
+        m.d.comb += level_n.eq(level + (take & p.last) - take_d)
+        m.d.sync += [rp.eq(rp_n), level.eq(level_n),
                      self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
         dq_r, oq_r, sq_r = (q.read_port(domain="comb") for q in (dq, oq, sq))
         out = Signal(qlayout)

@@ -61,6 +61,57 @@ def test_cam_random(entries):
     _sim(dut, bench)
 
 
+@pytest.mark.parametrize("entries", [1, 5, 32])
+def test_cam_invalidate_port(entries):
+    # Writes through ``we``, invalidates through ``inv`` (alone, or with a write in the same
+    # cycle, to the same entry or another: a write to the same entry wins).
+    dut = TagCam(entries, tag_bits=8)
+    rng = random.Random(100 + entries)
+    model = {}
+
+    async def bench(ctx):
+        for _ in range(400):
+            wr = inv = None
+            if rng.random() < 0.5:
+                idx = rng.randrange(entries)
+                tag = rng.randrange(256)
+                if not any(t == tag for i, t in model.items() if i != idx):
+                    wr = (idx, tag)
+            if rng.random() < 0.4:
+                inv = rng.randrange(entries)
+            if wr is not None and inv is not None and wr[0] != inv and model.get(inv) == wr[1]:
+                wr = None            # (the tag would be present twice for a cycle)
+            if inv is not None:
+                ctx.set(dut.inv, 1)
+                ctx.set(dut.inv_index, inv)
+                model.pop(inv, None)
+            if wr is not None:
+                ctx.set(dut.we, 1)
+                ctx.set(dut.w_index, wr[0])
+                ctx.set(dut.w_tag, wr[1])
+                ctx.set(dut.w_valid, 1)
+                model[wr[0]] = wr[1]
+            await ctx.tick()
+            ctx.set(dut.we, 0)
+            ctx.set(dut.inv, 0)
+            want_tag = rng.choice(list(model.values()) + [rng.randrange(256)])
+            ctx.set(dut.lookup_tag, want_tag)
+            await ctx.tick()
+            ctx.set(dut.lookup_tag, rng.randrange(256))
+            await ctx.tick()
+            hits = [i for i, t in model.items() if t == want_tag]
+            assert ctx.get(dut.hit) == bool(hits)
+            if hits:
+                assert ctx.get(dut.index) == hits[0]
+            free = [i for i in range(entries) if i not in model]
+            assert ctx.get(dut.free_any) == bool(free)
+            if free:
+                assert ctx.get(dut.free_index) == free[0]
+            assert ctx.get(dut.valid) == sum(1 << i for i in model)
+
+    _sim(dut, bench)
+
+
 @pytest.mark.parametrize("latency,bank_words", [(1, 1024), (2, 16), (2, 1024)])
 def test_pool_alloc_free_and_data(latency, bank_words):
     # Latency 2 with 16-word banks: 4 banks of 2 pages each.
