@@ -88,6 +88,15 @@ class StreamFifo(wiring.Component):
         return m
 
 
+def _reserved_ports(width, depth):
+    """The ports of a FIFO whose writer reserves room from ``level`` (no ``w_rdy``)."""
+    return {
+        "w_data": In(width), "w_en": In(1),
+        "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+        "level": Out(range(depth + 1)),
+    }
+
+
 class ReservedFifo(wiring.Component):
     """Synchronous FIFO for a writer that never writes when it is full.
 
@@ -127,11 +136,7 @@ class ReservedFifo(wiring.Component):
         self.depth = depth
         self.slices = slices
         self.head = head
-        super().__init__({
-            "w_data": In(width), "w_en": In(1),
-            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
-            "level": Out(range(depth + 1)),
-        })
+        super().__init__(_reserved_ports(width, depth))
 
     def elaborate(self, platform):
         m = Module()
@@ -295,11 +300,7 @@ class ChunkedFifo(wiring.Component):
         self.chunk_width = -(-width // chunks)
         need = chunks * (depth - 1)
         self.mem_depth = max(2, 1 << (need - 1).bit_length())
-        super().__init__({
-            "w_data": In(width), "w_en": In(1),
-            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
-            "level": Out(range(depth + 1)),
-        })
+        super().__init__(_reserved_ports(width, depth))
 
     def elaborate(self, platform):
         m = Module()

@@ -16,6 +16,26 @@ def _sim(dut, bench):
     sim.run()
 
 
+async def _check_lookup(ctx, dut, rng, model, entries):
+    """Look up a stored tag (or a random one): the result two cycles later (a second lookup tag
+    presented meanwhile must not disturb it) against ``model`` (index -> tag), with the free
+    entry and the valid bits."""
+    want_tag = rng.choice(list(model.values()) + [rng.randrange(256)])
+    ctx.set(dut.lookup_tag, want_tag)
+    await ctx.tick()
+    ctx.set(dut.lookup_tag, rng.randrange(256))
+    await ctx.tick()
+    hits = [i for i, t in model.items() if t == want_tag]
+    assert ctx.get(dut.hit) == bool(hits)
+    if hits:
+        assert ctx.get(dut.index) == hits[0]
+    free = [i for i in range(entries) if i not in model]
+    assert ctx.get(dut.free_any) == bool(free)
+    if free:
+        assert ctx.get(dut.free_index) == free[0]
+    assert ctx.get(dut.valid) == sum(1 << i for i in model)
+
+
 @pytest.mark.parametrize("entries", [1, 5, 32])
 def test_cam_random(entries):
     dut = TagCam(entries, tag_bits=8)
@@ -41,22 +61,7 @@ def test_cam_random(entries):
                     model[idx] = tag
                 await ctx.tick()
                 ctx.set(dut.we, 0)
-            # Lookup: result two cycles later (the second lookup tag presented meanwhile
-            # must not disturb it).
-            want_tag = rng.choice(list(model.values()) + [rng.randrange(256)])
-            ctx.set(dut.lookup_tag, want_tag)
-            await ctx.tick()
-            ctx.set(dut.lookup_tag, rng.randrange(256))
-            await ctx.tick()
-            hits = [i for i, t in model.items() if t == want_tag]
-            assert ctx.get(dut.hit) == bool(hits)
-            if hits:
-                assert ctx.get(dut.index) == hits[0]
-            free = [i for i in range(entries) if i not in model]
-            assert ctx.get(dut.free_any) == bool(free)
-            if free:
-                assert ctx.get(dut.free_index) == free[0]
-            assert ctx.get(dut.valid) == sum(1 << i for i in model)
+            await _check_lookup(ctx, dut, rng, model, entries)
 
     _sim(dut, bench)
 
@@ -94,20 +99,7 @@ def test_cam_invalidate_port(entries):
             await ctx.tick()
             ctx.set(dut.we, 0)
             ctx.set(dut.inv, 0)
-            want_tag = rng.choice(list(model.values()) + [rng.randrange(256)])
-            ctx.set(dut.lookup_tag, want_tag)
-            await ctx.tick()
-            ctx.set(dut.lookup_tag, rng.randrange(256))
-            await ctx.tick()
-            hits = [i for i, t in model.items() if t == want_tag]
-            assert ctx.get(dut.hit) == bool(hits)
-            if hits:
-                assert ctx.get(dut.index) == hits[0]
-            free = [i for i in range(entries) if i not in model]
-            assert ctx.get(dut.free_any) == bool(free)
-            if free:
-                assert ctx.get(dut.free_index) == free[0]
-            assert ctx.get(dut.valid) == sum(1 << i for i in model)
+            await _check_lookup(ctx, dut, rng, model, entries)
 
     _sim(dut, bench)
 
