@@ -181,7 +181,8 @@ class NicCore(wiring.Component):
         m.d.comb += ok.eq(rsc.dbg_valid & in_range)
         key = [rsc.dbg_key.word_select(k, 32) for k in range(7)]
         fields = {
-            ("state", "valid"): ok, ("state", "tunnel"): key[0][3], ("state", "profile"): key[0][:3],
+            ("state", "valid"): ok, ("state", "tunnel"): key[0][3],
+            ("state", "profile"): key[0][:3],
             ("state", "count"): rsc.dbg_count, ("state", "mss"): rsc.dbg_mss,
             ("next_seq", "seq"): rsc.dbg_seq,
             ("outer_src", "addr"): key[1], ("outer_dst", "addr"): key[2],

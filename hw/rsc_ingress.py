@@ -54,8 +54,8 @@ class RscIngress(wiring.Component):
     Its sums (``s_*``) are written in the cycle it is first offered, so they read correctly
     from the next cycle on: a reader must not use them in the cycle it takes the descriptor.
     ``i.ready`` is low only at a beat that starts a page when no pool page is free, or at the
-    first beat of a frame when ``depth`` descriptors are waiting. Reset forgets a frame in progress and the
-    waiting descriptors (reset the pool with it).
+    first beat of a frame when ``depth`` descriptors are waiting. Reset forgets a frame in
+    progress and the waiting descriptors (reset the pool with it).
     """
 
     def __init__(self, width=8, pages=32, page_bytes=2048, opaque_bytes=64, depth=4,
