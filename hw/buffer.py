@@ -2,8 +2,7 @@
 
 Both are plain :class:`amaranth.lib.stream` components with ports ``i`` (sink) and ``o``
 (source), so they drop between any two blocks of the datapath. :class:`ReservedFifo` is a
-plain queue for writers that reserve room in advance; :class:`ChunkedFifo` is one for wide,
-infrequent entries, stored a chunk at a time in a memory that many times narrower.
+plain queue for writers that reserve room in advance.
 """
 
 from amaranth import *
@@ -11,7 +10,7 @@ from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["SkidBuffer", "StreamFifo", "ReservedFifo", "HeadFifo", "ChunkedFifo"]
+__all__ = ["SkidBuffer", "StreamFifo", "ReservedFifo", "HeadFifo"]
 
 
 class SkidBuffer(wiring.Component):
@@ -88,15 +87,6 @@ class StreamFifo(wiring.Component):
         return m
 
 
-def _reserved_ports(width, depth):
-    """The ports of a FIFO whose writer reserves room from ``level`` (no ``w_rdy``)."""
-    return {
-        "w_data": In(width), "w_en": In(1),
-        "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
-        "level": Out(range(depth + 1)),
-    }
-
-
 class ReservedFifo(wiring.Component):
     """Synchronous FIFO for a writer that never writes when it is full.
 
@@ -136,7 +126,11 @@ class ReservedFifo(wiring.Component):
         self.depth = depth
         self.slices = slices
         self.head = head
-        super().__init__(_reserved_ports(width, depth))
+        super().__init__({
+            "w_data": In(width), "w_en": In(1),
+            "r_data": Out(width), "r_rdy": Out(1), "r_en": In(1),
+            "level": Out(range(depth + 1)),
+        })
 
     def elaborate(self, platform):
         m = Module()
@@ -247,128 +241,3 @@ class HeadFifo(wiring.Component):
             m.d.sync += self.r_data.eq(r_port.data)
         return m
 
-
-class ChunkedFifo(wiring.Component):
-    """Synchronous FIFO of wide entries that are written and read at most every ``chunks``
-    cycles, for a writer that never writes when it is full.
-
-    Ports as :class:`ReservedFifo` with ``head=True`` (``w_data``, ``w_en``, ``r_data``,
-    ``r_rdy``, ``r_en``, ``level``; ``r_en`` is ignored while ``r_rdy`` is low; ``level``
-    counts every entry from its ``w_en`` to its read, the head too). The memory holds an entry
-    as ``chunks`` chunks of ``ceil(width / chunks)`` bits, one memory word each, so it is
-    ``chunks`` times narrower and deeper than one holding whole entries: a distributed-RAM
-    cell is 16 deep whatever the queue needs, so a queue of a few wide entries pays for its
-    width only (e.g. 5 entries of 1,018 bits: 64 cells of 16 x 4 bits at ``chunks=4``, against
-    255 for a queue holding whole entries).
-
-    - Write: chunk 0 is written from ``w_data`` in the ``w_en`` cycle, chunks 1 to
-      ``chunks - 1`` from a staging register in the cycles after it, so ``w_data`` need only
-      be valid with ``w_en``. The writer must leave at least ``chunks`` cycles from one
-      ``w_en`` to the next and reserve room from ``level`` (at most ``depth`` entries stored);
-      neither is checked.
-    - Read: ``r_data`` is a register (the head), loaded from a prefetch register of
-      ``chunks - 1`` chunks that fills while the head is held, and the entry's last chunk
-      straight from the memory. So the head can be replaced in the cycle it is read (no bubble)
-      when the reads are at least ``chunks`` cycles apart; reads closer than that leave
-      ``r_rdy`` low until the next entry is in (throughput one entry per ``chunks`` cycles).
-    - Latency ``chunks + 1`` cycles from ``w_en`` into an empty FIFO to ``r_rdy`` (2 with one
-      chunk, as ReservedFifo's head).
-    - Flip-flops: the head (``width``), the prefetch and the staging register (each
-      ``(chunks - 1) / chunks`` of ``width``): 2.5 entries' worth at ``chunks=4``.
-
-    The memory has room for ``chunks * (depth - 1)`` chunks (rounded up to a power of two):
-    the entries behind the head. (While the head is empty the prefetch takes a chunk every
-    cycle, as fast as the writer can add them, so the memory holds no more then.) Reset:
-    empty.
-
-    It pays only where the reader uses nearly every bit of an entry: each memory column holds
-    ``chunks`` different entry bits, so synthesis can drop a column only when none of them is
-    read, and the writer's logic for unread bits is kept too. Tried on the parsers' record
-    queues in the Versa NIC it cost more than it saved (docs/boards.md, "Where the area goes").
-    """
-
-    def __init__(self, width, depth, *, chunks):
-        if width < 1:
-            raise ValueError(f"width must be at least 1, not {width}")
-        if depth < 2:
-            raise ValueError(f"FIFO depth must be at least 2, not {depth}")
-        if not 1 <= chunks <= width:
-            raise ValueError(f"chunks must be 1..{width} (the width), not {chunks}")
-        self.width = width
-        self.depth = depth
-        self.chunks = chunks
-        self.chunk_width = -(-width // chunks)
-        need = chunks * (depth - 1)
-        self.mem_depth = max(2, 1 << (need - 1).bit_length())
-        super().__init__(_reserved_ports(width, depth))
-
-    def elaborate(self, platform):
-        m = Module()
-        k, cw = self.chunks, self.chunk_width
-        aw = (self.mem_depth - 1).bit_length()
-        m.submodules.storage = storage = Memory(shape=cw, depth=self.mem_depth, init=[])
-        w_port = storage.write_port()
-        r_port = storage.read_port(domain="comb")
-        # Pointers count chunks, one bit wider than the address: equal means empty.
-        produce = Signal(aw + 1)
-        consume = Signal(aw + 1)
-
-        # ---- write: chunk 0 now, the others from the staging register ----------------------
-        padded = Signal(k * cw)
-        m.d.comb += padded.eq(self.w_data)
-        chunk = [padded[j * cw:(j + 1) * cw] for j in range(k)]
-        stage = [Signal(cw, name=f"stage{j}") for j in range(1, k)]
-        wcnt = Signal(range(k))             # chunk of the staged entry written now (0: none)
-        w_valid = Signal()
-        wdata = Signal(cw)
-        with m.If(self.w_en):
-            m.d.sync += [s.eq(c) for s, c in zip(stage, chunk[1:])]
-        if k > 1:
-            with m.If(self.w_en):
-                m.d.sync += wcnt.eq(1)
-            with m.Elif(wcnt != 0):
-                m.d.sync += wcnt.eq(Mux(wcnt == k - 1, 0, wcnt + 1))
-            m.d.comb += w_valid.eq(self.w_en | (wcnt != 0))
-            with m.Switch(wcnt):
-                for j in range(1, k):
-                    with m.Case(j):
-                        m.d.comb += wdata.eq(stage[j - 1])
-                with m.Default():
-                    m.d.comb += wdata.eq(chunk[0])
-        else:
-            m.d.comb += [w_valid.eq(self.w_en), wdata.eq(chunk[0])]
-        m.d.comb += [w_port.addr.eq(produce[:aw]), w_port.data.eq(wdata),
-                     w_port.en.eq(w_valid)]
-        with m.If(w_valid):
-            m.d.sync += produce.eq(produce + 1)
-
-        # ---- read: prefetch chunks 0 .. k-2, then the head with the last one ----------------
-        m.d.comb += r_port.addr.eq(consume[:aw])
-        avail = produce != consume
-        pre = [Signal(cw, name=f"pre{j}") for j in range(k - 1)]
-        pcnt = Signal(range(k))             # chunks in the prefetch register
-        head = Signal(k * cw)
-        valid = Signal()
-        full = pcnt == k - 1
-        free = ~valid | self.r_en           # the head is empty or read now
-        load = free & full & avail
-        fetch = ~full & avail
-        with m.If(load):
-            m.d.sync += [head.eq(Cat(*pre, r_port.data)), valid.eq(1), pcnt.eq(0)]
-        with m.Elif(free):
-            m.d.sync += valid.eq(0)
-        with m.If(fetch):
-            m.d.sync += pcnt.eq(pcnt + 1)
-            for j in range(k - 1):
-                with m.If(pcnt == j):
-                    m.d.sync += pre[j].eq(r_port.data)
-        with m.If(load | fetch):
-            m.d.sync += consume.eq(consume + 1)
-        m.d.comb += [self.r_data.eq(head[:self.width]), self.r_rdy.eq(valid)]
-
-        do_read = self.r_rdy & self.r_en
-        with m.If(self.w_en & ~do_read):
-            m.d.sync += self.level.eq(self.level + 1)
-        with m.If(do_read & ~self.w_en):
-            m.d.sync += self.level.eq(self.level - 1)
-        return m
