@@ -71,6 +71,8 @@ class PagePool(wiring.Component):
             raise ValueError(f"bank_words must be a power of two, not {bank_words}")
         self.read_latency = read_latency
         self.bank_words = bank_words
+        if not 0 <= low_mark <= pages:
+            raise ValueError(f"low_mark must be 0..{pages} (the pages), not {low_mark}")
         self.low_mark = low_mark
         self.width = width
         self.pages = pages

@@ -21,15 +21,19 @@ async def _check_lookup(ctx, dut, rng, model, entries):
     presented meanwhile must not disturb it) against ``model`` (index -> tag), with the free
     entry and the valid bits."""
     want_tag = rng.choice(list(model.values()) + [rng.randrange(256)])
+    hits = [i for i, t in model.items() if t == want_tag]
+    free = [i for i in range(entries) if i not in model]
     ctx.set(dut.lookup_tag, want_tag)
     await ctx.tick()
+    # Latency 1: the registered hit, its index and the owner's select (hit or a free entry).
+    assert ctx.get(dut.hit1) == bool(hits)
+    assert ctx.get(dut.index1) == (hits[0] if hits else 0)
+    assert ctx.get(dut.sel1) == bool(hits or free)
     ctx.set(dut.lookup_tag, rng.randrange(256))
     await ctx.tick()
-    hits = [i for i, t in model.items() if t == want_tag]
     assert ctx.get(dut.hit) == bool(hits)
     if hits:
         assert ctx.get(dut.index) == hits[0]
-    free = [i for i in range(entries) if i not in model]
     assert ctx.get(dut.free_any) == bool(free)
     if free:
         assert ctx.get(dut.free_index) == free[0]
@@ -107,7 +111,8 @@ def test_cam_invalidate_port(entries):
 @pytest.mark.parametrize("latency,bank_words", [(1, 1024), (2, 16), (2, 1024)])
 def test_pool_alloc_free_and_data(latency, bank_words):
     # Latency 2 with 16-word banks: 4 banks of 2 pages each.
-    dut = PagePool(width=8, pages=8, page_bytes=64, read_latency=latency, bank_words=bank_words)
+    dut = PagePool(width=8, pages=8, page_bytes=64, read_latency=latency, bank_words=bank_words,
+                   low_mark=3)
     rng = random.Random(1)
 
     async def bench(ctx):
@@ -118,6 +123,7 @@ def test_pool_alloc_free_and_data(latency, bank_words):
             ok = ctx.get(dut.alloc_ok)
             assert ok == (len(used) < 8)
             assert ctx.get(dut.free_count) == 8 - len(used)
+            assert ctx.get(dut.low) == (8 - len(used) < 3)
             if ok and (rng.random() < 0.6 or not used):
                 page = ctx.get(dut.alloc_page)
                 assert page not in used and 0 <= page < 8
@@ -161,6 +167,9 @@ def test_parameters_checked():
         PagePool.check(8, pages=1, page_bytes=2048)
     with pytest.raises(ValueError):
         PagePool.check(8, pages=8, page_bytes=100)
+    for mark in (-1, 9):
+        with pytest.raises(ValueError, match="low_mark"):
+            PagePool(8, pages=8, page_bytes=64, low_mark=mark)
     from hw.rsc import RscEngine
     with pytest.raises(ValueError):
         RscEngine(8, contexts=0)
