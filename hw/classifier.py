@@ -124,8 +124,8 @@ class Classifier(wiring.Component):
     compare in series, since routing dominates on the ECP5):
 
     * the inputs are registered first, so none of the parser's stage-B logic reaches a capture;
-      the beat is registered in up to six copies (:func:`hw.replicate.replicas`), each read by
-      one or two profiles, so no register drives the lane multiplexers of the whole die;
+      the beat is registered in one copy per profile (:func:`hw.replicate.replicas`), so no
+      register drives the lane multiplexers of more than one profile;
     * each profile's field start (``opaque + off``), its beat index and the beat after, and the
       lane select of every byte phase are registered from the (registered) opaque start, so a
       captured byte is a beat-index equality and a W:1 lane multiplexer on registered selects;
@@ -219,11 +219,13 @@ class Classifier(wiring.Component):
             r["opaque"].eq(self.opaque), r["trig"].eq(self.take & self.trigger),
         ]
         # The registered beat feeds 12 field-byte lane multiplexers per profile, spread over
-        # the die: profiles read their own copies of the beat (data, index, first and known
-        # flags; read only with ``take``; the six variants that need no clock enable, so
-        # ``take`` itself gains no load) and one of two copies of ``take``.
+        # the die: each profile reads its own copy of the beat (data, index, first and known
+        # flags; read only with ``take``; the first six variants need no clock enable, the
+        # other two add a load on ``take``) and one of two copies of ``take``. With six copies
+        # for eight profiles, one copy feeding profiles 0 and 1 (placed 38 columns apart) was
+        # the worst routed path at seed 1 (main 63560dd: 7.53 ns on that one net).
         beat_in = Cat(self.data, self.beat, self.first, self.opaque_known)
-        beat_reps = replicas(m, beat_in, min(P, 6), name="r_beat", enable=self.take)
+        beat_reps = replicas(m, beat_in, P, name="r_beat", enable=self.take)
         take_reps = replicas(m, self.take, min(P, 2), name="r_take")
 
         # Stage c (the capture's lane multiplexer) delays everything else by a cycle.
