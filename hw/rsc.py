@@ -107,8 +107,10 @@ def _is_ffff(v17):
 
 #: Column groups of the static context table (one row per context), each (and the dynamic
 #: part) with its own copy of the read address's registers (at W=8 about 42 DP16KD: 4 groups
-#: of 11). 1: no copies.
-CTX_GROUPS = 4
+#: of 11). 1: no copies. With 4, placed at seed 1, the copies of the CAM's ``sel1``/``index1``
+#: and of ``oldest`` moved the long hop in front of those registers, behind the CAM's compare
+#: and the oldest-context search (94.73 MHz, docs/rsc.md), so the default is 1.
+CTX_GROUPS = 1
 
 
 class _Port:
