@@ -52,7 +52,8 @@ class RscEmitter(wiring.Component):
     the pool reads through a credit counter; nothing is lost. Pages are freed (``free``) as
     soon as their last word has been read. Latency from job to first beat: 3 cycles plus the
     pool's ``read_latency`` (1 or 2; the read data is registered, then patched or aligned,
-    then queued).
+    then queued). The read data is used only for the reads issued with ``r_en``: a pool may
+    read in every cycle instead (the engine's does).
     """
 
     DEPTH = 8
@@ -98,7 +99,10 @@ class RscEmitter(wiring.Component):
 
         info = data.StructLayout({"s": range(W), "c": range(W + 1), "lm": W, "last": 1,
                                   "patch": 1, "psel": NP * NW, "meta": RxMeta})
-        entry = data.StructLayout({"data": 8 * W, "c": range(W + 1), "last": 1, "meta": RxMeta})
+        # A queued word carries its byte count ``c`` and, for the packer, the same count as a
+        # thermometer ``th`` (bit k: c > k), so its decisions need no addition.
+        entry = data.StructLayout({"data": 8 * W, "c": range(W + 1), "th": W, "last": 1,
+                                   "meta": RxMeta})
         m.submodules.q = q = fifo.SyncFIFO(width=Shape.cast(entry).width, depth=self.DEPTH)
         # Reads in flight: issued (v1, info1), data being registered (v2, d2, info2). With a
         # pool of read latency 2, one more stage (va, infoa) sits between them.
@@ -286,10 +290,16 @@ class RscEmitter(wiring.Component):
         aligned = d2m >> (info2.s * 8)
         qin = Signal(entry)
         m.d.comb += [qin.data.eq(Mux(info2.patch, patched, aligned)), qin.c.eq(info2.c),
+                     qin.th.eq(Cat(info2.c > k for k in range(W))),
                      qin.last.eq(info2.last), qin.meta.eq(info2.meta),
                      q.w_data.eq(qin), q.w_en.eq(v2)]
 
         # Packer: bytes [s, s+c) of each queued word, appended behind the ``n`` held bytes.
+        # Whether the word completes a beat (``ge``: n + c >= W), exactly (``eq``) or with
+        # bytes left over (``gt``) is one bit of its thermometer selected by ``n`` (a
+        # register); the output registers are loaded whenever a word is taken (their content
+        # matters only with ``o.valid``), so those flags reach only ``o.valid``, ``last``,
+        # ``tail``, ``acc`` and ``n``, not the enables of the wide output registers.
         qout = Signal(entry)
         m.d.comb += qout.eq(q.r_data)
         acc = Signal(8 * W)
@@ -304,6 +314,10 @@ class RscEmitter(wiring.Component):
         m.d.comb += combined.eq(shifted | acc)
         total = Signal(range(2 * W + 1))
         m.d.comb += total.eq(n + qout.c)
+        thx = Cat(qout.th, Const(0, 1))          # thx[k] = c > k, for k = 0..W
+        ge, gt = Signal(), Signal()
+        m.d.comb += [ge.eq(Array(thx[W - 1 - k] for k in range(W))[n]),
+                     gt.eq(Array(thx[W - k] for k in range(W))[n])]
 
         def keep_of(count):
             return (Const(1, W + 1) << count) - 1
@@ -316,22 +330,21 @@ class RscEmitter(wiring.Component):
                              tail.eq(0), n.eq(0), acc.eq(0)]
             with m.Elif(q.r_rdy):
                 m.d.comb += q.r_en.eq(1)
-                with m.If(total >= W):
-                    m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(combined[:8 * W]),
-                                 self.o.payload.keep.eq((1 << W) - 1),
-                                 self.o.payload.last.eq(qout.last & (total == W)),
-                                 self.o.payload.meta.eq(qout.meta),
-                                 acc.eq(combined[8 * W:]), n.eq(total - W),
-                                 tail.eq(qout.last & (total > W)),
-                                 tail_meta.eq(qout.meta)]
+                # ge: a full beat (last if the word is the packet's last and nothing is left
+                # over, else the rest waits in ``acc``, sent next as the tail if last); not
+                # ge: the packet's last word gives a short beat, any other word is held.
+                m.d.sync += [self.o.valid.eq(ge | qout.last),
+                             self.o.payload.data.eq(combined[:8 * W]),
+                             self.o.payload.keep.eq(keep_of(total)),
+                             self.o.payload.last.eq(qout.last & ~gt),
+                             self.o.payload.meta.eq(qout.meta),
+                             tail.eq(qout.last & gt), tail_meta.eq(qout.meta)]
+                with m.If(ge):
+                    m.d.sync += [acc.eq(combined[8 * W:]), n.eq(total - W)]
                 with m.Elif(qout.last):
-                    m.d.sync += [self.o.valid.eq(1), self.o.payload.data.eq(combined[:8 * W]),
-                                 self.o.payload.keep.eq(keep_of(total)),
-                                 self.o.payload.last.eq(1),
-                                 self.o.payload.meta.eq(qout.meta),
-                                 acc.eq(0), n.eq(0)]
+                    m.d.sync += [acc.eq(0), n.eq(0)]
                 with m.Else():
-                    m.d.sync += [self.o.valid.eq(0), acc.eq(combined[:8 * W]), n.eq(total)]
+                    m.d.sync += [acc.eq(combined[:8 * W]), n.eq(total)]
             with m.Else():
                 m.d.sync += self.o.valid.eq(0)
         return m
