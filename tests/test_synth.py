@@ -12,7 +12,7 @@ from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from tunnelnic.cli import main
-from tunnelnic.commands.synth import BlockError, make_block, resolve_block
+from tunnelnic.commands.synth import BlockError, block_nextpnr_args, make_block, resolve_block
 from tunnelnic.synth import synthesize
 from tunnelnic.synth_harness import SynthHarness
 
@@ -155,12 +155,14 @@ def test_full_block_meets_125(block, tmp_path):
         component = make_block(block, 8)
     except BlockError as exc:
         pytest.skip(str(exc))
-    r = synthesize(component, workdir=tmp_path)
+    r = synthesize(component, workdir=tmp_path, nextpnr_args=block_nextpnr_args(block))
     assert r["met"], r
 
 
 def test_block_router_default_and_override(monkeypatch):
-    """`synth tso` routes with router1 (router2 does not converge on it); --router wins."""
+    """`synth tso` routes with router1 (router2 does not converge on it); --router wins.
+
+    The parser routes with --tmg-ripup unless --no-tmg-ripup says otherwise."""
     import tunnelnic.synth as synth_mod
     seen = []
 
@@ -174,7 +176,9 @@ def test_block_router_default_and_override(monkeypatch):
     assert main(["synth", "tso", "--json"]) == 1
     assert main(["synth", "tso", "--json", "--nextpnr-arg=--router", "--nextpnr-arg=router2"]) == 1
     assert main(["synth", "parser", "--json"]) == 1
-    assert seen == [["--router", "router1"], ["--router", "router2"], []]
+    assert main(["synth", "parser", "--json", "--no-tmg-ripup"]) == 1
+    assert main(["synth", "classifier", "--json"]) == 1
+    assert seen == [["--router", "router1"], ["--router", "router2"], ["--tmg-ripup"], [], []]
 
 
 @pytest.mark.parametrize("stop", ["synth", "pack", "place"])

@@ -1,4 +1,5 @@
-"""``tunnelnic synth BLOCK``: resources and fmax of one block on an ECP5 (the performance instrument).
+"""``tunnelnic synth BLOCK``: resources and fmax of one block on an ECP5 (the performance
+instrument).
 
 BLOCK is a name from :data:`BLOCKS` or ``package.module:Class``. The class is constructed with
 ``width=W`` when its constructor takes ``width``, plus every ``--param k=v`` (values are Python
@@ -35,6 +36,22 @@ BLOCKS = {
 #: engine: router2 does not converge within its iteration limit, router1 routes it (docs/tso.md).
 #: An explicit ``--nextpnr-arg=--router`` wins.
 ROUTERS = {"tso": "router1"}
+
+#: Blocks routed with nextpnr's timing-driven rip-up (``--tmg-ripup``). The parser: at the same
+#: placement it routed 10 to 15 MHz faster with it (112.96 -> 123.32 MHz on 63560dd, 111.51 ->
+#: 126.33 MHz on 6ef01cd, seed 1; docs/build.md). ``--no-tmg-ripup`` turns it off.
+TMG_RIPUP = {"parser"}
+
+
+def block_nextpnr_args(block, extra=(), tmg_ripup=True):
+    """nextpnr arguments for ``block``: ``extra``, then its :data:`ROUTERS` entry (unless
+    ``extra`` picks a router) and ``--tmg-ripup`` for :data:`TMG_RIPUP` blocks."""
+    args = list(extra)
+    if block in ROUTERS and "--router" not in args:
+        args += ["--router", ROUTERS[block]]
+    if block in TMG_RIPUP and tmg_ripup and "--tmg-ripup" not in args:
+        args += ["--tmg-ripup"]
+    return args
 
 
 class BlockError(ValueError):
@@ -114,9 +131,7 @@ def run(args):
         print(f"tunnelnic synth: {exc}", file=sys.stderr)
         return 2
     log = None if args.json else (lambda msg: print(msg, file=sys.stderr))
-    nextpnr_args = list(args.nextpnr_arg or ())
-    if args.block in ROUTERS and "--router" not in nextpnr_args:
-        nextpnr_args += ["--router", ROUTERS[args.block]]
+    nextpnr_args = block_nextpnr_args(args.block, args.nextpnr_arg or (), args.tmg_ripup)
     try:
         result = synthesize(block, device=args.device, package=args.package, speed=args.speed,
                             clocks=clocks, workdir=args.workdir, seed=args.seed,
@@ -152,6 +167,9 @@ def register(subparsers):
     p.add_argument("--nextpnr-arg", action="append", metavar="ARG",
                    help="extra nextpnr-ecp5 argument, repeatable (e.g. --nextpnr-arg=--router "
                         "--nextpnr-arg=router2)")
+    p.add_argument("--no-tmg-ripup", dest="tmg_ripup", action="store_false",
+                   help="route without nextpnr's timing-driven rip-up, which the parser uses "
+                        "by default")
     p.add_argument("--workdir", help="keep inputs, logs and reports here (default: a temp dir)")
     p.add_argument("--stop", choices=STOPS, default=None,
                    help="stop early: after yosys (cell counts only, fastest), after nextpnr's "
