@@ -70,9 +70,8 @@ class NicCore(wiring.Component):
     clk_freq : int
         The core clock (Hz): the UART bridge's bit timing and RSC's microsecond timer; at
         80 MHz or less the parsers keep their decision queues and elastic lines in block RAM
-        (``HeaderParser(queue_ram="block")``, same behaviour, fewer LUTs), and so do, with
-        RSC, the RX parser its records' opaque bytes (``record_block=("opaque",)``) and RSC
-        the descriptor fields it reads a cycle late (``RscEngine(desc_ram="block")``).
+        (``HeaderParser(queue_ram="block")``, same behaviour, fewer LUTs), and RSC the
+        descriptor fields it reads a cycle late (``RscEngine(desc_ram="block")``).
     board : bool
         Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
     host_max_frame : int or None
@@ -108,10 +107,7 @@ class NicCore(wiring.Component):
             kw = dict(header_window=header_window, opaque_bytes=opaque_bytes, profiles=profiles,
                       queue_ram="block" if clk_freq <= 80_000_000 else "distributed")
             self.tx_parser = HeaderParser(width, user=TsoRequest, **kw)
-            # (With RSC at 80 MHz or less, the RX records' opaque bytes, which RSC only
-            # copies into its descriptors, are queued in block RAM too.)
-            self.rx_parser = HeaderParser(width, **kw, record_block=(
-                ("opaque",) if rsc and clk_freq <= 80_000_000 else ()))
+            self.rx_parser = HeaderParser(width, **kw)
             for group, block in (("tx_parser_stats", self.tx_parser),
                                  ("rx_parser_stats", self.rx_parser)):
                 self._check_stats(group, block)

@@ -55,7 +55,7 @@ from .byteorder import be_value
 from .capture import (beat_index_bits, capture_byte, capture_region, capture_selects,
                       region_sum)
 from .classifier import Classifier, Decision
-from .layouts import Kind, ParseRecord, Reason, parsed_layout
+from .layouts import Kind, Reason, parsed_layout
 from .record import ETH_BYTES, RecordBuilder
 from .profile import Profile
 from .replicate import replicas
@@ -100,16 +100,10 @@ class HeaderParser(wiring.Component):
         block RAM (3 and 4 EBR), whose read latch's clock-to-out (4.3 ns) then starts stage
         I's paths: for a slow core clock (the boards' 39 MHz), where the LUT area counts
         more. Same behaviour, cycle for cycle.
-    record_block : tuple of str
-        Fields of the record (top-level names of :func:`hw.layouts.ParseRecord`, e.g.
-        ``("eth", "opaque")``) queued in block RAM (a :class:`hw.buffer.HeadFifo`, in step
-        with the record queue) instead of distributed RAM: the output's ``meta`` fields then
-        start at the block RAM's read latch (4.3 ns clock-to-out). Default none. For a slow
-        core clock and wide fields the consumer only copies. Same behaviour, cycle for cycle.
     """
 
     def __init__(self, width=8, *, header_window=256, opaque_bytes=64, profiles=8, user=None,
-                 queue_ram="distributed", record_block=()):
+                 queue_ram="distributed"):
         self.width = check_width(width)
         if not 4 <= opaque_bytes <= 128:
             raise ValueError(f"opaque_bytes must be 4..128, not {opaque_bytes}")
@@ -126,12 +120,6 @@ class HeaderParser(wiring.Component):
         if queue_ram not in ("distributed", "block"):
             raise ValueError(f"queue_ram must be 'distributed' or 'block', not {queue_ram!r}")
         self.queue_ram = queue_ram
-        names = [n for n, _ in ParseRecord(opaque_bytes)]
-        bad = [n for n in record_block if n not in names]
-        if bad or len(set(record_block)) != len(record_block):
-            raise ValueError(f"record_block must name distinct fields of the parse record "
-                             f"({', '.join(names)}), not {tuple(record_block)!r}")
-        self.record_block = tuple(record_block)
         # The line must hold the beats from a packet's opaque start to its trigger, and more.
         self.line_depth = 1 << (2 * (-(-opaque_bytes // width) + 4) - 1).bit_length()
         super().__init__({
@@ -605,29 +593,10 @@ class HeaderParser(wiring.Component):
         # combinationally; now `meta` starts at a flip-flop. The head's load enable follows
         # o.ready in the same cycle, one LUT per slice: eight slices, so each enable net
         # reaches ~160 flip-flops (of the record's 1274 bits).
-        # The fields of ``record_block`` are queued in block RAM beside it (``recb``, written
-        # and read in the same cycles: same latency and head timing, never full first).
         rec_depth = 8
-        fast = [n for n, _ in rec.shape() if n not in self.record_block]
-        fast_w = sum(len(Value.cast(rec[n])) for n in fast)
-        m.submodules.records = recq = ReservedFifo(fast_w, rec_depth, slices=8, head=True)
-        m.d.comb += [recq.w_data.eq(Cat(rec[n] for n in fast)), recq.w_en.eq(fin_valid)]
-        rec_out = Signal(rec.shape())
-        pos = 0
-        for n in fast:
-            w = len(Value.cast(rec[n]))
-            m.d.comb += Value.cast(rec_out[n]).eq(recq.r_data[pos:pos + w])
-            pos += w
-        if self.record_block:
-            blk_w = sum(len(Value.cast(rec[n])) for n in self.record_block)
-            m.submodules.records_blk = recb = HeadFifo(blk_w, rec_depth, ram="block")
-            m.d.comb += [recb.w_data.eq(Cat(rec[n] for n in self.record_block)),
-                         recb.w_en.eq(fin_valid), recb.r_en.eq(recq.r_en)]
-            pos = 0
-            for n in self.record_block:
-                w = len(Value.cast(rec[n]))
-                m.d.comb += Value.cast(rec_out[n]).eq(recb.r_data[pos:pos + w])
-                pos += w
+        m.submodules.records = recq = ReservedFifo(rec.shape().size, rec_depth, slices=8,
+                                                   head=True)
+        m.d.comb += [recq.w_data.eq(rec), recq.w_en.eq(fin_valid)]
 
         # ---- output FIFO and join -----------------------------------------------------------
         out_layout = data.StructLayout({"data": 8 * W, "keep": W, "last": 1,
@@ -651,7 +620,7 @@ class HeaderParser(wiring.Component):
         m.d.comb += [
             self.o.valid.eq(bout.o.valid & recq.r_rdy),
             self.o.p.data.eq(bout.o.p.data), self.o.p.keep.eq(bout.o.p.keep),
-            self.o.p.last.eq(bout.o.p.last), self.o.p.meta.eq(rec_out),
+            self.o.p.last.eq(bout.o.p.last), self.o.p.meta.eq(recq.r_data),
             bout.o.ready.eq(self.o.ready & recq.r_rdy),
             # (r_en is ignored while r_rdy is low: without r_rdy here, each slice's head load
             # enable is one LUT of o.ready, the beat's valid and last, and its own valid.)

@@ -338,10 +338,10 @@ async def run_case(dut):
         assert span <= beats + 12, f"{beats} beats took {span} cycles: bubbles"
 
 
-def make_dut(width, queue_ram="distributed", record_block=()):
+def make_dut(width, queue_ram="distributed"):
     from hw.parser import HeaderParser
     return HeaderParser(width, header_window=HEADER_WINDOW, opaque_bytes=OPAQUE,
-                        queue_ram=queue_ram, record_block=record_block)
+                        queue_ram=queue_ram)
 
 
 CASES = [("presets", "presets", True), ("errors", "presets", True), ("flow", "flow", True),
@@ -360,17 +360,8 @@ def test_parser(width, case, table, stalls):
 @pytest.mark.parametrize("case,table,stalls", [c for c in CASES if c[0] in ("random", "min60")],
                          ids=["random", "min60"])
 def test_parser_block_ram(case, table, stalls):
-    """The boards' parser (decision queue and line in block RAM, hw.core at <= 80 MHz; the RX
-    parser with RSC also queues its records' opaque bytes there, here the Ethernet fields too):
-    the same results, and line rate from 60 bytes up."""
-    run(lambda: make_dut(4, "block", ("opaque", "eth")),
-        {"width": 4, "case": case, "table": table, "stalls": stalls, "seed": 11},
-        "sim.test_parser", name="parser-bram",
-        build_params={"width": 4, "ram": "block", "record_block": "opaque,eth"})
-
-
-def test_parser_record_block_checked():
-    from hw.parser import HeaderParser
-    for bad in (("tcp", "tcp"), ("payload",)):
-        with pytest.raises(ValueError, match="record_block"):
-            HeaderParser(4, record_block=bad)
+    """The boards' parser (decision queue and line in block RAM, hw.core at <= 80 MHz): the
+    same results, and line rate from 60 bytes up."""
+    run(lambda: make_dut(4, "block"), {"width": 4, "case": case, "table": table,
+                                       "stalls": stalls, "seed": 11},
+        "sim.test_parser", name="parser-bram", build_params={"width": 4, "ram": "block"})
