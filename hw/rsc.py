@@ -139,9 +139,10 @@ class RscEngine(wiring.Component):
     desc_ram : "distributed" (default) or "block": where the ingress keeps the descriptor
         fields the decision reads a cycle after the slot (:class:`hw.rsc_ingress.RscIngress`:
         Ethernet header, opaque bytes past the eighth, TCP options, TTLs, IDs, ports...).
-        "block" trades about 160 distributed-RAM cells (at 32 opaque bytes) for about 23
-        DP16KD, whose read latch (4.3 ns clock-to-out, DESIGN.md section 7) then starts the
-        decision's compares: for slow clocks. Same behaviour either way.
+        "block" trades about 205 distributed-RAM cells (W=4, 32 opaque bytes) for 23 DP16KD,
+        whose read latch (4.3 ns clock-to-out, DESIGN.md section 7) then starts the
+        decision's compares: for slow clocks. Same behaviour either way. (yosys 0.70 also adds
+        about 890 LUT4 and 830 FF with it, not understood yet: docs/boards.md.)
 
     Ports
     -----
