@@ -142,7 +142,8 @@ class RscEngine(wiring.Component):
         "block" trades about 205 distributed-RAM cells (W=4, 32 opaque bytes) for 23 DP16KD,
         whose read latch (4.3 ns clock-to-out, DESIGN.md section 7) then starts the
         decision's compares: for slow clocks. Same behaviour either way. (yosys 0.70 also adds
-        about 890 LUT4 and 830 FF with it, not understood yet: docs/boards.md.)
+        about 840 LUT4 with it, most likely its bypass for a read of the slot being written,
+        which never happens here: docs/boards.md.)
 
     Ports
     -----

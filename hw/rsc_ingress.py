@@ -355,7 +355,11 @@ class RscIngress(wiring.Component):
         m.d.sync += [rp.eq(rp_n), level.eq(level_n),
                      self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
         dq_r, sq_r = (q.read_port(domain="comb") for q in (dq, sq))
-        lq_r, oq_r = (q.read_port(domain="sync") for q in (lq, oq))
+        # (Transparent: a slot is never read while it is written, see the class docstring, and
+        # yosys 0.70 otherwise delays the block RAMs' writes by a register of their width to
+        # give the reads the old data: 826 FF at W=4, C=32.)
+        lq_r = lq.read_port(domain="sync", transparent_for=(lq_w,))
+        oq_r = oq.read_port(domain="sync", transparent_for=(oq_w,))
         m.d.comb += [q.addr.eq(self.sel) for q in (dq_r, sq_r, lq_r, oq_r)]
         sums = {"s_tcp": sq_r.data[0:16], "s_pay": sq_r.data[16:32],
                 "s_udp": sq_r.data[32:48], "s_mid": sq_r.data[48:64]}
