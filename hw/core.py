@@ -70,7 +70,8 @@ class NicCore(wiring.Component):
     clk_freq : int
         The core clock (Hz): the UART bridge's bit timing and RSC's microsecond timer; at
         80 MHz or less the parsers keep their decision queues and elastic lines in block RAM
-        (``HeaderParser(queue_ram="block")``, same behaviour, fewer LUTs).
+        (``HeaderParser(queue_ram="block")``, same behaviour, fewer LUTs), and RSC the
+        descriptor fields it reads a cycle late (``RscEngine(desc_ram="block")``).
     board : bool
         Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
     host_max_frame : int or None
@@ -118,9 +119,12 @@ class NicCore(wiring.Component):
         self.rsc = None
         if rsc:
             from .rsc import RscEngine
+            # (At 80 MHz or less, like the parsers' queues: the descriptor fields RSC reads a
+            # cycle late in block RAM, ``RscEngine(desc_ram="block")``.)
             self.rsc = RscEngine(width, contexts=contexts, pages=pool_pages,
                                  opaque_bytes=opaque_bytes,
-                                 cycles_per_us=max(1, clk_freq // 1_000_000))
+                                 cycles_per_us=max(1, clk_freq // 1_000_000),
+                                 desc_ram="block" if clk_freq <= 80_000_000 else "distributed")
             self._check_stats("rsc_stats", self.rsc)
         members = {
             "tx_i": In(PacketSignature(width, TsoRequest)), "tx_o": Out(PacketSignature(width)),

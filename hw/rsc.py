@@ -167,6 +167,14 @@ class RscEngine(wiring.Component):
         its static part. 2 halves the DP16KD of the context table (21 instead of 42: block
         RAM is used for its width) for one more decision cycle, which keeps the line rate of
         64-byte frames at W = 4 (16 cycles each) but not at W = 8 (8 cycles).
+    desc_ram : "distributed" (default) or "block": where the ingress keeps the descriptor
+        fields the decision reads a cycle after the slot (:class:`hw.rsc_ingress.RscIngress`:
+        Ethernet header, opaque bytes past the eighth, TCP options, TTLs, IDs, ports...).
+        "block" trades about 205 distributed-RAM cells (W=4, 32 opaque bytes) for 23 DP16KD,
+        whose read latch (4.3 ns clock-to-out, DESIGN.md section 7) then starts the
+        decision's compares: for slow clocks. Same behaviour either way. (yosys 0.70 also adds
+        about 840 LUT4 with it, most likely its bypass for a read of the slot being written,
+        which never happens here: docs/boards.md.)
 
     Ports
     -----
@@ -199,7 +207,7 @@ class RscEngine(wiring.Component):
     """
 
     def __init__(self, width=8, *, contexts=32, pages=144, page_bytes=512, max_frame=2048,
-                 cycles_per_us=125, opaque_bytes=64, ctx_rows=None):
+                 cycles_per_us=125, opaque_bytes=64, ctx_rows=None, desc_ram="distributed"):
         self.width = check_width(width)
         if not 1 <= contexts <= 256:
             raise ValueError(f"contexts must be 1..256, not {contexts}")
@@ -225,6 +233,9 @@ class RscEngine(wiring.Component):
         if ctx_rows not in (1, 2):
             raise ValueError(f"ctx_rows must be 1 or 2, not {ctx_rows}")
         self.ctx_rows = ctx_rows
+        if desc_ram not in ("distributed", "block"):
+            raise ValueError(f"desc_ram must be 'distributed' or 'block', not {desc_ram!r}")
+        self.desc_ram = desc_ram
         ci = range(max(contexts, 2))
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
@@ -248,7 +259,7 @@ class RscEngine(wiring.Component):
         m.submodules.pool = pool = PagePool(W, P, self.page_bytes, read_latency=2,
                                             low_mark=self.reserve)
         m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes,
-                                            max_frame=self.max_frame)
+                                            max_frame=self.max_frame, desc_ram=self.desc_ram)
         m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes, read_latency=2)
         ngrp = 1 if self.ctx_rows == 2 or CTX_GROUPS == 1 else CTX_GROUPS + 1
         m.submodules.cam = cam = TagCam(N, 32, copies=ngrp)
@@ -425,11 +436,11 @@ class RscEngine(wiring.Component):
         # ``cur`` was when it was loaded at the accept. Everything below is registered in a
         # free-running chain (stages a..e); the slot stays for the 6 (or 7) cycles of its
         # decision, so every stage has settled when the decision (state DEC) uses it.
+        # (``cur`` is the ingress's ``sel_data``: its register, or its block RAM's read latch.)
         cur_idx = Signal(range(ing.slots))
-        now_ = ing.sel_data
-        cur = Signal(ing.dlayout)
+        now_ = ing.sel_now
+        cur = ing.sel_data
         m.d.comb += ing.sel.eq(cur_idx)
-        m.d.sync += cur.eq(now_)
         tag = Signal(32)
         rec = cur.rec
         off = rec.off

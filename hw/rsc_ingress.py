@@ -17,7 +17,24 @@ from .layouts import parsed_signature
 from .rsc_layouts import OPT_BYTES, flow_tag, key_words, rsc_record, rsc_record_layout
 from .stream import check_width, keep_count
 
-__all__ = ["RscIngress", "desc_layout"]
+__all__ = ["RscIngress", "desc_layout", "EARLY_FIELDS", "EARLY_OPAQUE"]
+
+#: The descriptor fields the decision stage reads from the slot itself (``sel_now``, in its first
+#: stage); every other field it reads only from ``sel_data``, one cycle later, and those can be
+#: kept in a memory with a registered read (block RAM). Paths into :func:`desc_layout`.
+EARLY_FIELDS = frozenset({
+    ("rec", "outer", n) for n in ("ihl", "total_len", "csum", "src", "dst", "csum_ok", "gre")
+} | {
+    ("rec", "inner", n) for n in ("ihl", "total_len", "csum", "src", "dst", "csum_ok")
+} | {
+    ("rec", "tcp", n) for n in ("flags", "rsv", "doff", "ack", "window", "csum", "seq")
+} | {
+    ("rec", "off", n) for n in ("l3", "opaque", "inner_l3")
+} | {
+    ("rec", "cls", n) for n in ("kind", "rsc_ok", "opaque_len", "udp")
+} | {("rec", "payload_len"), ("length",), ("oversize",), ("s_tcp",), ("s_pay",)})
+#: ... and the first opaque bytes (the UDP or GRE header's words the first stage looks at).
+EARLY_OPAQUE = 8
 
 
 def desc_layout(pages, opaque_bytes=64):
@@ -29,6 +46,38 @@ def desc_layout(pages, opaque_bytes=64):
         "opts": 8 * OPT_BYTES,  #: TCP option bytes, wire order, zero past the options
         "s_tcp": 16, "s_pay": 16, "s_udp": 16, "s_mid": 16,
     })
+
+
+def _leaves(layout, path=()):
+    """(path, shape) of every field of ``layout``, into nested struct layouts."""
+    out = []
+    for name, field in layout:
+        shape = field.shape
+        sub = None
+        if isinstance(shape, data.StructLayout):
+            sub = shape
+        elif isinstance(shape, type) and issubclass(shape, data.Struct):
+            sub = data.Layout.cast(shape)
+        if sub is not None and path + (name,) != ("rec", "eth"):
+            out += _leaves(sub, path + (name,))
+        else:
+            out.append((path + (name,), shape))
+    return out
+
+
+def _view_at(view, path):
+    for name in path:
+        view = getattr(view, name)
+    return view
+
+
+def _nest(leaves):
+    """A struct layout of ``leaves`` ((path, shape) pairs), nested as their paths say."""
+    members = {}
+    for path, shape in leaves:
+        members.setdefault(path[0], []).append((path[1:], shape))
+    return data.StructLayout({name: (sub[0][1] if sub[0][0] == () else _nest(sub))
+                              for name, sub in members.items()})
 
 
 class RscIngress(wiring.Component):
@@ -43,9 +92,14 @@ class RscIngress(wiring.Component):
     one as its slot number and the flow tag of its key (:func:`hw.rsc_layouts.flow_tag`,
     computed here as it is stored); taking it frees its place in the queue of ``depth``, but
     not its slot: the decision stage reads the descriptor itself, as long as it needs it,
-    through ``sel`` -> ``sel_data`` (asynchronous: no register, no enable between the
-    distributed RAM and the reader's own registers). A slot is rewritten only ``SLOTS -
-    depth`` frames after it was taken.
+    through ``sel``: ``sel_now`` is the part of slot ``sel`` the decision reads first
+    (:data:`EARLY_FIELDS`, asynchronous: no register, no enable between the distributed RAM
+    and the reader's own registers), ``sel_data`` the whole descriptor of the slot ``sel``
+    named in the previous cycle (the early part through a register, the rest from a memory
+    with a registered read: block RAM with ``desc_ram="block"``, where the wide fields
+    that are only compared and copied, the Ethernet header, opaque bytes and TCP options,
+    cost no distributed RAM). A slot is rewritten only ``SLOTS - depth`` frames after it was
+    taken.
 
     Latency: a descriptor is offered 5 cycles after the frame's last beat (two registered
     copies of each beat: the first for the region compares, the second for the option capture
@@ -59,20 +113,38 @@ class RscIngress(wiring.Component):
     """
 
     def __init__(self, width=8, pages=32, page_bytes=2048, opaque_bytes=64, depth=4,
-                 max_frame=2048):
+                 max_frame=2048, desc_ram="distributed"):
         self.width = check_width(width)
+        if desc_ram not in ("distributed", "block"):
+            raise ValueError(f"desc_ram must be 'distributed' or 'block', not {desc_ram!r}")
+        self.desc_ram = desc_ram
         self.pages, self.page_bytes, self.depth = pages, page_bytes, depth
         self.page_beats = page_bytes // width
         self.opaque_bytes = opaque_bytes
         self.max_frame = max_frame
         self.dlayout = desc_layout(pages, opaque_bytes)
+        self.early_opaque = min(EARLY_OPAQUE, opaque_bytes)
+        self.early_leaves, self.late_leaves = [], []
+        for path, shape in _leaves(self.dlayout):
+            if path == ("rec", "opaque"):
+                self.early_leaves.append((path, 8 * self.early_opaque))
+                if opaque_bytes > self.early_opaque:
+                    self.late_leaves.append((("rec", "opaque_late"),
+                                             8 * (opaque_bytes - self.early_opaque)))
+            elif path in EARLY_FIELDS:
+                self.early_leaves.append((path, shape))
+            elif path[0] not in ("opts", "s_udp", "s_mid"):   # (their own memories)
+                self.late_leaves.append((path, shape))
+        #: The fields of ``sel_now`` (:data:`EARLY_FIELDS`).
+        self.early_layout = _nest(self.early_leaves)
         #: Descriptor slots: the waiting ones and the one being decided, a power of 2.
         self.slots = 1 << depth.bit_length()
         super().__init__({
             "i": In(parsed_signature(width, opaque_bytes)),
             "d": Out(stream.Signature(data.StructLayout({"tag": 32,
                                                          "index": range(self.slots)}))),
-            "sel": In(range(self.slots)), "sel_data": Out(self.dlayout),
+            "sel": In(range(self.slots)), "sel_now": Out(self.early_layout),
+            "sel_data": Out(self.dlayout),
             "alloc_ok": In(1), "alloc_page": In(range(pages)), "alloc": Out(1),
             "w_en": Out(1), "w_page": Out(range(pages)), "w_beat": Out(range(self.page_beats)),
             "w_data": Out(8 * width),
@@ -88,18 +160,25 @@ class RscIngress(wiring.Component):
         # What is known at the last beat (record, page, length, tag) is stored in ``dq`` one
         # cycle later, from registers; the option bytes (``oq``) and the sums (``sq``) follow a
         # few cycles later. Each has its own write pointer; ``rp`` is the oldest waiting slot.
+        # ``dq`` holds the record's early fields (see EARLY_FIELDS) and ``lq`` the others, both
+        # written at ``wp_d``; ``lq`` and ``oq`` are read through a register (``sel_data``).
         qlayout = data.StructLayout({"rec": rsc_record_layout(self.opaque_bytes),
                                      "page": range(self.pages), "length": 17, "oversize": 1})
+        early_q = [(p, s) for p, s in self.early_leaves if p[0] not in ("s_tcp", "s_pay")]
+        dq_width = sum(Shape.cast(s).width for _, s in early_q)
+        lq_width = sum(Shape.cast(s).width for _, s in self.late_leaves)
         S = self.slots
-        m.submodules.dq = dq = Memory(shape=qlayout, depth=S, init=[])
+        late = {"ram_style": self.desc_ram}
+        m.submodules.dq = dq = Memory(shape=dq_width, depth=S, init=[])
+        m.submodules.lq = lq = Memory(shape=lq_width, depth=S, init=[], attrs=late)
         m.submodules.tq = tq = Memory(shape=32, depth=S, init=[])
-        m.submodules.oq = oq = Memory(shape=8 * OPT_BYTES, depth=S, init=[])
+        m.submodules.oq = oq = Memory(shape=8 * OPT_BYTES, depth=S, init=[], attrs=late)
         m.submodules.sq = sq = Memory(shape=64, depth=S, init=[])
-        dq_w, tq_w = dq.write_port(), tq.write_port()
+        dq_w, lq_w, tq_w = dq.write_port(), lq.write_port(), tq.write_port()
         oq_w, sq_w = oq.write_port(), sq.write_port()
         wp_d, wp_o, wp_s, rp = (Signal(range(S), name=n) for n in ("wp_d", "wp_o", "wp_s", "rp"))
-        m.d.comb += [dq_w.addr.eq(wp_d), tq_w.addr.eq(wp_d), oq_w.addr.eq(wp_o),
-                     sq_w.addr.eq(wp_s)]
+        m.d.comb += [dq_w.addr.eq(wp_d), lq_w.addr.eq(wp_d), tq_w.addr.eq(wp_d),
+                     oq_w.addr.eq(wp_o), sq_w.addr.eq(wp_s)]
         # Descriptors waiting (written or about to be: counted at the last beat, as a FIFO
         # written then would count them).
         level = Signal(range(self.depth + 1))
@@ -152,15 +231,27 @@ class RscIngress(wiring.Component):
             desc.oversize.eq(length > self.max_frame),
         ]
         # (Registered without an enable, so that the wide write port is driven by registers.)
+        def pick(view, leaves):
+            out = []
+            for path, shape in leaves:
+                if path == ("rec", "opaque"):
+                    out.append(Value.cast(view.rec.opaque)[:8 * self.early_opaque])
+                elif path == ("rec", "opaque_late"):
+                    out.append(Value.cast(view.rec.opaque)[8 * self.early_opaque:])
+                else:
+                    out.append(Value.cast(_view_at(view, path)))
+            return Cat(*out)
+
         rec_d = desc.rec
         tunnel = rec_d.off.inner_l3 != rec_d.off.l3
         m.d.sync += [
-            dq_w.data.eq(desc), dq_w.en.eq(take & p.last),
+            dq_w.data.eq(pick(desc, early_q)), lq_w.data.eq(pick(desc, self.late_leaves)),
+            dq_w.en.eq(take & p.last),
             tq_w.data.eq(flow_tag(key_words(tunnel, rec_d.cls.profile, rec_d.outer.src,
                                             rec_d.outer.dst, rec_d.inner.src, rec_d.inner.dst,
                                             rec_d.tcp.sport, rec_d.tcp.dport, rec_d.cls.flow))),
         ]
-        m.d.comb += tq_w.en.eq(dq_w.en)
+        m.d.comb += [tq_w.en.eq(dq_w.en), lq_w.en.eq(dq_w.en)]
 
         # Stage 1 (registered): the beat again, with the region bounds of its frame computed
         # from the record, for the sums and the option capture (no addition on their path).
@@ -263,17 +354,44 @@ class RscIngress(wiring.Component):
         m.d.comb += level_n.eq(level + (take & p.last) - take_d)
         m.d.sync += [rp.eq(rp_n), level.eq(level_n),
                      self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
-        dq_r, oq_r, sq_r = (q.read_port(domain="comb") for q in (dq, oq, sq))
-        out = Signal(qlayout)
+        dq_r, sq_r = (q.read_port(domain="comb") for q in (dq, sq))
+        # (Transparent: a slot is never read while it is written, see the class docstring, and
+        # yosys 0.70 otherwise delays the block RAMs' writes by a register of their width to
+        # give the reads the old data: 826 FF at W=4, C=32.)
+        lq_r = lq.read_port(domain="sync", transparent_for=(lq_w,))
+        oq_r = oq.read_port(domain="sync", transparent_for=(oq_w,))
+        m.d.comb += [q.addr.eq(self.sel) for q in (dq_r, sq_r, lq_r, oq_r)]
+        sums = {"s_tcp": sq_r.data[0:16], "s_pay": sq_r.data[16:32],
+                "s_udp": sq_r.data[32:48], "s_mid": sq_r.data[48:64]}
+        # sel_now: the early fields, as stored.
+        pos = 0
+        for path, shape in early_q:
+            w = Shape.cast(shape).width
+            m.d.comb += Value.cast(_view_at(self.sel_now, path)).eq(dq_r.data[pos:pos + w])
+            pos += w
+        m.d.comb += [self.sel_now.s_tcp.eq(sums["s_tcp"]), self.sel_now.s_pay.eq(sums["s_pay"])]
+        # sel_data: the early fields and the sums registered, the rest from the registered reads.
+        now_q = Signal(self.early_layout)
+        sums_q = Signal(64)
+        m.d.sync += [now_q.eq(self.sel_now), sums_q.eq(sq_r.data)]
+        for path, shape in early_q:
+            if path == ("rec", "opaque"):
+                continue
+            m.d.comb += Value.cast(_view_at(self.sel_data, path)).eq(
+                Value.cast(_view_at(now_q, path)))
+        pos = 0
+        opq_late = Const(0, 0)
+        for path, shape in self.late_leaves:
+            w = Shape.cast(shape).width
+            if path == ("rec", "opaque_late"):
+                opq_late = lq_r.data[pos:pos + w]
+            else:
+                m.d.comb += Value.cast(_view_at(self.sel_data, path)).eq(lq_r.data[pos:pos + w])
+            pos += w
         m.d.comb += [
-            dq_r.addr.eq(self.sel), oq_r.addr.eq(self.sel), sq_r.addr.eq(self.sel),
-            out.eq(dq_r.data),
-            self.sel_data.rec.eq(out.rec), self.sel_data.page.eq(out.page),
-            self.sel_data.length.eq(out.length), self.sel_data.oversize.eq(out.oversize),
+            self.sel_data.rec.opaque.eq(Cat(now_q.rec.opaque, opq_late)),
             self.sel_data.opts.eq(oq_r.data),
-            self.sel_data.s_tcp.eq(sq_r.data[0:16]),
-            self.sel_data.s_pay.eq(sq_r.data[16:32]),
-            self.sel_data.s_udp.eq(sq_r.data[32:48]),
-            self.sel_data.s_mid.eq(sq_r.data[48:64]),
+            self.sel_data.s_tcp.eq(sums_q[0:16]), self.sel_data.s_pay.eq(sums_q[16:32]),
+            self.sel_data.s_udp.eq(sums_q[32:48]), self.sel_data.s_mid.eq(sums_q[48:64]),
         ]
         return m

@@ -24,11 +24,12 @@ CYCLES_PER_US = 10
 CONFIG = dict(contexts=TABLE, pages=192, page_bytes=512, max_frame=2048)
 
 
-def make_dut(width, contexts, pages, page_bytes, max_frame, chain=False):
+def make_dut(width, contexts, pages, page_bytes, max_frame, chain=False,
+             desc_ram="distributed"):
     from sim.test_rsc_top import RscChainTop, RscTop
     top = RscChainTop if chain else RscTop
     return top(width, contexts=contexts, pages=pages, page_bytes=page_bytes,
-               max_frame=max_frame, cycles_per_us=CYCLES_PER_US)
+               max_frame=max_frame, cycles_per_us=CYCLES_PER_US, desc_ram=desc_ram)
 
 
 def table_bits(profiles, count=2):
@@ -234,8 +235,9 @@ def case_params():
     return p
 
 
-def _run(width, presets, cases=None, seed=1, testcase=None, chain=False, **extra):
-    cfg = dict(CONFIG, chain=chain)
+def _run(width, presets, cases=None, seed=1, testcase=None, chain=False,
+         desc_ram="distributed", **extra):
+    cfg = dict(CONFIG, chain=chain, desc_ram=desc_ram)
     settings = dict(presets=presets, cases=cases, seed=seed, **extra)
     run(lambda: make_dut(width, **cfg), dict(cfg, width=width), "sim.test_rsc",
         name=f"rsc{'-chain' if chain else ''}-w{width}", testcase=testcase,
@@ -257,9 +259,18 @@ def test_matrix_default(preset):
 
 
 def test_smoke_w4():
-    """The other width: a few cases of plain TCP and Geneve."""
+    """The other width: a few cases of plain TCP and Geneve, with the boards' descriptor
+    fields in block RAM (``desc_ram="block"``, hw.core at <= 80 MHz)."""
     _run(4, ["plain", "geneve"], cases=["equal", "large_small", "ipid_switch"],
-         testcase="matrix")
+         testcase="matrix", desc_ram="block")
+
+
+def test_desc_ram_checked():
+    from hw.rsc import RscEngine
+    from hw.rsc_ingress import RscIngress
+    for cls in (RscEngine, RscIngress):
+        with pytest.raises(ValueError, match="desc_ram must be"):
+            cls(4, desc_ram="lutram")
 
 
 @pytest.mark.long
