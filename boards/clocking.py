@@ -96,10 +96,11 @@ class CoreClocking(Elaboratable):
     ``core`` domain (declared by the top).
     """
 
-    def __init__(self, clk_in, rst_in, in_mhz, core_div=None):
+    def __init__(self, clk_in, rst_in, in_mhz, core_div=None, global_core_reset=False):
         self.clk_in = clk_in
         self.rst_in = rst_in
         self.core_div = core_div
+        self.global_core_reset = global_core_reset
         self.pll = Ecp5Pll(in_mhz, core_div)
         self.locked = Signal()
 
@@ -117,7 +118,18 @@ class CoreClocking(Elaboratable):
         m.submodules.rst_tx90 = ResetSynchronizer(arst, domain="tx90")
         if self.core_div is not None:
             m.d.comb += ClockSignal("core").eq(pll.clk_os2)
-            m.submodules.rst_core = ResetSynchronizer(arst, domain="core")
+            if self.global_core_reset:
+                # The core reset reaches nearly every core flip-flop (15,000 LSR pins): through
+                # a DCCA nextpnr routes it on a global network instead of the general routing
+                # (docs/boards.md, "ECPIX-5 NIC"). The synchroniser runs in a local copy of
+                # `core` whose reset feeds the DCCA.
+                m.domains.core_rst = ClockDomain("core_rst", local=True)
+                m.d.comb += ClockSignal("core_rst").eq(pll.clk_os2)
+                m.submodules.rst_core = ResetSynchronizer(arst, domain="core_rst")
+                m.submodules.rst_core_dcc = Instance(
+                    "DCCA", i_CLKI=ResetSignal("core_rst"), i_CE=1, o_CLKO=ResetSignal("core"))
+            else:
+                m.submodules.rst_core = ResetSynchronizer(arst, domain="core")
         # No add_clock_constraint here: nextpnr derives both PLL outputs' constraints from the
         # oscillator's (and ignores Amaranth's net-name constraints on these nets anyway).
         return m

@@ -21,4 +21,8 @@ SPEC = BoardSpec(
     led_names=("rgb_led",),
     loader_args=("-b", "ecpix5"),
     notes="one RGMII port: directions share it by configuration",
+    # Its NIC routes only with the core reset on a global network (docs/boards.md, routed
+    # 2026-12-02 at seed 1: every clock met).
+    global_core_reset=True,
+    auto_nic=True,
 )

@@ -76,6 +76,8 @@ class BoardSpec:
     # The board's NIC build (routed, seed 1) meets every clock, so "auto" builds it; a board
     # whose NIC has not been routed clean builds the MACs alone (CI builds the default).
     auto_nic: bool = False
+    # Put the core domain's reset on a global network (a DCCA; boards/clocking.py).
+    global_core_reset: bool = False
     notes: str = ""
 
 
@@ -128,7 +130,8 @@ class BoardTop(Elaboratable):
                 datapath = "nic" if self.spec.auto_nic else "mac"
         self.chosen_datapath = datapath
         core_div = self.nic["core_div"] if datapath == "nic" else None
-        m.submodules.clocking = clocking = CoreClocking(osc.i, rst, spec.osc_mhz, core_div)
+        m.submodules.clocking = clocking = CoreClocking(
+            osc.i, rst, spec.osc_mhz, core_div, global_core_reset=spec.global_core_reset)
         m.domains.sync = ClockDomain("sync")
         m.domains.tx90 = ClockDomain("tx90")
         if core_div is not None:
