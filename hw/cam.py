@@ -6,10 +6,8 @@ compare small). The owner never writes the same tag into two entries, so at most
 """
 
 from amaranth import *
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
-
-from .dup import dup_signal
 
 __all__ = ["TagCam", "lowest_set", "onehot_index"]
 
@@ -62,10 +60,6 @@ class TagCam(wiring.Component):
     sel1 : out
         ``hit1 | free_any``, registered as one bit (the select of such an owner's address
         multiplexer: one register instead of an OR in front of it).
-    sel1c, index1c : out
-        ``copies`` copies of ``sel1`` and ``index1`` (registers kept apart in synthesis,
-        :mod:`hw.dup`), for an owner whose address goes to block RAMs spread over the die: one
-        copy per group of them (with ``copies`` = 1, ``sel1`` and ``index1`` themselves).
     hit, index : out
         Result of the lookup presented two cycles earlier (latency 2; throughput one lookup
         per cycle): the parallel compare is registered, then the index of the (single) match.
@@ -88,21 +82,17 @@ class TagCam(wiring.Component):
 
     LATENCY = 2
 
-    def __init__(self, entries=32, tag_bits=32, *, copies=1):
+    def __init__(self, entries=32, tag_bits=32):
         if not 1 <= entries <= 256:
             raise ValueError(f"CAM entries must be 1..256, not {entries}")
         if tag_bits < 1:
             raise ValueError(f"tag width must be positive, not {tag_bits}")
-        if not isinstance(copies, int) or not 1 <= copies <= 16:
-            raise ValueError(f"CAM index copies must be 1..16, not {copies!r}")
         self.entries = entries
         self.tag_bits = tag_bits
-        self.copies = copies
         idx = range(max(entries, 2))
         super().__init__({
             "lookup_tag": In(tag_bits),
             "match": Out(entries), "hit1": Out(1), "index1": Out(idx), "sel1": Out(1),
-            "sel1c": Out(copies), "index1c": Out(data.ArrayLayout(idx, copies)),
             "hit": Out(1), "index": Out(idx),
             "we": In(1), "w_index": In(idx), "w_tag": In(tag_bits), "w_valid": In(1),
             "inv": In(1), "inv_index": In(idx),
@@ -131,13 +121,6 @@ class TagCam(wiring.Component):
         free_index_r = Signal(range(max(n, 2)))
         m.d.sync += [free_any_r.eq(free), free_index_r.eq(free_index),
                      self.sel1.eq(mc.any() | free)]
-        for k in range(self.copies if self.copies > 1 else 0):
-            sel_k = dup_signal(1, f"sel1_c{k}")
-            index_k = dup_signal(len(self.index1), f"index1_c{k}")
-            m.d.sync += [sel_k.eq(mc.any() | free), index_k.eq(onehot_index(mc, n))]
-            m.d.comb += [self.sel1c[k].eq(sel_k), self.index1c[k].eq(index_k)]
-        if self.copies == 1:
-            m.d.comb += [self.sel1c[0].eq(self.sel1), self.index1c[0].eq(self.index1)]
         m.d.comb += [self.valid.eq(valid), self.free_any.eq(free_any_r),
                      self.free_index.eq(free_index_r)]
         return m

@@ -17,7 +17,6 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .cam import TagCam, onehot_index
-from .dup import dup_signal
 from .checksum import ones_add, swap16, wide_sum
 from .layouts import (EthFields, Kind, Offsets, OFFSET_BITS, TCP_ACK, TCP_PSH,
                       parsed_signature)
@@ -103,36 +102,6 @@ def _half_fold(v):
 def _is_ffff(v17):
     """fold17(v) == 0xFFFF for v < 0x20000, without the additions."""
     return (v17 == 0xFFFF) | (v17 == 0x1FFFE)
-
-
-#: Column groups of the static context table (one row per context), each (and the dynamic
-#: part) with its own copy of the read address's registers (at W=8 about 42 DP16KD: 4 groups
-#: of 11). 1: no copies. With 4, placed at seed 1, the copies of the CAM's ``sel1``/``index1``
-#: and of ``oldest`` moved the long hop in front of those registers, behind the CAM's compare
-#: and the oldest-context search (94.73 MHz, docs/rsc.md), so the default is 1.
-CTX_GROUPS = 1
-
-
-class _Port:
-    """The signals of a memory port shared by several memories (enable, address, data)."""
-
-    def __init__(self, width, depth):
-        self.en = Signal()
-        self.addr = Signal(range(depth))
-        self.data = Signal(width)
-
-
-def _column_groups(width, groups, unit=36):
-    """Split ``width`` bits into at most ``groups`` slices (lo, hi) of whole ``unit``-bit
-    columns (a DP16KD is 36 bits wide at 512 words), the last one taking the rest."""
-    units = -(-width // unit)
-    per = -(-units // groups)
-    cols, lo = [], 0
-    while lo < width:
-        hi = min(lo + per * unit, width)
-        cols.append((lo, hi))
-        lo = hi
-    return cols
 
 
 def _second_row(m, prefix, then, split, rsel, rd_hi, slot):
@@ -261,8 +230,7 @@ class RscEngine(wiring.Component):
         m.submodules.ing = ing = RscIngress(W, P, self.page_bytes, self.opaque_bytes,
                                             max_frame=self.max_frame, desc_ram=self.desc_ram)
         m.submodules.emit = emit = RscEmitter(W, P, self.page_bytes, read_latency=2)
-        ngrp = 1 if self.ctx_rows == 2 or CTX_GROUPS == 1 else CTX_GROUPS + 1
-        m.submodules.cam = cam = TagCam(N, 32, copies=ngrp)
+        m.submodules.cam = cam = TagCam(N, 32)
         wiring.connect(m, wiring.flipped(self.i), ing.i)
         wiring.connect(m, emit.o, wiring.flipped(self.o))
         m.d.comb += [
@@ -319,30 +287,11 @@ class RscEngine(wiring.Component):
         split = self.ctx_rows == 2
         shalf, swidth = _halves(sl, self.ctx_rows)
         ebr = {"ram_style": "block"}
-        # With one row per context the static part is split by columns into ``CTX_GROUPS``
-        # memories (whole DP16KD each): every group, and the dynamic part, has its own copy of
-        # the read address's registers and multiplexer and of the read enable (``rsel_g``,
-        # ``rd_go_g``; kept apart in synthesis, hw/dup.py), so that no single net runs from
-        # one register to block RAMs all over the die. With two rows (``split``) one group.
-        cols = _column_groups(swidth, 1 if split else CTX_GROUPS)
-        # The static part's write port, shared by the groups, and its read data (all groups).
-        sw = _Port(swidth, self.ctx_rows * N)
-        sr_data = []
-        srs = []
-        for g, (lo, hi) in enumerate(cols):
-            mem = Memory(shape=hi - lo, depth=self.ctx_rows * N, init=[], attrs=ebr)
-            m.submodules["ctx_s" if len(cols) == 1 else f"ctx_s{g}"] = mem
-            wp, rp = mem.write_port(), mem.read_port(domain="sync")
-            m.d.comb += [wp.en.eq(sw.en), wp.addr.eq(sw.addr), wp.data.eq(sw.data[lo:hi])]
-            srs.append(rp)
-            sr_data.append(rp.data)
+        m.submodules.ctx_s = ctx_sm = Memory(shape=swidth, depth=self.ctx_rows * N, init=[],
+                                             attrs=ebr)
+        sw, sr = ctx_sm.write_port(), ctx_sm.read_port(domain="sync")
         m.submodules.ctx_d = ctx_dm = Memory(shape=dl, depth=N, init=[], attrs=ebr)
         dw_, dr_ = ctx_dm.write_port(), ctx_dm.read_port(domain="sync")
-        sr = _Port(swidth, self.ctx_rows * N)
-        m.d.comb += sr.data.eq(Cat(*sr_data))
-        # Copies of the read address and enable: one per static group, then the dynamic part's.
-        ngrp = len(srs) + 1 if len(srs) > 1 else 1
-        assert ngrp == 1 or ngrp <= cam.copies
         ctx = Signal(cl)
         rd_en = Signal()           # read the context ``rsel``: half 0 and the dynamic part
         rd_hi = Signal()           # ... its half 1 (the cycle after ``rd_en``)
@@ -352,14 +301,7 @@ class RscEngine(wiring.Component):
         rd_go = Signal()
         m.d.sync += rd_go.eq(0)
         m.d.comb += rd_en.eq(rd_go)
-        if ngrp == 1:
-            rd_go_g = [rd_go]
-        else:
-            rd_go_g = [dup_signal(1, f"rd_go_c{g}") for g in range(ngrp)]
-            m.d.sync += [r.eq(0) for r in rd_go_g]
-        for g, rp in enumerate(srs):
-            m.d.comb += rp.en.eq(rd_go_g[g] | rd_hi)
-        m.d.comb += dr_.en.eq(rd_go_g[-1])
+        m.d.comb += [sr.en.eq(rd_go | rd_hi), dr_.en.eq(rd_go)]
         m.d.sync += [ld_a.eq(rd_en), ld_b.eq(rd_hi)]
 
         def unpack(names, bits):
@@ -392,13 +334,7 @@ class RscEngine(wiring.Component):
         m.d.sync += dbg_valid.eq(cam.valid.bit_select(self.dbg_index, 1))
         m.d.comb += self.dbg_valid.eq(dbg_valid)
         rsel = Signal(range(NI))
-        if ngrp == 1:
-            rsel_g = [rsel]
-        else:
-            rsel_g = [Signal(range(NI), name=f"rsel_c{g}") for g in range(ngrp)]
-        for g, rp in enumerate(srs):
-            m.d.comb += rp.addr.eq(Cat(rd_hi, rsel_g[g]) if split else rsel_g[g])
-        m.d.comb += dr_.addr.eq(rsel_g[-1])
+        m.d.comb += [sr.addr.eq(Cat(rd_hi, rsel) if split else rsel), dr_.addr.eq(rsel)]
 
         # Allocation order: older[i][j] = context i was opened before context j. The oldest
         # valid context (eviction and pool victim) is registered (as an index) from it; a
@@ -410,10 +346,6 @@ class RscEngine(wiring.Component):
         oldest, oldest_n = Signal(range(NI)), Signal(range(NI))
         m.d.comb += oldest_n.eq(onehot_index(oh, N))
         m.d.sync += oldest.eq(oldest_n)
-        oldest_g = [oldest] if ngrp == 1 else \
-            [dup_signal(range(NI), f"oldest_c{g}") for g in range(ngrp)]
-        if ngrp > 1:
-            m.d.sync += [o.eq(oldest_n) for o in oldest_g]
 
         # Time base.
         tick = Signal(range(self.cycles_per_us))
@@ -767,28 +699,16 @@ class RscEngine(wiring.Component):
         # with the table full, the oldest context (``cam.sel1``: registered hit | free_any);
         # in X_RD the operation's slot ``xaddr`` (``xmode``: set on the way in; for the pool,
         # the oldest context as ``oldest`` will hold it in X_RD, from its next value).
-        # Every group of the table's block RAMs has its own copies of these registers
-        # (``*_c<g>``, loaded alike) and of the multiplexer.
         xmode = Signal()
         xaddr = Signal(range(NI))
         m.d.comb += rsel.eq(Mux(xmode, xaddr, Mux(cam.sel1, cam.index1, oldest)))
-        if ngrp == 1:
-            xmode_g, xaddr_g = [xmode], [xaddr]
-        else:
-            xmode_g = [dup_signal(1, f"xmode_c{g}") for g in range(ngrp)]
-            xaddr_g = [dup_signal(range(NI), f"xaddr_c{g}") for g in range(ngrp)]
-            for g in range(ngrp):
-                m.d.comb += rsel_g[g].eq(Mux(xmode_g[g], xaddr_g[g],
-                                             Mux(cam.sel1c[g], cam.index1c[g], oldest_g[g])))
 
         def start_read(x, at=None):
             """Read the table in the next cycle: at ``at`` (``x`` = 1), else at the CAM's
-            match or the oldest context (the original registers and their copies alike)."""
-            copies = ngrp > 1
-            m.d.sync += [r.eq(1) for r in [rd_go] + (rd_go_g if copies else [])]
-            m.d.sync += [v.eq(x) for v in [xmode] + (xmode_g if copies else [])]
+            match or the oldest context."""
+            m.d.sync += [rd_go.eq(1), xmode.eq(x)]
             if at is not None:
-                m.d.sync += [v.eq(at) for v in [xaddr] + (xaddr_g if copies else [])]
+                m.d.sync += xaddr.eq(at)
 
         def to_x_rd(at):
             start_read(1, at)

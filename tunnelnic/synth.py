@@ -27,8 +27,6 @@ from pathlib import Path
 
 from amaranth.back import rtlil
 
-from hw.dup import DUP_ATTR
-
 from .synth_harness import SynthHarness
 
 __all__ = ["synthesize", "run_flow", "run_tool", "format_report", "FlowError", "STOPS",
@@ -85,9 +83,6 @@ def _yosys_script(name, keep_module=None):
     lines = [f"read_rtlil {name}.il", f"hierarchy -top {name}"]
     if keep_module:
         lines.append(f"setattr -mod -set keep_hierarchy 1 {keep_module}")
-    # Register copies (hw.dup): keep the flip-flops of signals marked DUP_ATTR, which
-    # opt_merge would otherwise merge back into one.
-    lines.append(f"setattr -set keep 1 a:{DUP_ATTR} %ci1:+$dff[Q] t:$dff %i")
     lines += [
         f"synth_ecp5 -abc9 -top {name}",
         f"tee -q -o {name}.stat.json stat -json",
