@@ -77,7 +77,7 @@ def register(subparsers):
     p.add_argument("--seed", type=int, default=1, help="nextpnr placement seed")
     p.add_argument("--datapath", default="auto", choices=("auto", "nic", "mac", "standin"),
                    help="auto (default): nic on a board whose NIC routes timing-clean "
-                        "(versa), else mac; nic: the NIC core between the MACs; mac: the "
+                        "(versa, ecpix5), else mac; nic: the NIC core between the MACs; mac: the "
                         "MACs cross-connected, no core; standin: a byte repeater "
                         "(docs/boards.md)")
     p.add_argument("--nic", action="append", default=[], metavar="KEY=VALUE",
