@@ -211,8 +211,16 @@ class HeadFifo(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # In block RAM, ``no_rw_check``: yosys then maps the read (the port and ``r_data``
+        # after it, merged) to the DP16KD's own, without the logic that would give a read of
+        # the entry being written the old data (a write delayed by a register of the memory's
+        # width). That read never happens: a read (``do_read``) needs ``inner != 0``, and with
+        # 1 .. depth - 1 entries in the memory ``produce = consume + inner`` is not ``consume``.
+        attrs = {"ram_style": self.ram}
+        if self.ram == "block":
+            attrs["no_rw_check"] = 1
         m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[],
-                                                attrs={"ram_style": self.ram})
+                                                attrs=attrs)
         w_port = storage.write_port()
         r_port = storage.read_port(domain="comb")
         produce = Signal(range(self.depth))

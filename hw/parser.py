@@ -617,7 +617,12 @@ class HeaderParser(wiring.Component):
         # ---- output FIFO and join -----------------------------------------------------------
         out_layout = data.StructLayout({"data": 8 * W, "keep": W, "last": 1,
                                         "user": max(user_w, 1)})
-        m.submodules.beats = beats = StreamFifo(out_layout, depth=2 * H // W)
+        # (In block RAM either way, being deep; with queue_ram="block" a HeadFifo, same timing,
+        # whose read yosys maps without its read-first emulation, see HeadFifo.)
+        beats_depth = 2 * H // W
+        beats_ram = ("block" if self.queue_ram == "block" and not beats_depth & (beats_depth - 1)
+                     else None)
+        m.submodules.beats = beats = StreamFifo(out_layout, depth=beats_depth, ram=beats_ram)
         # Room in both output queues, registered (a cycle late: one more entry of margin).
         # (One register for both: one input less on stage I's take decision.)
         room = Signal()

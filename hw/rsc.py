@@ -280,18 +280,31 @@ class RscEngine(wiring.Component):
         # ``ctx``; the read ports hold their data between reads). An open writes half 0 in
         # the deciding cycle and half 1, from a registered copy, in the next. Writes and the
         # reads that depend on them are sequenced by the state machine, so the ports need no
-        # transparency.
+        # transparency; and no read is ever enabled in a cycle the table is written: the
+        # writes are in DEC (an open: half 0 and the dynamic part) and the cycle after it
+        # (an open's half 1, a merge's dynamic part, ``wb``), the reads in RD / X_RD and the
+        # cycle after (``rd_go``, ``rd_hi``), at least 2 cycles after DEC (DEC -> CAM or
+        # IDLE -> RD or X_RD) and 4 before the next DEC (RD, RD2, [RD3,] CMP, CMP2). So the
+        # two memories have ``no_rw_check`` and combinational read ports followed by
+        # registers with the read enables (``sr_q``, ``dr_q``): yosys merges those into the
+        # ports and honours the attribute only then (memory_dff), mapping the reads to plain
+        # DP16KD reads; a synchronous read port instead gets yosys's read-first emulation
+        # (the writes delayed by a register of the memory's width, and a bypass).
         cl = ctx_layout(P, self.opaque_bytes)
         sl = _sub_layout(cl, CTX_DYNAMIC, False)
         dl = _sub_layout(cl, CTX_DYNAMIC, True)
         split = self.ctx_rows == 2
         shalf, swidth = _halves(sl, self.ctx_rows)
         ebr = {"ram_style": "block"}
+        ebr_nrw = {"ram_style": "block", "no_rw_check": 1}
         m.submodules.ctx_s = ctx_sm = Memory(shape=swidth, depth=self.ctx_rows * N, init=[],
-                                             attrs=ebr)
-        sw, sr = ctx_sm.write_port(), ctx_sm.read_port(domain="sync")
-        m.submodules.ctx_d = ctx_dm = Memory(shape=dl, depth=N, init=[], attrs=ebr)
-        dw_, dr_ = ctx_dm.write_port(), ctx_dm.read_port(domain="sync")
+                                             attrs=ebr_nrw)
+        sw, sr = ctx_sm.write_port(), ctx_sm.read_port(domain="comb")
+        m.submodules.ctx_d = ctx_dm = Memory(shape=dl, depth=N, init=[], attrs=ebr_nrw)
+        dw_, dr_ = ctx_dm.write_port(), ctx_dm.read_port(domain="comb")
+        # (No reset, as a synchronous read port's data had none: nothing to emulate.)
+        sr_q = Signal(swidth, reset_less=True)
+        dr_q = Signal(dl, reset_less=True)
         ctx = Signal(cl)
         rd_en = Signal()           # read the context ``rsel``: half 0 and the dynamic part
         rd_hi = Signal()           # ... its half 1 (the cycle after ``rd_en``)
@@ -301,7 +314,10 @@ class RscEngine(wiring.Component):
         rd_go = Signal()
         m.d.sync += rd_go.eq(0)
         m.d.comb += rd_en.eq(rd_go)
-        m.d.comb += [sr.en.eq(rd_go | rd_hi), dr_.en.eq(rd_go)]
+        with m.If(rd_go | rd_hi):
+            m.d.sync += sr_q.eq(sr.data)
+        with m.If(rd_go):
+            m.d.sync += dr_q.eq(dr_.data)
         m.d.sync += [ld_a.eq(rd_en), ld_b.eq(rd_hi)]
 
         def unpack(names, bits):
@@ -314,8 +330,8 @@ class RscEngine(wiring.Component):
 
         for k, ld in ((0, ld_a), (1, ld_b)):
             with m.If(ld):
-                m.d.sync += [getattr(ctx, n).eq(v) for n, v in unpack(shalf[k], sr.data)]
-        m.d.sync += [getattr(ctx, n).eq(getattr(dr_.data, n)) for n, _ in dl]
+                m.d.sync += [getattr(ctx, n).eq(v) for n, v in unpack(shalf[k], sr_q)]
+        m.d.sync += [getattr(ctx, n).eq(getattr(dr_q, n)) for n, _ in dl]
         # The debug view reads small copies (tag, MSS and key with the static part; next seq
         # and count with the dynamic one), so the wide table keeps a single read port.
         dbgs_l = data.StructLayout({"tag": 32, "mss": 16, "key0": 4, "key": 6 * 32})
@@ -358,7 +374,7 @@ class RscEngine(wiring.Component):
         # the flush it starts does not wait behind a subtraction and a compare.
         now_next = Mux(tick == self.cycles_per_us - 1, now + 1, now)[:16]
         expired = Signal()
-        m.d.sync += expired.eq((now_next - dr_.data.start)[:16] >= self.timeout_us)
+        m.d.sync += expired.eq((now_next - dr_q.start)[:16] >= self.timeout_us)
 
         # --- the packet being decided (``cur``) and what is derived from it ----------------
         # The descriptor stays in the ingress's slot ``cur_idx`` while it is decided: ``cur`` is

@@ -169,6 +169,9 @@ class RscIngress(wiring.Component):
         lq_width = sum(Shape.cast(s).width for _, s in self.late_leaves)
         S = self.slots
         late = {"ram_style": self.desc_ram}
+        if self.desc_ram == "block":
+            # (Reads may return anything at a collision: see the read ports below.)
+            late["no_rw_check"] = 1
         m.submodules.dq = dq = Memory(shape=dq_width, depth=S, init=[])
         m.submodules.lq = lq = Memory(shape=lq_width, depth=S, init=[], attrs=late)
         m.submodules.tq = tq = Memory(shape=32, depth=S, init=[])
@@ -355,11 +358,30 @@ class RscIngress(wiring.Component):
         m.d.sync += [rp.eq(rp_n), level.eq(level_n),
                      self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
         dq_r, sq_r = (q.read_port(domain="comb") for q in (dq, sq))
-        # (Transparent: a slot is never read while it is written, see the class docstring, and
-        # yosys 0.70 otherwise delays the block RAMs' writes by a register of their width to
-        # give the reads the old data: 826 FF at W=4, C=32.)
-        lq_r = lq.read_port(domain="sync", transparent_for=(lq_w,))
-        oq_r = oq.read_port(domain="sync", transparent_for=(oq_w,))
+        # ``lq`` and ``oq`` are read through a register, so what a read returns while its slot
+        # is written does not matter if that never happens while the data is used: ``sel`` is
+        # the slot being decided (``RscEngine``'s ``cur_idx``), taken from ``d``, so written
+        # (all three parts) before it was offered; from the take on ``rp`` is the slot after
+        # it, and the slots written (``wp_d``, ``wp_o``) are those of the at most ``depth``
+        # descriptors waiting, ``rp .. rp + depth - 1`` (``room``), never ``rp - 1`` since
+        # ``depth < S``. (Before the first take ``sel`` is 0 and may be written; nothing reads
+        # ``sel_data`` then.) So the block RAM form has ``no_rw_check`` and a combinational
+        # read port with a register after it: yosys honours the attribute only when it merges
+        # that register into the port (memory_dff), and then maps the read to the DP16KD's own
+        # (any other form costs the write delay or the bypass multiplexer that give a read of
+        # the slot being written a defined value: about 820 FF or 750 LUT4 at W=4, C=32).
+        # The distributed RAM form keeps a transparent synchronous read (a registered address
+        # before the LUT RAM: no bypass, and the read data straight from the RAM's cells).
+        if self.desc_ram == "block":
+            lq_r, oq_r = (q.read_port(domain="comb") for q in (lq, oq))
+            # (No reset, as the synchronous read port's data had none: nothing to emulate.)
+            lq_data = Signal(lq_width, reset_less=True)
+            oq_data = Signal(8 * OPT_BYTES, reset_less=True)
+            m.d.sync += [lq_data.eq(lq_r.data), oq_data.eq(oq_r.data)]
+        else:
+            lq_r = lq.read_port(domain="sync", transparent_for=(lq_w,))
+            oq_r = oq.read_port(domain="sync", transparent_for=(oq_w,))
+            lq_data, oq_data = lq_r.data, oq_r.data
         m.d.comb += [q.addr.eq(self.sel) for q in (dq_r, sq_r, lq_r, oq_r)]
         sums = {"s_tcp": sq_r.data[0:16], "s_pay": sq_r.data[16:32],
                 "s_udp": sq_r.data[32:48], "s_mid": sq_r.data[48:64]}
@@ -384,13 +406,13 @@ class RscIngress(wiring.Component):
         for path, shape in self.late_leaves:
             w = Shape.cast(shape).width
             if path == ("rec", "opaque_late"):
-                opq_late = lq_r.data[pos:pos + w]
+                opq_late = lq_data[pos:pos + w]
             else:
-                m.d.comb += Value.cast(_view_at(self.sel_data, path)).eq(lq_r.data[pos:pos + w])
+                m.d.comb += Value.cast(_view_at(self.sel_data, path)).eq(lq_data[pos:pos + w])
             pos += w
         m.d.comb += [
             self.sel_data.rec.opaque.eq(Cat(now_q.rec.opaque, opq_late)),
-            self.sel_data.opts.eq(oq_r.data),
+            self.sel_data.opts.eq(oq_data),
             self.sel_data.s_tcp.eq(sums_q[0:16]), self.sel_data.s_pay.eq(sums_q[16:32]),
             self.sel_data.s_udp.eq(sums_q[32:48]), self.sel_data.s_mid.eq(sums_q[48:64]),
         ]
