@@ -59,3 +59,33 @@ def test_random_wide(width):
 def test_signed_rejected():
     with pytest.raises(TypeError):
         lt_const(Signal(signed(4)), 3)
+
+
+@pytest.mark.parametrize("width", [1, 4, 8])
+def test_region_lanes(width):
+    """hw.capture.region_lanes: lane j of beat b is in [lo, hi) iff lo <= b * W + j < hi."""
+    from hw.capture import region_lanes
+    m = Module()
+    beat, lo, hi = Signal(16), Signal(17), Signal(17)
+    mask = Signal(width)
+    m.d.comb += mask.eq(Cat(*region_lanes(m, width=width, start=lo, end=hi, beat=beat)))
+    rng = random.Random(width)
+    errors = []
+
+    async def bench(ctx):
+        for _ in range(1500):
+            b = rng.randrange(1 << 16) if rng.random() < 0.1 else rng.randrange(40)
+            base = b * width + rng.randrange(-2 * width, 2 * width)
+            lv = min(max(base, 0), (1 << 17) - 1)
+            hv = min(max(lv + rng.randrange(-2, 3 * width), 0), (1 << 17) - 1)
+            ctx.set(beat, b)
+            ctx.set(lo, lv)
+            ctx.set(hi, hv)
+            want = sum(1 << j for j in range(width) if lv <= b * width + j < hv)
+            if ctx.get(mask) != want:
+                errors.append((b, lv, hv, ctx.get(mask), want))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    assert not errors, errors[:10]
