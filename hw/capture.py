@@ -8,13 +8,18 @@ the stage; bytes never seen (past the end of the frame) read as zero.
 
 Cost per captured byte: one compare of a small constant against ``beat - start // W`` and a
 W:1 lane multiplexer shared by every byte at the same ``start % W`` phase.
+Region lane masks (:func:`region_lanes`, used by :func:`region_sum` and RSC's ingress)
+compare the beat index once per bound and the lane against the bound's remainder, the latter
+as plain logic (:mod:`hw.compare`).
 """
 
 from amaranth import *
 
 from .checksum import beat_words
+from .compare import gt_const, le_const
 
-__all__ = ["capture_region", "capture_selects", "capture_byte", "region_sum", "beat_index_bits"]
+__all__ = ["capture_region", "capture_selects", "capture_byte", "region_lanes", "region_sum",
+           "beat_index_bits"]
 
 
 def beat_index_bits(width, limit=1024):
@@ -132,6 +137,24 @@ def capture_region(m, *, width, count, start, beat, lanes, take, first, gate=1, 
     return regs, nexts
 
 
+def region_lanes(m, *, width, start, end, beat, name="region"):
+    """Which lanes of beat ``beat`` hold bytes ``[start, end)`` of the packet: a list of W
+    1-bit values (combinational). The beat index is compared once per bound (``beat`` against
+    ``start // W`` and ``end // W``: one ordered compare and one equality each), the lane
+    against the remainders as constant compares in plain logic (:mod:`hw.compare`), instead of
+    each byte's position against both bounds (2 W ordered compares of full width)."""
+    lw = (width - 1).bit_length()
+    start, end = Value.cast(start), Value.cast(end)
+    sb, sr = start[lw:], start[:lw]
+    eb, er = end[lw:], end[:lw]
+    after_s, at_s = Signal(name=f"{name}_after_s"), Signal(name=f"{name}_at_s")
+    before_e, at_e = Signal(name=f"{name}_before_e"), Signal(name=f"{name}_at_e")
+    m.d.comb += [after_s.eq(beat > sb), at_s.eq(beat == sb),
+                 before_e.eq(beat < eb), at_e.eq(beat == eb)]
+    return [(after_s | (at_s & le_const(sr, i))) & (before_e | (at_e & gt_const(er, i)))
+            for i in range(width)]
+
+
 def region_sum(m, *, width, start, end, beat, data, take, first, gate=1, name="sum"):
     """Running (unfolded) one's-complement sum of bytes ``[start, end)`` of the packet.
 
@@ -143,17 +166,9 @@ def region_sum(m, *, width, start, end, beat, data, take, first, gate=1, name="s
     cycle *after* the region's last beat was taken; add them (:func:`hw.checksum.wide_sum`) and
     fold. ``gate`` low excludes the beat.
     """
-    lw = (width - 1).bit_length()
-    start, end = Value.cast(start), Value.cast(end)
-    sb, sr = start[lw:], start[:lw]
-    eb, er = end[lw:], end[:lw]
-    after_s, at_s = Signal(name=f"{name}_after_s"), Signal(name=f"{name}_at_s")
-    before_e, at_e = Signal(name=f"{name}_before_e"), Signal(name=f"{name}_at_e")
-    m.d.comb += [after_s.eq(beat > sb), at_s.eq(beat == sb),
-                 before_e.eq(beat < eb), at_e.eq(beat == eb)]
     mask = Signal(width, name=f"{name}_mask")
-    m.d.sync += mask.eq(Cat(*(gate & (after_s | (at_s & (sr <= i))) &
-                              (before_e | (at_e & (er > i))) for i in range(width))))
+    lanes = region_lanes(m, width=width, start=start, end=end, beat=beat, name=name)
+    m.d.sync += mask.eq(Cat(*(gate & lane for lane in lanes)))
     k_data = Signal(8 * width, name=f"{name}_k_data")
     k_take, k_first = Signal(name=f"{name}_k_take"), Signal(name=f"{name}_k_first")
     m.d.sync += [k_data.eq(data), k_take.eq(take), k_first.eq(first)]

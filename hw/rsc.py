@@ -18,6 +18,7 @@ from amaranth.lib.wiring import In, Out
 
 from .cam import TagCam, onehot_index
 from .checksum import ones_add, swap16, wide_sum
+from .compare import gt_const, le_const, lt_const
 from .layouts import (EthFields, Kind, Offsets, OFFSET_BITS, TCP_ACK, TCP_PSH,
                       parsed_signature)
 from .pool import PagePool
@@ -441,13 +442,13 @@ class RscEngine(wiring.Component):
                     ~off_a.inner_l3[0] & ~now_.oversize & (pl_a != 0) &
                     ((flags_a == TCP_ACK) | (flags_a == TCP_ACK | TCP_PSH)) &
                     (rec_a.tcp.rsv == 0) &
-                    ~(is_tun & (rec_a.cls.opaque_len > self.opaque_bytes)) &
+                    ~(is_tun & gt_const(rec_a.cls.opaque_len, self.opaque_bytes)) &
                     ~(is_tun & rec_a.outer.gre &
                       ((opq_a[0] & GRE_CS_BITS) != 0)))
         cbase_a = reg("cbase_a", kind_ok & rec_a.outer.csum_ok & rec_a.inner.csum_ok)
         udp_chk_a = reg("udp_chk_a", is_tun & rec_a.cls.udp)
         u_zero_a = reg("u_zero_a", (opq_a[6] == 0) & (opq_a[7] == 0))
-        opq_mask_a = reg("opq_mask_a", Cat((rec_a.cls.opaque_len <= k) |
+        opq_mask_a = reg("opq_mask_a", Cat(le_const(rec_a.cls.opaque_len, k) |
                                            (rec_a.cls.udp if 4 <= k < 8 else 0)
                                            for k in range(self.opaque_bytes)))
         # b
@@ -598,7 +599,7 @@ class RscEngine(wiring.Component):
         issue = Signal()
         push = Signal()
         m.d.sync += [j0.v.eq(0), inflight.eq(inflight + issue - push),
-                     room.eq(jq.level + inflight + issue < self.JOB_DEPTH - 1)]
+                     room.eq(lt_const(jq.level + inflight + issue, self.JOB_DEPTH - 1))]
         self._job_pipeline(m, j0, ctx, updc, jq, push)
         pjob = Signal(jl)
         m.d.comb += [

@@ -9,6 +9,7 @@ from amaranth import *
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .compare import above, gt_const, le_const, lt_const
 from .layouts import OFFSET_BITS
 from .rsc_layouts import RxMeta
 from .stream import check_width, packet_layout
@@ -123,7 +124,7 @@ class RscEmitter(wiring.Component):
         credit = Signal(init=1)
         used_n = Signal.like(used)
         m.d.comb += used_n.eq(used + issued - q.r_en)
-        m.d.sync += [used.eq(used_n), credit.eq(used_n < self.DEPTH - 1)]
+        m.d.sync += [used.eq(used_n), credit.eq(lt_const(used_n, self.DEPTH - 1))]
 
         # The current segment, computed when it starts: first beat's start lane ``s0`` (0
         # for a segment that starts the frame), the beats ``left`` after the current one
@@ -152,14 +153,16 @@ class RscEmitter(wiring.Component):
                          c_last.eq(end[:lw] + 1 if lw else 1), last_seg.eq(is_last)]
 
         cur = Signal(info)
+        cur_end = Signal(range(W + 1))                # cur.s + cur.c
         m.d.comb += [
+            cur_end.eq(Mux(seg_done, c_last, W)),
             cur.s.eq(Mux(at_first, s0, 0)),
-            cur.c.eq(Mux(seg_done, c_last, W) - Mux(at_first, s0, 0)),
+            cur.c.eq(cur_end - Mux(at_first, s0, 0)),
             cur.last.eq(seg_done & last_seg),
             cur.patch.eq((job.kind == JOB_AGG) & (seg == 0)),
             cur.meta.eq(job.meta),
         ]
-        m.d.comb += cur.lm.eq(Cat((j >= cur.s) & (j < cur.s + cur.c) for j in range(W)))
+        m.d.comb += cur.lm.eq(Cat(le_const(cur.s, j) & gt_const(cur_end, j) for j in range(W)))
         psel = []
         for i, (_, _, en) in enumerate(patch_list(job)):
             hit = cur.patch & en & (beat == pbeat[i])
@@ -215,7 +218,7 @@ class RscEmitter(wiring.Component):
         def start(nxt):
             m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
                          seg.eq(0), grab.eq(1), pend.eq(pb == 0)]
-            seg_bounds(Const(0, 17), nxt.length, (nxt.kind == JOB_RAW) | (nxt.count <= 1))
+            seg_bounds(Const(0, 17), nxt.length, (nxt.kind == JOB_RAW) | le_const(nxt.count, 1))
             for i, (at, _, _) in enumerate(patch_list(nxt)):
                 at = Value.cast(at)[:17]
                 m.d.sync += [pbeat[i].eq(at[lw:]), pword[i].eq(at[1:lw] if lw > 1 else 0)]
@@ -290,7 +293,7 @@ class RscEmitter(wiring.Component):
         aligned = d2m >> (info2.s * 8)
         qin = Signal(entry)
         m.d.comb += [qin.data.eq(Mux(info2.patch, patched, aligned)), qin.c.eq(info2.c),
-                     qin.th.eq(Cat(info2.c > k for k in range(W))),
+                     qin.th.eq(above(info2.c, W)),
                      qin.last.eq(info2.last), qin.meta.eq(info2.meta),
                      q.w_data.eq(qin), q.w_en.eq(v2)]
 

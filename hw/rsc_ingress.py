@@ -11,8 +11,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from .capture import capture_region, capture_selects
+from .capture import capture_region, capture_selects, region_lanes
 from .checksum import ChecksumAccumulator
+from .compare import above, gt_const, lt_const
 from .layouts import parsed_signature
 from .rsc_layouts import OPT_BYTES, flow_tag, key_words, rsc_record, rsc_record_layout
 from .stream import check_width, keep_count
@@ -201,8 +202,10 @@ class RscIngress(wiring.Component):
         store, new_page, room = Signal(init=1), Signal(init=1), Signal(init=1)
         beat_n = Signal(16)
         level_n = Signal(range(self.depth + 1))
-        m.d.sync += [store.eq(beat_n * W < self.max_frame),
-                     new_page.eq((beat_n * W < self.max_frame) & (beat_n[:pb] == 0)),
+        assert self.max_frame % W == 0
+        fits_n = lt_const(beat_n, self.max_frame // W)     # beat_n * W < max_frame
+        m.d.sync += [store.eq(fits_n),
+                     new_page.eq(fits_n & (beat_n[:pb] == 0)),
                      room.eq(level_n != self.depth)]
         m.d.comb += self.i.ready.eq((in_pkt | room) & (~new_page | self.alloc_ok))
         take = self.i.valid & self.i.ready
@@ -231,7 +234,7 @@ class RscIngress(wiring.Component):
             desc.rec.eq(rsc_record(rec)),
             desc.page.eq(frame_page),
             desc.length.eq(length),
-            desc.oversize.eq(length > self.max_frame),
+            desc.oversize.eq(gt_const(length, self.max_frame)),
         ]
         # (Registered without an enable, so that the wide write port is driven by registers.)
         def pick(view, leaves):
@@ -280,10 +283,10 @@ class RscIngress(wiring.Component):
         nopt = Signal(signed(12))
         m.d.sync += nopt.eq(off.payload - off.l4 - 20)
 
-        pos = [Cat(Const(j, lw), beat1) if lw else beat1 for j in range(W)]
-
-        def region(lo, hi):
-            return Cat((pos[j] >= lo) & (pos[j] < hi) & keep1[j] for j in range(W))
+        def region(lo, hi, name):
+            # (The beat index against each bound once, the lane against its remainder.)
+            lanes = region_lanes(m, width=W, start=lo, end=hi, beat=beat1, name=name)
+            return Cat(lane & keep1[j] for j, lane in enumerate(lanes))
 
         # Stage 2 (registered): the beat once more, with its region masks (the compares of
         # stage 1), for the checksum accumulators and the option capture.
@@ -291,10 +294,10 @@ class RscIngress(wiring.Component):
         d2 = Signal(8 * W)
         m.d.sync += [v2.eq(v1), first2.eq(first1), last2.eq(last1), d2.eq(d1)]
         masks = {
-            "s_tcp": region(b["l4"], b["ipend"]),
-            "s_pay": region(b["payload"], b["ipend"]),
-            "s_udp": region(b["opaque"], b["oend"]),
-            "s_mid": region(b["mid"], b["inner_l3"]),
+            "s_tcp": region(b["l4"], b["ipend"], "r_s_tcp"),
+            "s_pay": region(b["payload"], b["ipend"], "r_s_pay"),
+            "s_udp": region(b["opaque"], b["oend"], "r_s_udp"),
+            "s_mid": region(b["mid"], b["inner_l3"], "r_s_mid"),
         }
         # The sums are written to ``sq`` the cycle after the descriptor is offered (``d.valid``
         # counts them written one cycle earlier, through ``wp_sa``, as before stage 2 was
@@ -330,8 +333,8 @@ class RscIngress(wiring.Component):
         nopt_pos = ~nopt[-1]
         nopt_big = nopt[6:-1].any()
         assert OPT_BYTES <= 64
-        m.d.sync += [omask2.eq(Cat(nopt_pos & (nopt_big | (nopt[:6] > k))
-                                   for k in range(OPT_BYTES))),
+        m.d.sync += [omask2.eq(Cat(nopt_pos & (nopt_big | gt_k)
+                                   for gt_k in above(nopt[:6], OPT_BYTES))),
                      v3.eq(v2 & last2), omask3.eq(omask2)]
         lanes = [d2.word_select(j, 8) for j in range(W)]
         opt_regs, _ = capture_region(m, width=W, count=OPT_BYTES, start=None, beat=None,
