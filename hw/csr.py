@@ -278,11 +278,10 @@ class CsrBlock(wiring.Component):
         # Spacing of r_stb: AxiLiteSlave, read_latency + 3 cycles.
         m.submodules.counters = bank = CounterBank(
             [len(inc) for inc in incs], read_spacing=self.read_latency + 3)
-        # The counter's index as a nested Mux (a pure expression, no OR tree of constants: that
-        # crashed yosys's ABC).
-        index = C(0, len(bank.rd_idx))
-        for k in range(len(sels) - 1, 0, -1):
-            index = Mux(sels[k], k, index)
+        # The counter's index from the one-hot selects, a wide OR per index bit (shallow, no
+        # priority chain; and no OR tree of Mux(sel, k, 0) constants: that crashed yosys's ABC).
+        index = Cat(Cat(C(0, 1), *(sel for k, sel in enumerate(sels) if k >> b & 1)).any()
+                    for b in range(len(bank.rd_idx)))
         for k, inc in enumerate(incs):
             m.d.comb += bank.inc[f"c{k}"].eq(inc)
         m.d.comb += [bank.rd_stb.eq(port.r_stb & Cat(*sels).any()), bank.rd_idx.eq(index)]
