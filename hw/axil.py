@@ -6,12 +6,15 @@ specification (``awaddr``, ``wdata``, ``bresp``...), so cocotbext-axi binds to t
 Verilog names with the prefix ``bus_`` (``bus__awaddr``).
 
 :class:`AxiLiteSlave` turns the bus into a :func:`RegisterPortSignature` request: one cycle of
-``r_stb`` or ``w_stb`` with ``addr`` (and ``w_data``/``w_strb``), answered on the next cycle by
-``r_data`` and ``err``. ``err`` becomes SLVERR (``0b10``); the register side guarantees that
+``r_stb`` or ``w_stb`` with ``addr`` (and ``w_data``/``w_strb``), answered by ``r_data`` and
+``err``: a write on the next cycle, a read ``read_latency`` cycles after ``r_stb`` (default 1,
+the next cycle; :class:`hw.csr.CsrBlock` with counters in block RAM needs 3). The register side
+holds ``r_data``/``err`` until its next access. ``err`` becomes SLVERR (``0b10``); the register side guarantees that
 an erroring access changed nothing.
 
-Latency: address accepted -> response valid in 3 cycles. Throughput: one access per 4 cycles
-plus the master's own ready/valid delays (a control bus; nothing here is on the datapath).
+Latency: address accepted -> response valid in 3 cycles (a read: ``read_latency + 2``).
+Throughput: one access per 4 cycles (a read per ``read_latency + 3``; ``r_stb`` at least that
+many cycles apart) plus the master's own ready/valid delays (a control bus; nothing here is on the datapath).
 Reads and writes alternate when both are pending, so neither starves. Backpressure: the
 response is held until ``rready``/``bready``. Reset: idle, no response pending.
 """
@@ -52,9 +55,12 @@ def RegisterPortSignature(addr_width, data_width=32):
 class AxiLiteSlave(wiring.Component):
     """AXI4-Lite slave -> register port; see module docstring."""
 
-    def __init__(self, addr_width, data_width=32):
+    def __init__(self, addr_width, data_width=32, *, read_latency=1):
+        if read_latency < 1:
+            raise ValueError(f"read_latency must be at least 1, not {read_latency}")
         self.addr_width = addr_width
         self.data_width = data_width
+        self.read_latency = read_latency
         super().__init__({
             "bus": In(AxiLiteSignature(addr_width, data_width)),
             "reg": Out(RegisterPortSignature(addr_width, data_width)),
@@ -89,7 +95,10 @@ class AxiLiteSlave(wiring.Component):
                     m.next = "WRITE"
             with m.State("READ"):
                 m.d.comb += reg.r_stb.eq(1)
-                m.next = "READ_DATA"
+                m.next = "READ_WAIT1" if self.read_latency > 1 else "READ_DATA"
+            for i in range(1, self.read_latency):
+                with m.State(f"READ_WAIT{i}"):
+                    m.next = f"READ_WAIT{i + 1}" if i + 1 < self.read_latency else "READ_DATA"
             with m.State("READ_DATA"):
                 m.d.sync += [rdata.eq(Mux(reg.err, 0, reg.r_data)),
                              rresp.eq(Mux(reg.err, SLVERR, OKAY))]

@@ -71,7 +71,8 @@ class NicCore(wiring.Component):
         The core clock (Hz): the UART bridge's bit timing and RSC's microsecond timer; at
         80 MHz or less the parsers keep their decision queues and elastic lines in block RAM
         (``HeaderParser(queue_ram="block")``, same behaviour, fewer LUTs), and RSC the
-        descriptor fields it reads a cycle late (``RscEngine(desc_ram="block")``).
+        descriptor fields it reads a cycle late (``RscEngine(desc_ram="block")``), and the CSR
+        block its counters (``CsrBlock(counters="block")``, reads 2 cycles slower).
     board : bool
         Expose the :data:`BOARD_GROUPS` registers as ``ext_cfg``/``ext_sts``/``ext_events``.
     host_max_frame : int or None
@@ -93,7 +94,8 @@ class NicCore(wiring.Component):
         self.control = control
         self.clk_freq, self.baud, self.uart_timeout = clk_freq, baud, uart_timeout
         self.csr = CsrBlock({"W": width, "P": profiles, "N": contexts, "POOL": pool_pages,
-                             "WINDOW": header_window, "OPAQUE": opaque_bytes})
+                             "WINDOW": header_window, "OPAQUE": opaque_bytes},
+                            counters="block" if clk_freq <= 80_000_000 else "ff")
         if control == "uart":
             from .uart_bridge import UartBridge
             self.bridge = UartBridge(clk_freq, baud, self.csr.addr_width, timeout=uart_timeout)

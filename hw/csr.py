@@ -23,9 +23,15 @@ SLVERR and change nothing (in particular, an erroring read clears no counter). C
 successful read, which returns the count before the clear; an increment arriving in the cycle of
 the read is kept for the next read, so no event is ever lost.
 
-Latency: AXI4-Lite address -> response 3 cycles (:class:`hw.axil.AxiLiteSlave`); a written
-``cfg`` value is visible the cycle after the register port's write strobe. Reset: every field
-takes its RDL reset value, counters 0.
+Counters are built one of two ways (``CsrBlock(counters=...)``, same behaviour): ``"ff"``
+(default) a 32-bit flip-flop counter each (:func:`read_clear_counter`); ``"block"`` all counts
+in one block RAM behind small flip-flop pre-counters (:class:`hw.counter_bank.CounterBank`; the
+NIC core picks it at 80 MHz or less).
+
+Latency: AXI4-Lite address -> response 3 cycles (:class:`hw.axil.AxiLiteSlave`), a read 5
+cycles with ``counters="block"`` (every register's, the bank answers 3 cycles after the register
+port's ``r_stb``: ``CsrBlock.read_latency``); a written ``cfg`` value is visible the cycle after
+the register port's write strobe. Reset: every field takes its RDL reset value, counters 0.
 """
 
 from amaranth import *
@@ -33,6 +39,7 @@ from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from .axil import AxiLiteSignature, AxiLiteSlave
+from .counter_bank import CounterBank
 
 __all__ = ["CsrBlock", "read_clear_counter", "map_layout", "struct_value", "leaf_paths",
            "sub_layout", "view_at"]
@@ -189,10 +196,16 @@ class CsrBlock(wiring.Component):
     params : dict
         Register map parameters (``W``, ``P``, ``N``, ``POOL``, ``WINDOW``, ``OPAQUE``); missing
         ones take :data:`tunnelnic.regmap.DEFAULTS`.
+    counters : str
+        ``"ff"`` (flip-flop counters) or ``"block"`` (a :class:`hw.counter_bank.CounterBank`).
     """
 
-    def __init__(self, params=None):
+    def __init__(self, params=None, *, counters="ff"):
         from tunnelnic.regmap import compile_map
+        if counters not in ("ff", "block"):
+            raise ValueError(f"counters must be 'ff' or 'block', not {counters!r}")
+        self.counters = counters
+        self.read_latency = 3 if counters == "block" else 1
         self.regmap = compile_map(params)
         self.addr_width = max(12, (self.regmap.size - 1).bit_length())
         members = {"bus": In(AxiLiteSignature(self.addr_width))}
@@ -204,7 +217,7 @@ class CsrBlock(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.axil = axil = AxiLiteSlave(self.addr_width)
+        m.submodules.axil = axil = AxiLiteSlave(self.addr_width, read_latency=self.read_latency)
         wiring.connect(m, wiring.flipped(self.bus), axil.bus)
         port = axil.reg
         word_addr = port.addr[2:]
@@ -218,6 +231,7 @@ class CsrBlock(wiring.Component):
         # Pure expressions (no default-then-override comb processes): Icarus' always_comb
         # can loop forever on those when they feed a register's next-value logic.
         readable_hits, writable_hits, read_terms = [], [], []
+        self._bank_counters = []          # (selected, increment) of each counter, counters="block"
 
         for reg in self.regmap:
             selected = word_addr == (reg.address >> 2)
@@ -250,7 +264,27 @@ class CsrBlock(wiring.Component):
         ]
         with m.If(port.r_stb | port.w_stb):
             m.d.sync += [r_data.eq(Mux(hit_err, 0, read_value)), err.eq(hit_err)]
+        if self._bank_counters:
+            self._counter_bank(m, port)
+            with m.If(m.submodules.counters.rd_valid):
+                m.d.sync += r_data.eq(m.submodules.counters.rd_data)
         return m
+
+    def _counter_bank(self, m, port):
+        """The counters in block RAM: a read of counter k takes k's drain slot; the bank's count
+        reaches ``r_data`` 3 cycles after ``r_stb`` (the other registers' reads wait as long)."""
+        sels = [sel for sel, _ in self._bank_counters]
+        incs = [inc for _, inc in self._bank_counters]
+        # Spacing of r_stb: AxiLiteSlave, read_latency + 3 cycles.
+        m.submodules.counters = bank = CounterBank(
+            [len(inc) for inc in incs], read_spacing=self.read_latency + 3)
+        # The counter's index from the one-hot selects, a wide OR per index bit (shallow, no
+        # priority chain; and no OR tree of Mux(sel, k, 0) constants: that crashed yosys's ABC).
+        index = Cat(Cat(C(0, 1), *(sel for k, sel in enumerate(sels) if k >> b & 1)).any()
+                    for b in range(len(bank.rd_idx)))
+        for k, inc in enumerate(incs):
+            m.d.comb += bank.inc[f"c{k}"].eq(inc)
+        m.d.comb += [bank.rd_stb.eq(port.r_stb & Cat(*sels).any()), bank.rd_idx.eq(index)]
 
     def _field_signal(self, m, reg, f, selected, port, bytemask):
         """Storage/logic of one field; returns the value software reads (or None)."""
@@ -261,6 +295,9 @@ class CsrBlock(wiring.Component):
             m.d.comb += _nav(self.cfg, reg.path + (f"{f.name}_swacc",)).eq(ok_read)
         if f.swmod:
             m.d.comb += _nav(self.cfg, reg.path + (f"{f.name}_swmod",)).eq(ok_write)
+        if f.counter and f.rclr and self.counters == "block":
+            self._bank_counters.append((selected, _nav(self.events, reg.path)))
+            return None
         if f.counter and f.rclr and f.incrwidth == 1:
             return read_clear_counter(m, _nav(self.events, reg.path), ok_read,
                                       name=f"cnt_{'_'.join(map(str, reg.path))}")

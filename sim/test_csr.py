@@ -1,7 +1,7 @@
 """CSR block on AXI4-Lite: identity, every register's read/write/reset behaviour against the
 compiled map, SLVERR on unmapped and read-only accesses (nothing changes), byte strobes,
 clear-on-read counters that lose no event, and the singlepulse flush, all under random stalls on
-every AXI channel."""
+every AXI channel; with the counters in flip-flops and in block RAM (``counters="block"``)."""
 
 import random
 
@@ -25,10 +25,10 @@ def field_slice(layout, keys):
     return offset, Shape.cast(layout).width
 
 
-def make_dut():
+def make_dut(counters="ff"):
     from hw.csr import CsrBlock
     from tunnelnic.driver.simtop import FlatPorts
-    return FlatPorts(CsrBlock(PARAMS))
+    return FlatPorts(CsrBlock(PARAMS, counters=counters))
 
 
 class TB:
@@ -219,3 +219,9 @@ async def flush_all_is_one_pulse_and_sts_reads(dut):
 
 def test_csr():
     run(make_dut, dict(PARAMS), "sim.test_csr", name="csr")
+
+
+def test_csr_counter_bank():
+    """The same tests with the counters in block RAM (hw.counter_bank, the board's choice)."""
+    run(lambda: make_dut("block"), dict(PARAMS, counters="block"), "sim.test_csr",
+        name="csr-bank")
