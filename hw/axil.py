@@ -9,12 +9,13 @@ Verilog names with the prefix ``bus_`` (``bus__awaddr``).
 ``r_stb`` or ``w_stb`` with ``addr`` (and ``w_data``/``w_strb``), answered by ``r_data`` and
 ``err``: a write on the next cycle, a read ``read_latency`` cycles after ``r_stb`` (default 1,
 the next cycle; :class:`hw.csr.CsrBlock` with counters in block RAM needs 3). The register side
-holds ``r_data``/``err`` until its next access. ``err`` becomes SLVERR (``0b10``); the register side guarantees that
-an erroring access changed nothing.
+holds ``r_data``/``err`` until its next access. ``err`` becomes SLVERR (``0b10``); the
+register side guarantees that an erroring access changed nothing.
 
 Latency: address accepted -> response valid in 3 cycles (a read: ``read_latency + 2``).
 Throughput: one access per 4 cycles (a read per ``read_latency + 3``; ``r_stb`` at least that
-many cycles apart) plus the master's own ready/valid delays (a control bus; nothing here is on the datapath).
+many cycles apart) plus the master's own ready/valid delays (a control bus; nothing here is on
+the datapath).
 Reads and writes alternate when both are pending, so neither starves. Backpressure: the
 response is held until ``rready``/``bready``. Reset: idle, no response pending.
 """
