@@ -22,8 +22,9 @@ SPEC = BoardSpec(
     notes="port 0 = host side, port 1 = network side",
     # The 45F's NIC for 1 GbE (docs/boards.md, "Why these parameters"): two profiles, a
     # 32-byte opaque capture (every preset's opaque header is at most 30 bytes), four RSC
-    # contexts. RSC itself is still out (boards/top.py NIC_PARAMS): with it the design needs
-    # 106 % of the TRELLIS_COMB cells after packing (docs/boards.md).
+    # contexts. RSC itself is still out (boards/top.py NIC_PARAMS): with it (and 32 pool
+    # pages) the design takes 93 % of the TRELLIS_COMB cells, places with every clock met
+    # and does not route (docs/boards.md).
     nic=dict(profiles=2, opaque_bytes=32, contexts=4),
     # This NIC (without RSC) routes and meets every clock at seed 1 (docs/boards.md), so the
     # default build (`tunnelnic build`, CI's first step) is the NIC.
