@@ -350,7 +350,7 @@ def test_board():
 
 
 def test_board_one_port():
-    """The one-port board (ECPIX-5): both roles through the same port."""
+    """The one-port board (ECPIX-5, with RSC): both roles through the same port."""
     _run(board_params(1)["rsc"], testcase="one_port_roles", ports=1)
 
 
