@@ -345,7 +345,7 @@ def _run(rsc, testcase=None, ports=2):
 
 
 def test_board():
-    """The Versa as built (its NIC parameters: TSO and RSC)."""
+    """The Versa as built (its NIC parameters: TSO; RSC only where built in)."""
     _run(board_params(2)["rsc"])
 
 
