@@ -50,21 +50,16 @@ class TagCam(wiring.Component):
     Ports
     -----
     lookup_tag : in
-        Tag to search, every cycle.
+        Tag to search, every cycle (throughput: one lookup per cycle).
     match : out
-        The registered compare (latency 1): bit i set when entry i holds the tag presented one
-        cycle earlier (at most one bit is set).
-    hit1, index1 : out
-        The same lookup's hit and matching index, also registered straight from the compare
-        (latency 1; ``index1`` is 0 on a miss), for an owner that addresses a memory with it.
-    sel1 : out
-        ``hit1 | free_any``, registered as one bit (the select of such an owner's address
-        multiplexer: one register instead of an OR in front of it).
+        Latency 1: bit i set when entry i holds the tag presented one cycle earlier (at most
+        one bit is set). Combinational from stage 1's registers (see below).
     hit, index : out
-        Result of the lookup presented two cycles earlier (latency 2; throughput one lookup
-        per cycle): the parallel compare is registered, then the index of the (single) match.
-        A lookup sees the writes made before the cycle it was presented in, not the write in
-        that same cycle: the owner sequences writes before the lookups that depend on them.
+        Latency 2: the same lookup's hit and the index of its (single) match (0 on a miss),
+        registered, for an owner that addresses a memory with them.
+    sel : out
+        Latency 2: ``hit | free_any``, registered as one bit (the select of such an owner's
+        address multiplexer: one register instead of an OR in front of it).
     we, w_index, w_tag, w_valid : in
         Write (or, with ``w_valid`` = 0, invalidate) entry ``w_index``.
     inv, inv_index : in
@@ -76,6 +71,14 @@ class TagCam(wiring.Component):
     free_any, free_index : out
         Registered: some entry is invalid, and the lowest such index, as of the writes made
         up to the previous cycle (a write is seen one cycle later).
+
+    A lookup sees every write made up to and including the cycle it is presented in, so an
+    owner may write (or invalidate) and look up the next tag in the same cycle. Stage 1
+    registers the compare with the stored tags (``raw``, before that cycle's write), which
+    entries that cycle's write or invalidate replaces (``gone``), and the write itself; stage
+    2 drops the replaced entries from ``raw`` and adds the written entry when its tag is the
+    one looked up. So the tags' compare starts at registers and the lookup tag, and nothing
+    of the write port's decision reaches it.
 
     Reset invalidates every entry.
     """
@@ -92,8 +95,7 @@ class TagCam(wiring.Component):
         idx = range(max(entries, 2))
         super().__init__({
             "lookup_tag": In(tag_bits),
-            "match": Out(entries), "hit1": Out(1), "index1": Out(idx), "sel1": Out(1),
-            "hit": Out(1), "index": Out(idx),
+            "match": Out(entries), "hit": Out(1), "index": Out(idx), "sel": Out(1),
             "we": In(1), "w_index": In(idx), "w_tag": In(tag_bits), "w_valid": In(1),
             "inv": In(1), "inv_index": In(idx),
             "valid": Out(entries),
@@ -103,6 +105,7 @@ class TagCam(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         n = self.entries
+        idx = range(max(n, 2))
         tags = Array(Signal(self.tag_bits, name=f"tag{i}") for i in range(n))
         valid = Signal(n)
         with m.If(self.inv):
@@ -110,17 +113,33 @@ class TagCam(wiring.Component):
         with m.If(self.we):
             m.d.sync += tags[self.w_index].eq(self.w_tag)
             m.d.sync += valid.bit_select(self.w_index, 1).eq(self.w_valid)
-        # Stage 1: the parallel compare, registered.
-        match = self.match
-        mc = Cat((tags[i] == self.lookup_tag) & valid[i] for i in range(n))
-        m.d.sync += [match.eq(mc), self.hit1.eq(mc.any()), self.index1.eq(onehot_index(mc, n))]
-        # Stage 2: at most one entry matches: its index is an OR per index bit.
-        m.d.sync += [self.hit.eq(match.any()), self.index.eq(onehot_index(match, n))]
+        # Stage 1: the parallel compare with the stored entries, the entries this cycle's
+        # write and invalidate replace, and the write (for stage 2's forwarding).
+        raw, gone = Signal(n), Signal(n)
+        w_r, wi_r = Signal(), Signal(idx)
+        wt_r, lt_r = Signal(self.tag_bits), Signal(self.tag_bits)
+        m.d.sync += [
+            raw.eq(Cat((tags[i] == self.lookup_tag) & valid[i] for i in range(n))),
+            gone.eq(Cat((self.we & (self.w_index == i)) | (self.inv & (self.inv_index == i))
+                        for i in range(n))),
+            w_r.eq(self.we & self.w_valid), wi_r.eq(self.w_index),
+            wt_r.eq(self.w_tag), lt_r.eq(self.lookup_tag),
+        ]
+        # Stage 2: the surviving match or the forwarded write (never both: the owner never
+        # holds one tag in two entries).
+        kept = Signal(n)
+        fwd = Signal()
+        m.d.comb += [kept.eq(raw & ~gone), fwd.eq(w_r & (wt_r == lt_r)),
+                     self.match.eq(kept | (fwd.as_unsigned() << wi_r)[:n])]
         free, free_index = lowest_set(~valid, n)
         free_any_r = Signal()
-        free_index_r = Signal(range(max(n, 2)))
-        m.d.sync += [free_any_r.eq(free), free_index_r.eq(free_index),
-                     self.sel1.eq(mc.any() | free)]
+        free_index_r = Signal(idx)
+        m.d.sync += [
+            self.hit.eq(kept.any() | fwd),
+            self.index.eq(Mux(fwd, wi_r, onehot_index(kept, n))),
+            self.sel.eq(kept.any() | fwd | free),
+            free_any_r.eq(free), free_index_r.eq(free_index),
+        ]
         m.d.comb += [self.valid.eq(valid), self.free_any.eq(free_any_r),
                      self.free_index.eq(free_index_r)]
         return m

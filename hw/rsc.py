@@ -400,7 +400,10 @@ class RscEngine(wiring.Component):
                            rec.cls.flow)
         key = Signal(7 * 32)
         m.d.comb += key.eq(Cat(*kwords))
-        m.d.comb += cam.lookup_tag.eq(tag)
+        # The CAM compares the offered descriptor's tag: the lookup is presented in the accept
+        # cycle (and sees that cycle's open or flush: the CAM forwards its own writes), its
+        # results (latency 2) are there in state RD.
+        m.d.comb += cam.lookup_tag.eq(ing.d.payload.tag)
         flow_pkt = rec.tcp.present & (off.l4 != 0)
         pl = rec.payload_len
         opq = [rec.opaque.word_select(k, 8) for k in range(self.opaque_bytes)]
@@ -713,12 +716,12 @@ class RscEngine(wiring.Component):
 
         # The read address, from registers only (it goes to every block RAM of the table), one
         # multiplexer level: in RD the CAM's match (registered with its index) or, on a miss
-        # with the table full, the oldest context (``cam.sel1``: registered hit | free_any);
+        # with the table full, the oldest context (``cam.sel``: registered hit | free_any);
         # in X_RD the operation's slot ``xaddr`` (``xmode``: set on the way in; for the pool,
         # the oldest context as ``oldest`` will hold it in X_RD, from its next value).
         xmode = Signal()
         xaddr = Signal(range(NI))
-        m.d.comb += rsel.eq(Mux(xmode, xaddr, Mux(cam.sel1, cam.index1, oldest)))
+        m.d.comb += rsel.eq(Mux(xmode, xaddr, Mux(cam.sel, cam.index, oldest)))
 
         def start_read(x, at=None):
             """Read the table in the next cycle: at ``at`` (``x`` = 1), else at the CAM's
@@ -752,12 +755,12 @@ class RscEngine(wiring.Component):
                         to_x_rd(scan)
             with m.State("CAM"):
                 start_read(0)
-                m.next = "RD"          # the CAM compares ``tag`` (registered match vector)
+                m.next = "RD"          # the CAM's second stage (the lookup was at the accept)
             with m.State("RD"):
                 # A miss with the table full reads the oldest context instead: the decision
                 # uses the context read only on a hit, and an eviction flushes that one.
                 # (``rsel``, see above; ``rd_en`` is set.)
-                m.d.sync += [slot.eq(rsel), hit.eq(cam.hit1),
+                m.d.sync += [slot.eq(rsel), hit.eq(cam.hit),
                              free_any.eq(cam.free_any), free_idx.eq(cam.free_index)]
                 m.next = "RD2"
             _second_row(m, "RD", "CMP", split, rsel, rd_hi, slot)

@@ -16,24 +16,34 @@ def _sim(dut, bench):
     sim.run()
 
 
-async def _check_lookup(ctx, dut, rng, model, entries):
-    """Look up a stored tag (or a random one): the result two cycles later (a second lookup tag
-    presented meanwhile must not disturb it) against ``model`` (index -> tag), with the free
-    entry and the valid bits."""
-    want_tag = rng.choice(list(model.values()) + [rng.randrange(256)])
+async def _check_lookup(ctx, dut, rng, model, entries, write=None):
+    """Look up a stored tag (or a random one): the match one cycle later, the hit, index and
+    select two cycles later (a second lookup tag presented meanwhile must not disturb them),
+    against ``model`` (index -> tag), with the free entry and the valid bits.
+
+    ``write`` (optional) is applied in the lookup's own cycle, which the lookup must see:
+    it is called with no arguments, sets the write and invalidate ports and updates
+    ``model``; the ports are cleared after that cycle."""
+    # (The tag is drawn from the entries before and after the write, so that both the
+    # replaced entries and the written one are looked up.)
+    tags = list(model.values())
+    if write is not None:
+        write()
+    want_tag = rng.choice(tags + list(model.values()) + [rng.randrange(256)])
     hits = [i for i, t in model.items() if t == want_tag]
     free = [i for i in range(entries) if i not in model]
     ctx.set(dut.lookup_tag, want_tag)
     await ctx.tick()
-    # Latency 1: the registered hit, its index and the owner's select (hit or a free entry).
-    assert ctx.get(dut.hit1) == bool(hits)
-    assert ctx.get(dut.index1) == (hits[0] if hits else 0)
-    assert ctx.get(dut.sel1) == bool(hits or free)
+    for port in (dut.we, dut.inv):
+        ctx.set(port, 0)
+    # Latency 1: the match vector.
+    assert ctx.get(dut.match) == sum(1 << i for i in hits)
     ctx.set(dut.lookup_tag, rng.randrange(256))
     await ctx.tick()
+    # Latency 2: the hit, its index and the owner's select (hit or a free entry).
     assert ctx.get(dut.hit) == bool(hits)
-    if hits:
-        assert ctx.get(dut.index) == hits[0]
+    assert ctx.get(dut.index) == (hits[0] if hits else 0)
+    assert ctx.get(dut.sel) == bool(hits or free)
     assert ctx.get(dut.free_any) == bool(free)
     if free:
         assert ctx.get(dut.free_index) == free[0]
@@ -90,20 +100,28 @@ def test_cam_invalidate_port(entries):
                 inv = rng.randrange(entries)
             if wr is not None and inv is not None and wr[0] != inv and model.get(inv) == wr[1]:
                 wr = None            # (the tag would be present twice for a cycle)
-            if inv is not None:
-                ctx.set(dut.inv, 1)
-                ctx.set(dut.inv_index, inv)
-                model.pop(inv, None)
-            if wr is not None:
-                ctx.set(dut.we, 1)
-                ctx.set(dut.w_index, wr[0])
-                ctx.set(dut.w_tag, wr[1])
-                ctx.set(dut.w_valid, 1)
-                model[wr[0]] = wr[1]
-            await ctx.tick()
-            ctx.set(dut.we, 0)
-            ctx.set(dut.inv, 0)
-            await _check_lookup(ctx, dut, rng, model, entries)
+
+            def write(wr=wr, inv=inv):
+                if inv is not None:
+                    ctx.set(dut.inv, 1)
+                    ctx.set(dut.inv_index, inv)
+                    model.pop(inv, None)
+                if wr is not None:
+                    ctx.set(dut.we, 1)
+                    ctx.set(dut.w_index, wr[0])
+                    ctx.set(dut.w_tag, wr[1])
+                    ctx.set(dut.w_valid, 1)
+                    model[wr[0]] = wr[1]
+            # Half the time the lookup is presented in the write's own cycle (the owner's
+            # pattern: an open or a flush and the next packet's lookup together).
+            if rng.random() < 0.5:
+                await _check_lookup(ctx, dut, rng, model, entries, write)
+            else:
+                write()
+                await ctx.tick()
+                ctx.set(dut.we, 0)
+                ctx.set(dut.inv, 0)
+                await _check_lookup(ctx, dut, rng, model, entries)
 
     _sim(dut, bench)
 
