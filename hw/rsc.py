@@ -607,7 +607,7 @@ class RscEngine(wiring.Component):
         pjob = Signal(jl)
         m.d.comb += [
             pjob.kind.eq(Mux(cur.oversize, JOB_DROP, JOB_RAW)), pjob.page.eq(cur.page),
-            pjob.length.eq(Mux(cur.oversize, self.max_frame, cur.length)), pjob.count.eq(1),
+            pjob.end.eq(Mux(cur.oversize, self.max_frame, cur.length)), pjob.count.eq(1),
             pjob.meta.segs.eq(1), pjob.meta.mss.eq(Mux(flow_pkt, pl, 0)),
             pjob.meta.profile.eq(rec.cls.profile), pjob.meta.kind.eq(rec.cls.kind),
             pjob.meta.csum_ok.eq(csum_ok_e),
@@ -882,7 +882,7 @@ class RscEngine(wiring.Component):
         fwo = Cat(fc.flags | Mux(fc.psh, TCP_PSH, 0), Const(0, 4), fc.doff)
         m.d.comb += [
             fjob.kind.eq(Mux(single, JOB_RAW, JOB_AGG)), fjob.page.eq(fc.head),
-            fjob.length.eq(fc.off.payload + fc.mss), fjob.count.eq(fc.count),
+            fjob.end.eq(fc.off.payload + fc.mss), fjob.count.eq(fc.count),
             fjob.hdr.eq(fc.off.payload), fjob.mss.eq(fc.mss), fjob.last_pl.eq(fc.last_pl),
             fjob.l3.eq(fc.off.l3), fjob.opaque.eq(fc.off.opaque),
             fjob.inner_l3.eq(fc.off.inner_l3), fjob.l4.eq(fc.off.l4),
@@ -913,8 +913,13 @@ class RscEngine(wiring.Component):
             "t3": fc.ack[16:] + fc.ack[:16],
             "p_in": fc.p_in, "i_base": fc.i_base, "u_base": fc.u_base,
         })
+        # (``end`` holds the frame's length up to here, where it becomes the last byte's
+        # offset: the subtraction sits in a stage of its own rather than in the emitter's
+        # start or in front of J1's multiplexer.)
+        job2 = Signal(jl)
+        m.d.comb += [job2.eq(s["job"]), job2.end.eq(data.View(jl, s["job"]).end - 1)]
         s = stage(2, {
-            "v": s["v"], "flush": s["flush"], "job": s["job"], "udp_csum": s["udp_csum"],
+            "v": s["v"], "flush": s["flush"], "job": job2, "udp_csum": s["udp_csum"],
             "ocs": ~_fold17(s["oc"]), "ps1": s["p_in"] + s["a_tl"],
             "ic": s["i_base"] + s["a_itl"], "t12": s["t1"] + s["t2"], "t3": s["t3"],
             "u1": s["u_base"] + s["a_ulen"], "a_ulen": s["a_ulen"], "a_itl": s["a_itl"],

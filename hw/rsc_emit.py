@@ -23,7 +23,8 @@ def job_layout(pages):
     return data.StructLayout({
         "kind": 2,
         "page": range(pages),     #: first page
-        "length": 17,             #: raw: frame bytes; aggregate: first segment's frame bytes
+        "end": 17,                #: last byte's offset: raw: frame bytes - 1; aggregate: the
+                                  #: first segment's frame bytes - 1
         "count": 8,               #: segments (aggregate)
         "hdr": OFFSET_BITS,       #: header bytes before the payload (= off.payload)
         "mss": 16, "last_pl": 16,
@@ -45,7 +46,13 @@ class RscEmitter(wiring.Component):
     address. A segment's header must lie in its first page.
 
     ``j.valid`` should come from a register (the engine registers it from its job queue's
-    next level): it drives the state machine's start decision, which loads the job.
+    next level): it drives the state machine's start decision. A start loads only the few
+    registers of the first beat's read (page, beat, its bounds from ``end``); the job itself
+    is taken from a copy of ``j.payload`` registered in every cycle (no enable) one cycle
+    later, so the start decision does not reach the enables of the job's ~400 bits. No
+    patched field lies in a job's first beat (the first one sits at offset 16, after the
+    Ethernet header and two bytes of the outer IP header, and W <= 16), so that beat needs
+    no patch positions.
 
     Throughput: one output beat per cycle within a page and across back-to-back jobs; 1 idle
     cycle at each page boundary and between segments of an aggregate (following a link). A
@@ -142,15 +149,19 @@ class RscEmitter(wiring.Component):
         # Patch positions of the job: beat and 16-bit word of each field.
         pbeat = [Signal(16, name=f"pbeat{i}") for i in range(NP)]
         pword = [Signal(range(NW), name=f"pword{i}") for i in range(NP)]
-
-        def seg_bounds(lo, hi, is_last):
-            """Register the segment [lo, hi) of its page (hi > lo)."""
-            end = Signal(17)
-            m.d.comb += end.eq(hi - 1)
-            last, first = (end[lw:], lo[lw:]) if lw else (end, lo)
-            m.d.sync += [s0.eq(lo[:lw] if lw else 0), at_first.eq(1),
-                         left.eq(last - first), seg_done.eq(last == first),
-                         c_last.eq(end[:lw] + 1 if lw else 1), last_seg.eq(is_last)]
+        # The job: ``jp`` copies the offered job in every cycle; ``start_r`` (the cycle after a
+        # start) loads ``job`` and the patch positions from it. In that cycle ``job`` still
+        # holds the previous job, so what the first beat's read needs of the job (its kind
+        # and metadata) is taken from ``jp``.
+        jp = Signal(self.jlayout)
+        start_r = Signal()
+        m.d.sync += [jp.eq(self.j.payload), start_r.eq(0)]
+        with m.If(start_r):
+            m.d.sync += job.eq(jp)
+            for i, (at, _, _) in enumerate(patch_list(jp)):
+                at = Value.cast(at)[:17]
+                m.d.sync += [pbeat[i].eq(at[lw:]), pword[i].eq(at[1:lw] if lw > 1 else 0)]
+        jcur_kind = Mux(start_r, jp.kind, job.kind)
 
         cur = Signal(info)
         cur_end = Signal(range(W + 1))                # cur.s + cur.c
@@ -159,8 +170,8 @@ class RscEmitter(wiring.Component):
             cur.s.eq(Mux(at_first, s0, 0)),
             cur.c.eq(cur_end - Mux(at_first, s0, 0)),
             cur.last.eq(seg_done & last_seg),
-            cur.patch.eq((job.kind == JOB_AGG) & (seg == 0)),
-            cur.meta.eq(job.meta),
+            cur.patch.eq((jcur_kind == JOB_AGG) & (seg == 0) & ~start_r),
+            cur.meta.eq(Mux(start_r, jp.meta, job.meta)),
         ]
         m.d.comb += cur.lm.eq(Cat(le_const(cur.s, j) & gt_const(cur_end, j) for j in range(W)))
         psel = []
@@ -171,12 +182,13 @@ class RscEmitter(wiring.Component):
 
         pb = (self.page_beats - 1).bit_length()
         seg_first = Signal(range(self.pages))
-        drop = job.kind == JOB_DROP
+        drop = jcur_kind == JOB_DROP
         page_end = pend
         PB_LAST = (1 << pb) - 1 if pb else 0
         m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb]),
                      self.link_page.eq(page)]
-        m.d.sync += v1.eq(0)
+        # (``info1`` is loaded in every cycle: it matters only with ``v1``.)
+        m.d.sync += [v1.eq(0), info1.eq(cur)]
 
         # The next segment's first page is read as soon as a segment starts (its first page
         # may be freed and reused before the segment ends): the link tables are read at
@@ -195,8 +207,9 @@ class RscEmitter(wiring.Component):
         # ahead from ``job`` and ``seg`` in free-running registers, so that SLINK only selects
         # between two precomputed sets: ``nb_last`` = it is the job's last segment (ready one
         # cycle after ``seg`` changes, and a segment link follows no sooner), ``nb_m`` /
-        # ``nb_l``: a segment of ``mss`` / ``last_pl`` payload bytes (ready three cycles after
-        # a start; the first segment, with its headers, takes more cycles than that).
+        # ``nb_l``: a segment of ``mss`` / ``last_pl`` payload bytes (ready four cycles after
+        # a start, ``job`` being loaded one cycle after it; the first segment, with its
+        # headers, takes more cycles than that).
         nb_last = Signal()
         nb_pend = Signal()
         m.d.sync += [nb_last.eq(seg + 2 >= job.count),
@@ -216,12 +229,13 @@ class RscEmitter(wiring.Component):
         nb_l = next_bounds(job.last_pl, "l")
 
         def start(nxt):
-            m.d.sync += [job.eq(nxt), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
-                         seg.eq(0), grab.eq(1), pend.eq(pb == 0)]
-            seg_bounds(Const(0, 17), nxt.length, (nxt.kind == JOB_RAW) | le_const(nxt.count, 1))
-            for i, (at, _, _) in enumerate(patch_list(nxt)):
-                at = Value.cast(at)[:17]
-                m.d.sync += [pbeat[i].eq(at[lw:]), pword[i].eq(at[1:lw] if lw > 1 else 0)]
+            # The first segment: [0, end] of its first page.
+            m.d.sync += [start_r.eq(1), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
+                         seg.eq(0), grab.eq(1), pend.eq(pb == 0),
+                         s0.eq(0), at_first.eq(1),
+                         left.eq(nxt.end[lw:]), seg_done.eq(nxt.end[lw:] == 0),
+                         c_last.eq(nxt.end[:lw] + 1),
+                         last_seg.eq((nxt.kind == JOB_RAW) | le_const(nxt.count, 1))]
 
         with m.FSM():
             with m.State("IDLE"):
@@ -232,7 +246,7 @@ class RscEmitter(wiring.Component):
             with m.State("READ"):
                 with m.If(credit | drop):
                     m.d.comb += [self.r_en.eq(~drop), issued.eq(~drop)]
-                    m.d.sync += [v1.eq(~drop), info1.eq(cur), beat.eq(beat + 1),
+                    m.d.sync += [v1.eq(~drop), beat.eq(beat + 1),
                                  at_first.eq(0), left.eq(left - 1), seg_done.eq(left == 1),
                                  pend.eq(beat[:pb] == PB_LAST - 1 if pb else 1)]
                     with m.If(seg_done | page_end):
