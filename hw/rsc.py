@@ -689,8 +689,10 @@ class RscEngine(wiring.Component):
         # combines it with ``room``: the wide enables (``cur``, the table's write port, the
         # CAM) are two or three LUTs from registers. Recomputed every cycle: it holds while
         # ``cur`` and ``ctx`` do (through DEC; later states do not use it).
-        no_open = (flags & TCP_PSH).any() | (self.max_segs <= 1)
-        no_flow = cur.oversize | ~(rec.tcp.present & off.l4.any())
+        # (Its inputs that come from the packet alone are registered too: stage a's copy of
+        # the flags, and ``cur``.)
+        no_open = reg("no_open_a", (flags_a & TCP_PSH).any() | (self.max_segs <= 1))
+        no_flow = reg("no_flow_b", cur.oversize | ~(rec.tcp.present & off.l4.any()))
         key_eq_c = key_parts.all()
         cont_c = cmp_parts.all() & (id_inc | id_fix)
         br = Signal(data.StructLayout({
