@@ -278,14 +278,16 @@ class RscEngine(wiring.Component):
         # row, read and written in one cycle as a half 0) and read in two cycles: the rows
         # of half 0 and the dynamic part land in ``ctx`` the cycle after their read, half 1 one
         # cycle later (``ld_a``, ``ld_b``: registered from the read, the only enables of
-        # ``ctx``; the read ports hold their data between reads). An open writes half 0 in
-        # the deciding cycle and half 1, from a registered copy, in the next. Writes and the
+        # ``ctx``; the read ports hold their data between reads). An open writes its static
+        # row and dynamic part in the cycle after the deciding one (with two rows: half 0 in
+        # the deciding cycle, half 1 from a registered copy in the next). Writes and the
         # reads that depend on them are sequenced by the state machine, so the ports need no
         # transparency; and no read is ever enabled in a cycle the table is written: the
-        # writes are in DEC (an open: half 0 and the dynamic part) and the cycle after it
-        # (an open's half 1, a merge's dynamic part, ``wb``), the reads in RD / X_RD and the
-        # cycle after (``rd_go``, ``rd_hi``), at least 2 cycles after DEC (DEC -> CAM or
-        # IDLE -> RD or X_RD) and 4 before the next DEC (RD, RD2, [RD3,] CMP, CMP2). So the
+        # writes are in the cycle after DEC (an open's static row or half 1 and its dynamic
+        # part, a merge's dynamic part, ``wb``) and, with two rows, in DEC (an open's half
+        # 0); the reads are in RD / X_RD and the cycle after (``rd_go``, ``rd_hi``), at least
+        # 2 cycles after DEC (DEC -> CAM or IDLE -> RD or X_RD) and 4 before the next DEC
+        # (RD, RD2, [RD3,] CMP, CMP2). So the
         # two memories have ``no_rw_check`` and combinational read ports followed by
         # registers with the read enables (``sr_q``, ``dr_q``): yosys merges those into the
         # ports and honours the attribute only then (memory_dff), mapping the reads to plain
@@ -479,7 +481,8 @@ class RscEngine(wiring.Component):
         cand_e = reg("cand_e", cand_d)
         csum_ok_e = reg("csum_ok_e", cbase_a & tcp_ok_d & ~udp_bad)
 
-        # A new context from ``cur``.
+        # A new context from ``cur`` (written in the cycle after DEC; ``now_d``: DEC's time).
+        now_d = reg("now_d", now)
         newc = Signal(cl)
         m.d.comb += [
             newc.key.eq(key[32:]), newc.eth.eq(rec.eth), newc.off.eq(off),
@@ -500,7 +503,7 @@ class RscEngine(wiring.Component):
             newc.next_seq.eq(nseq_a), newc.count.eq(1),
             newc.otl.eq(rec.outer.total_len), newc.ack.eq(rec.tcp.ack), newc.win.eq(rec.tcp.window),
             newc.psh.eq(0), newc.id_mode.eq(ID_NONE), newc.last_pl.eq(pl),
-            newc.s_pay.eq(cur.s_pay), newc.start.eq(now),
+            newc.s_pay.eq(cur.s_pay), newc.start.eq(now_d),
         ]
 
         # --- comparison of ``cur`` with the context read (state CMP, then CMP2) ----------
@@ -561,19 +564,27 @@ class RscEngine(wiring.Component):
         ]
 
         # --- context table writes ------------------------------------------------------
-        # An open writes ``newc`` (both parts) in the deciding cycle; a merge writes the
-        # dynamic fields of ``updc`` one cycle later (``wb``), so their write-data multiplexer
-        # is selected by a register.
+        # The writes land in the cycle after the decision (DEC + 1), from registers: the
+        # enables (``open_late``, ``dwe``), the addresses (``wr_hi_at``, ``wb_addr``) and the
+        # write-data selects (``wb``, ``wr_hi``), so the decision's branch logic reaches no
+        # block RAM's write or byte enables. The data is ``newc``: ``cur`` and its chain
+        # still hold the decided packet in DEC + 1 (the next one's index is loaded then and
+        # its data one cycle later), except the time base and the tag, whose DEC values are
+        # registered (``now_d``, ``tag_d``). A merge writes the dynamic fields of ``updc``,
+        # registered in DEC (``wb_data``). With two rows, the static part keeps half 0 in DEC
+        # and half 1 (a registered copy) in DEC + 1.
         wb = Signal()
         wb_addr = Signal(range(NI))
         wb_data = Signal(dl)
-        m.d.sync += wb.eq(0)
+        dwe = Signal()
         open_now = Signal()
         open_at = Signal(range(NI))
+        m.d.sync += [wb.eq(0), dwe.eq(open_now), wb_addr.eq(open_at)]
+        open_late = Signal()
         wr_hi = Signal()
         wr_hi_at = Signal(range(NI))
         wr_hi_data = Signal(swidth)
-        m.d.sync += [wr_hi.eq(open_now), wr_hi_at.eq(open_at),
+        m.d.sync += [open_late.eq(open_now), wr_hi.eq(open_now), wr_hi_at.eq(open_at),
                      wr_hi_data.eq(Cat(getattr(newc, n) for n in shalf[1]))]
         if split:
             m.d.comb += [
@@ -581,12 +592,13 @@ class RscEngine(wiring.Component):
                 sw.addr.eq(Mux(wr_hi, Cat(Const(1, 1), wr_hi_at), Cat(Const(0, 1), open_at))),
                 sw.data.eq(Mux(wr_hi, wr_hi_data, Cat(getattr(newc, n) for n in shalf[0])))]
         else:
-            m.d.comb += [sw.en.eq(open_now), sw.addr.eq(open_at),
+            m.d.comb += [sw.en.eq(open_late), sw.addr.eq(wr_hi_at),
                          sw.data.eq(Cat(getattr(newc, n) for n in shalf[0]))]
-        m.d.comb += [dsw.addr.eq(open_at), dsw.en.eq(open_now), dsw.data.tag.eq(tag),
+        tag_d = reg("tag_d", tag)
+        m.d.comb += [dsw.addr.eq(wr_hi_at), dsw.en.eq(open_late), dsw.data.tag.eq(tag_d),
                      dsw.data.mss.eq(newc.mss), dsw.data.key0.eq(Cat(newc.profile, newc.tunnel)),
                      dsw.data.key.eq(newc.key)]
-        m.d.comb += [dw_.en.eq(wb | open_now), dw_.addr.eq(Mux(wb, wb_addr, open_at))]
+        m.d.comb += [dw_.en.eq(dwe), dw_.addr.eq(wb_addr)]
         m.d.comb += [getattr(dw_.data, n).eq(Mux(wb, getattr(wb_data, n), getattr(newc, n)))
                      for n, _ in dl]
 
@@ -794,7 +806,7 @@ class RscEngine(wiring.Component):
                         m.next = "PASS"
                 with m.Elif(br.merge):
                     with m.If(~fa_2 | room):
-                        m.d.sync += [wb.eq(1), wb_addr.eq(slot)]
+                        m.d.sync += [wb.eq(1), dwe.eq(1), wb_addr.eq(slot)]
                         m.d.sync += [getattr(wb_data, n).eq(getattr(updc, n))
                                      for n, _ in dl]
                         m.d.comb += [link_w.addr.eq(ctx.tail), link_w.data.eq(cur.page),
