@@ -11,6 +11,7 @@ from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from .compare import lt_const
 from .stream import check_width
 
 __all__ = ["PagePool"]
@@ -145,10 +146,19 @@ class PagePool(wiring.Component):
             self.alloc_ok.eq(fl.r_rdy), self.alloc_page.eq(fl.r_data),
             fl.r_en.eq(self.alloc),
         ]
+        # The count moves by -1, 0 or +1 per cycle. Its next value and ``low`` (the compare of
+        # it) are selected among the three outcomes, each computed from the ``count`` register
+        # alone, by the allocation and the return: the allocation comes from the owner's
+        # ready logic, and a carry chain and a compare behind it were the longest path there.
         count = Signal(range(self.pages + 1))
-        count_n = Signal.like(count)
         low = Signal(init=self.low_mark > 0)
-        m.d.comb += count_n.eq(count - (self.alloc & fl.r_rdy) + (filling | self.free))
-        m.d.sync += [count.eq(count_n), low.eq(count_n < self.low_mark)]
+        take, give = self.alloc & fl.r_rdy, filling | self.free
+        lm = self.low_mark
+        with m.If(take & ~give):
+            m.d.sync += [count.eq(count - 1), low.eq(lt_const(count, lm + 1))]
+        with m.Elif(give & ~take):
+            m.d.sync += [count.eq(count + 1), low.eq(lt_const(count, lm - 1))]
+        with m.Else():
+            m.d.sync += low.eq(lt_const(count, lm))
         m.d.comb += [self.free_count.eq(count), self.low.eq(low)]
         return m

@@ -126,6 +126,39 @@ def test_cam_invalidate_port(entries):
     _sim(dut, bench)
 
 
+@pytest.mark.parametrize("mark", [0, 1, 3, 8])
+def test_pool_count_and_low(mark):
+    # Allocations and returns at random, often in the same cycle (the count stays): the free
+    # count and ``low`` every cycle against a set of pages in use, from reset on (during the
+    # refill every page is counted as it is put back).
+    dut = PagePool(width=8, pages=8, page_bytes=64, low_mark=mark)
+    rng = random.Random(mark)
+
+    async def bench(ctx):
+        used = set()
+        for cycle in range(600):
+            free_now = min(cycle, 8) - len(used)
+            assert ctx.get(dut.free_count) == free_now
+            assert ctx.get(dut.low) == (free_now < mark)
+            alloc = ctx.get(dut.alloc_ok) and rng.random() < 0.5
+            give = cycle >= 8 and used and rng.random() < 0.5
+            ctx.set(dut.alloc, alloc)
+            ctx.set(dut.free, bool(give))
+            if give:
+                page = rng.choice(sorted(used))
+                ctx.set(dut.free_page, page)
+            if alloc:
+                got = ctx.get(dut.alloc_page)
+                assert got not in used
+            await ctx.tick()
+            if give:
+                used.discard(page)
+            if alloc:
+                used.add(got)
+
+    _sim(dut, bench)
+
+
 @pytest.mark.parametrize("latency,bank_words", [(1, 1024), (2, 16), (2, 1024)])
 def test_pool_alloc_free_and_data(latency, bank_words):
     # Latency 2 with 16-word banks: 4 banks of 2 pages each.
