@@ -613,8 +613,11 @@ class RscEngine(wiring.Component):
         room = Signal()
         issue = Signal()
         push = Signal()
+        # (``room``'s two outcomes are computed from registers; ``issue``, from the decision,
+        # only selects between them.)
         m.d.sync += [j0.v.eq(0), inflight.eq(inflight + issue - push),
-                     room.eq(lt_const(jq.level + inflight + issue, self.JOB_DEPTH - 1))]
+                     room.eq(Mux(issue, lt_const(jq.level + inflight + 1, self.JOB_DEPTH - 1),
+                                 lt_const(jq.level + inflight, self.JOB_DEPTH - 1)))]
         self._job_pipeline(m, j0, ctx, updc, jq, push)
         pjob = Signal(jl)
         m.d.comb += [
