@@ -247,11 +247,15 @@ class RscEngine(wiring.Component):
         # Segment links: link[p] = the first page of the segment after the one starting at p.
         # Both are read every cycle at the emitter's current page (a register).
         m.submodules.flink = flink = Memory(shape=range(P), depth=P, init=[])
+        # The frame link is written one cycle after the ingress decides it, from registers:
+        # its enable comes from the ingress's ``i.ready`` (through the pool's free list), and
+        # it drives the write enables of every LUTRAM cell of the table. The emitter reads a
+        # frame's links only after the frame's descriptor was decided, many cycles later.
         flink_w = flink.write_port()
         flink_r = flink.read_port(domain="sync")
-        m.d.comb += [flink_w.addr.eq(ing.fl_page), flink_w.data.eq(ing.fl_next),
-                     flink_w.en.eq(ing.fl_en),
-                     flink_r.addr.eq(emit.link_page),
+        m.d.sync += [flink_w.addr.eq(ing.fl_page), flink_w.data.eq(ing.fl_next),
+                     flink_w.en.eq(ing.fl_en)]
+        m.d.comb += [flink_r.addr.eq(emit.link_page),
                      emit.flink_data.eq(flink_r.data)]
         m.submodules.link = link = Memory(shape=range(P), depth=P, init=[])
         link_w = link.write_port()
