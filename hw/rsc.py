@@ -652,8 +652,8 @@ class RscEngine(wiring.Component):
         def issue_flush(at, upd, reason):
             m.d.comb += issue.eq(1)
             m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(upd), j0.slot.eq(at)]
-            m.d.comb += [cam.inv.eq(1), cam.inv_index.eq(at),
-                         stats.aggregates_out.eq(1), stats[f"flush_{reason}"].eq(1)]
+            # (The CAM's invalidate of ``at`` is ``cam.inv``, below the state machine.)
+            m.d.comb += [stats.aggregates_out.eq(1), stats[f"flush_{reason}"].eq(1)]
 
         def issue_pass():
             m.d.comb += issue.eq(1)
@@ -675,15 +675,17 @@ class RscEngine(wiring.Component):
                      cam.w_valid.eq(1)]
 
         def open_ctx():
-            # (May follow an ``issue_flush`` of the same slot in the same cycle: the CAM's
-            # write wins over its invalidate.)
-            at = open_idx
-            m.d.comb += [open_now.eq(1), cam.we.eq(1), stats.merged.eq(1)]
+            # (The enables of the open, ``open_now`` = ``cam.we``, are computed below the state
+            # machine. It may follow an ``issue_flush`` of the same slot in the same cycle: the
+            # CAM's write wins over its invalidate.)
+            m.d.comb += stats.merged.eq(1)
+
+        with m.If(open_now):
             for i in range(N):
-                with m.If(at == i):
+                with m.If(open_idx == i):
                     m.d.sync += older[i].eq(0)
                 with m.Else():
-                    m.d.sync += older[i].bit_select(at, 1).eq(1)
+                    m.d.sync += older[i].bit_select(open_idx, 1).eq(1)
 
         def accept():
             m.d.comb += [ing.d.ready.eq(1), stats.packets_in.eq(1)]
@@ -723,6 +725,8 @@ class RscEngine(wiring.Component):
             "merge": 1,       # merge (``fa_2``: and flush)
             "flush_new": 1,   # flush (size or mismatch), then open anew (or pass: ``no_open``)
             "no_open": 1,
+            "we_room": 1,     # DEC writes the CAM (opens) if the job queue has room
+            "inv_room": 1,    # DEC invalidates ``slot`` in the CAM (flushes) if it has room
         }))
         m.d.sync += [
             br.pass_.eq(no_flow | (~hit & (~cand_d | no_open)) | (hit & ~key_eq_c)),
@@ -733,6 +737,14 @@ class RscEngine(wiring.Component):
             br.merge.eq(~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1),
             br.flush_new.eq(~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1)),
             br.no_open.eq(no_open),
+            # (From the same terms: evict, flush_new and not no_open; evict, flush_pass,
+            # flush_new, and merge with ``fa_2``'s input.)
+            br.we_room.eq(~no_flow & ~hit & cand_d & ~no_open & ~free_any |
+                          ~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1) & ~no_open),
+            br.inv_room.eq(~no_flow & ~hit & cand_d & ~no_open & ~free_any |
+                           ~no_flow & hit & key_eq_c & ~(cand_d & cont_c & size_ok_1) |
+                           ~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1 &
+                           (psh | short_1 | segs_1)),
         ]
 
         # The read address, from registers only (it goes to every block RAM of the table), one
@@ -755,7 +767,7 @@ class RscEngine(wiring.Component):
             start_read(1, at)
             m.next = "X_RD"
 
-        with m.FSM():
+        with m.FSM() as fsm:
             with m.State("IDLE"):
                 with m.If(flush_req):
                     m.d.sync += [flush_req.eq(0), scan.eq(0)]
@@ -822,8 +834,7 @@ class RscEngine(wiring.Component):
                             m.d.comb += issue.eq(1)
                             m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(1),
                                          j0.slot.eq(slot)]
-                            m.d.comb += [cam.inv.eq(1), cam.inv_index.eq(slot),
-                                         stats.aggregates_out.eq(1)]
+                            m.d.comb += stats.aggregates_out.eq(1)
                             with m.Switch(why_2):
                                 with m.Case(0):
                                     m.d.comb += stats.flush_psh.eq(1)
@@ -883,6 +894,21 @@ class RscEngine(wiring.Component):
                             with m.Else():
                                 m.d.sync += scan.eq(scan + 1)
                                 m.next = "FA"
+
+        # The CAM's write and invalidate enables, the same as the branches above decide them
+        # (DEC: an open, a flush of ``slot``; X_DO: a flush of ``xslot``), but computed from
+        # the state and the registered branch flags in two LUT levels: they reach every tag's
+        # clock enable and valid bit across the CAM, and ``older``'s enables. ``xmode`` is 1
+        # in X_DO (set on the way into X_RD) and 0 in DEC (set in CAM), so it selects the
+        # invalidated slot.
+        in_dec, in_xdo = fsm.ongoing("DEC"), fsm.ongoing("X_DO")
+        m.d.comb += [
+            open_now.eq(in_dec & (br.open | (room & br.we_room))),
+            cam.we.eq(open_now),
+            cam.inv.eq(room & ((in_dec & br.inv_room) |
+                               (in_xdo & ((xop != X_TIMEOUT) | expired)))),
+            cam.inv_index.eq(Mux(xmode, xslot, slot)),
+        ]
         return m
 
     #: Registered stages between a job's issue and ``jq``; ``jq``'s depth.
