@@ -25,7 +25,8 @@ SPEC = BoardSpec(
     # 2026-12-02 at seed 1: every clock met).
     global_core_reset=True,
     # With RSC (NIC_PARAMS otherwise: P=4, C=64, N=8, 64 pages) it routes too and meets every
-    # clock (seed 1, 2026-12-03: 57 % of the 85F's logic cells, docs/boards.md).
+    # clock (seed 1, 2026-12-03, and again 2026-12-04 after the RSC timing changes: 57 % of
+    # the 85F's logic cells, docs/boards.md).
     nic=dict(rsc=True),
     auto_nic=True,
 )
