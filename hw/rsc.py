@@ -570,7 +570,7 @@ class RscEngine(wiring.Component):
         # --- context table writes ------------------------------------------------------
         # The writes land in the cycle after the decision (DEC + 1), from registers: the
         # enables (``open_late``, ``dwe``), the addresses (``wr_hi_at``, ``wb_addr``) and the
-        # write-data selects (``wb``, ``wr_hi``), so the decision's branch logic reaches no
+        # write-data selects (``wb``, ``open_late``), so the decision's branch logic reaches no
         # block RAM's write or byte enables. The data is ``newc``: ``cur`` and its chain
         # still hold the decided packet in DEC + 1 (the next one's index is loaded then and
         # its data one cycle later), except the time base and the tag, whose DEC values are
@@ -584,17 +584,18 @@ class RscEngine(wiring.Component):
         open_now = Signal()
         open_at = Signal(range(NI))
         m.d.sync += [wb.eq(0), dwe.eq(open_now), wb_addr.eq(open_at)]
-        open_late = Signal()
-        wr_hi = Signal()
+        open_late = Signal()          # DEC + 1 of an open (with two rows: half 1's write)
         wr_hi_at = Signal(range(NI))
         wr_hi_data = Signal(swidth)
-        m.d.sync += [open_late.eq(open_now), wr_hi.eq(open_now), wr_hi_at.eq(open_at),
+        m.d.sync += [open_late.eq(open_now), wr_hi_at.eq(open_at),
                      wr_hi_data.eq(Cat(getattr(newc, n) for n in shalf[1]))]
         if split:
             m.d.comb += [
-                sw.en.eq(open_now | wr_hi),
-                sw.addr.eq(Mux(wr_hi, Cat(Const(1, 1), wr_hi_at), Cat(Const(0, 1), open_at))),
-                sw.data.eq(Mux(wr_hi, wr_hi_data, Cat(getattr(newc, n) for n in shalf[0])))]
+                sw.en.eq(open_now | open_late),
+                sw.addr.eq(Mux(open_late, Cat(Const(1, 1), wr_hi_at),
+                               Cat(Const(0, 1), open_at))),
+                sw.data.eq(Mux(open_late, wr_hi_data,
+                               Cat(getattr(newc, n) for n in shalf[0])))]
         else:
             m.d.comb += [sw.en.eq(open_late), sw.addr.eq(wr_hi_at),
                          sw.data.eq(Cat(getattr(newc, n) for n in shalf[0]))]
@@ -728,23 +729,24 @@ class RscEngine(wiring.Component):
             "we_room": 1,     # DEC writes the CAM (opens) if the job queue has room
             "inv_room": 1,    # DEC invalidates ``slot`` in the CAM (flushes) if it has room
         }))
+        evict_c = ~no_flow & ~hit & cand_d & ~no_open & ~free_any
+        flush_pass_c = ~no_flow & hit & key_eq_c & ~cand_d
+        merge_c = ~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1
+        flush_new_c = ~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1)
         m.d.sync += [
             br.pass_.eq(no_flow | (~hit & (~cand_d | no_open)) | (hit & ~key_eq_c)),
             br.coll.eq(~no_flow & hit & ~key_eq_c),
             br.open.eq(~no_flow & ~hit & cand_d & ~no_open & free_any),
-            br.evict.eq(~no_flow & ~hit & cand_d & ~no_open & ~free_any),
-            br.flush_pass.eq(~no_flow & hit & key_eq_c & ~cand_d),
-            br.merge.eq(~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1),
-            br.flush_new.eq(~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1)),
+            br.evict.eq(evict_c),
+            br.flush_pass.eq(flush_pass_c),
+            br.merge.eq(merge_c),
+            br.flush_new.eq(flush_new_c),
             br.no_open.eq(no_open),
-            # (From the same terms: evict, flush_new and not no_open; evict, flush_pass,
-            # flush_new, and merge with ``fa_2``'s input.)
-            br.we_room.eq(~no_flow & ~hit & cand_d & ~no_open & ~free_any |
-                          ~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1) & ~no_open),
-            br.inv_room.eq(~no_flow & ~hit & cand_d & ~no_open & ~free_any |
-                           ~no_flow & hit & key_eq_c & ~(cand_d & cont_c & size_ok_1) |
-                           ~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1 &
-                           (psh | short_1 | segs_1)),
+            # (What DEC does with room in those branches; ``fa_2`` is registered from
+            # ``psh | short_1 | segs_1``.)
+            br.we_room.eq(evict_c | (flush_new_c & ~no_open)),
+            br.inv_room.eq(evict_c | flush_pass_c | flush_new_c |
+                           (merge_c & (psh | short_1 | segs_1))),
         ]
 
         # The read address, from registers only (it goes to every block RAM of the table), one
