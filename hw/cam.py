@@ -75,10 +75,11 @@ class TagCam(wiring.Component):
     A lookup sees every write made up to and including the cycle it is presented in, so an
     owner may write (or invalidate) and look up the next tag in the same cycle. Stage 1
     registers the compare with the stored tags (``raw``, before that cycle's write), which
-    entries that cycle's write or invalidate replaces (``gone``), and the write itself; stage
-    2 drops the replaced entries from ``raw`` and adds the written entry when its tag is the
-    one looked up. So the tags' compare starts at registers and the lookup tag, and nothing
-    of the write port's decision reaches it.
+    entries that cycle's write or invalidate replaces (``gone``), and whether the write's tag
+    is the one looked up (``fwd``, with the written index); stage 2 drops the replaced
+    entries from ``raw`` and adds the written entry when ``fwd``. So the tags' compare
+    starts at registers and the lookup tag, and the write port's decision reaches only the
+    registers ``gone`` and ``fwd``.
 
     Reset invalidates every entry.
     """
@@ -116,20 +117,19 @@ class TagCam(wiring.Component):
         # Stage 1: the parallel compare with the stored entries, the entries this cycle's
         # write and invalidate replace, and the write (for stage 2's forwarding).
         raw, gone = Signal(n), Signal(n)
-        w_r, wi_r = Signal(), Signal(idx)
-        wt_r, lt_r = Signal(self.tag_bits), Signal(self.tag_bits)
+        fwd, wi_r = Signal(), Signal(idx)
         m.d.sync += [
             raw.eq(Cat((tags[i] == self.lookup_tag) & valid[i] for i in range(n))),
             gone.eq(Cat((self.we & (self.w_index == i)) | (self.inv & (self.inv_index == i))
                         for i in range(n))),
-            w_r.eq(self.we & self.w_valid), wi_r.eq(self.w_index),
-            wt_r.eq(self.w_tag), lt_r.eq(self.lookup_tag),
+            # (The write's own compare with the lookup, like the stored tags': registered.)
+            fwd.eq(self.we & self.w_valid & (self.w_tag == self.lookup_tag)),
+            wi_r.eq(self.w_index),
         ]
         # Stage 2: the surviving match or the forwarded write (never both: the owner never
         # holds one tag in two entries).
         kept = Signal(n)
-        fwd = Signal()
-        m.d.comb += [kept.eq(raw & ~gone), fwd.eq(w_r & (wt_r == lt_r)),
+        m.d.comb += [kept.eq(raw & ~gone),
                      self.match.eq(kept | (fwd.as_unsigned() << wi_r)[:n])]
         free, free_index = lowest_set(~valid, n)
         free_any_r = Signal()

@@ -105,19 +105,22 @@ def _is_ffff(v17):
     return (v17 == 0xFFFF) | (v17 == 0x1FFFE)
 
 
-def _second_row(m, prefix, then, split, rsel, rd_hi, slot):
+def _second_row(m, prefix, then, split, rsel, rd_hi, slot, enter=()):
     """The FSM states after a context read's first cycle ``prefix``: ``prefix + "2"`` waits
     for the block RAM's read data and, with the static context in two rows (``split``),
     addresses the second row of ``slot``, whose data ``prefix + "3"`` waits for; then ``then``.
-    The decision path and the flush path read a context the same way."""
+    The decision path and the flush path read a context the same way. ``enter``: statements
+    (sync) of the cycle that enters ``then``."""
     with m.State(prefix + "2"):
         if split:
             m.d.comb += [rsel.eq(slot), rd_hi.eq(1)]
             m.next = prefix + "3"
         else:
+            m.d.sync += enter
             m.next = then
     if split:
         with m.State(prefix + "3"):
+            m.d.sync += enter
             m.next = then
 
 
@@ -258,7 +261,11 @@ class RscEngine(wiring.Component):
         m.d.comb += [flink_r.addr.eq(emit.link_page),
                      emit.flink_data.eq(flink_r.data)]
         m.submodules.link = link = Memory(shape=range(P), depth=P, init=[])
+        # (Written one cycle after the merge that links, from registers, as the frame links:
+        # the emitter reads an aggregate's links only after its flush job went through the
+        # job pipeline.)
         link_w = link.write_port()
+        m.d.sync += link_w.en.eq(0)
         link_r = link.read_port(domain="sync")
         m.d.comb += [link_r.addr.eq(emit.link_page), emit.slink_data.eq(link_r.data)]
 
@@ -410,7 +417,6 @@ class RscEngine(wiring.Component):
         # cycle (and sees that cycle's open or flush: the CAM forwards its own writes), its
         # results (latency 2) are there in state RD.
         m.d.comb += cam.lookup_tag.eq(ing.d.payload.tag)
-        flow_pkt = rec.tcp.present & (off.l4 != 0)
         pl = rec.payload_len
         opq = [rec.opaque.word_select(k, 8) for k in range(self.opaque_bytes)]
         flags = rec.tcp.flags
@@ -481,9 +487,9 @@ class RscEngine(wiring.Component):
         u_base_d = reg("u_base_d", _fold17(ub_c), 16)
         # e
         udp_bad = udp_chk_a & ~udp_ok_d
-        cand_d = cst_a & len_ok_a & tcp_ok_d & ~udp_bad      # (settled from state CMP2 on)
-        cand_e = reg("cand_e", cand_d)
-        csum_ok_e = reg("csum_ok_e", cbase_a & tcp_ok_d & ~udp_bad)
+        # (One register of its own, so the decision's branch sees one bit: settled from CMP2.)
+        cand_d = reg("cand_d", cst_a & len_ok_a & _is_ffff(ts_c) &
+                     ~(udp_chk_a & ~(u_zero_a | _is_ffff(us_c))))
 
         # A new context from ``cur`` (written in the cycle after DEC; ``now_d``: DEC's time).
         now_d = reg("now_d", now)
@@ -511,7 +517,9 @@ class RscEngine(wiring.Component):
         ]
 
         # --- comparison of ``cur`` with the context read (state CMP, then CMP2) ----------
-        def chunks_eq(a, b, size=64):
+        # (Chunks of 128 bits and 16 opaque bytes: as many LUT levels as 64 bits and 8 bytes
+        # with LUT4s, half as many parts for the branch to reduce in CMP2.)
+        def chunks_eq(a, b, size=128):
             a, b = Value.cast(a), Value.cast(b)
             return [a[i:i + size] == b[i:i + size] for i in range(0, len(a), size)]
 
@@ -523,14 +531,14 @@ class RscEngine(wiring.Component):
         outer_eq = ~ctx.tunnel | ((rec.outer.ttl == ctx.o_ttl) & (rec.outer.tos == ctx.o_tos) &
                                   (rec.outer.df == ctx.o_df))
         parts = (chunks_eq(ctx.opts, cur.opts) + chunks_eq(ctx.eth.as_value(), rec.eth.as_value())
-                 + [Cat(opq_ok[i:i + 8]).all() for i in range(0, self.opaque_bytes, 8)]
+                 + [Cat(opq_ok[i:i + 16]).all() for i in range(0, self.opaque_bytes, 16)]
                  + [(off.as_value() == ctx.off.as_value()) &
                     (rec.cls.opaque_len == ctx.opaque_len),
                     rec.tcp.seq == ctx.next_seq, pl <= ctx.mss,
                     (rec.inner.ttl == ctx.i_ttl) & (rec.inner.tos == ctx.i_tos) &
                     (rec.inner.df == ctx.i_df) & outer_eq])
         cmp_parts = reg("cmp_parts", Cat(*parts))
-        key_parts = reg("key_parts", Cat(*chunks_eq(ctx.key, key[32:], 56),
+        key_parts = reg("key_parts", Cat(*chunks_eq(ctx.key, key[32:], 112),
                                          Cat(ctx.profile, ctx.tunnel) == key[:4]))
         id_inc = reg("id_inc", id_same & (ctx.id_mode != ID_FIXED) & (d_i == ctx.count))
         id_fix = reg("id_fix", id_same & (ctx.id_mode != ID_INC) & (d_i == 0))
@@ -603,8 +611,14 @@ class RscEngine(wiring.Component):
         m.d.comb += [dsw.addr.eq(wr_hi_at), dsw.en.eq(open_late), dsw.data.tag.eq(tag_d),
                      dsw.data.mss.eq(newc.mss), dsw.data.key0.eq(Cat(newc.profile, newc.tunnel)),
                      dsw.data.key.eq(newc.key)]
+        # An open's dynamic part is registered in DEC too (with DEC's time base, as ``now_d``
+        # holds it in DEC + 1), so the table's write data starts at registers, not at the
+        # ingress's slot read (``cur``).
+        new_dl = Signal(dl)
+        m.d.sync += [getattr(new_dl, n).eq(now if n == "start" else getattr(newc, n))
+                     for n, _ in dl]
         m.d.comb += [dw_.en.eq(dwe), dw_.addr.eq(wb_addr)]
-        m.d.comb += [getattr(dw_.data, n).eq(Mux(wb, getattr(wb_data, n), getattr(newc, n)))
+        m.d.comb += [getattr(dw_.data, n).eq(Mux(wb, getattr(wb_data, n), getattr(new_dl, n)))
                      for n, _ in dl]
 
         # --- the job pipeline ------------------------------------------------------------
@@ -624,13 +638,21 @@ class RscEngine(wiring.Component):
                      room.eq(Mux(issue, lt_const(jq.level + inflight + 1, self.JOB_DEPTH - 1),
                                  lt_const(jq.level + inflight, self.JOB_DEPTH - 1)))]
         self._job_pipeline(m, j0, ctx, updc, jq, push)
+        # A pass-through's job, registered from ``cur`` (which holds from RD until the next
+        # accept: DEC or PASS reads it a cycle or more later), so J0's load starts at
+        # registers, not at the ingress's slot read; its checksum status from stage d's
+        # registers (settled in CMP2).
+        # (Its selects are registers of their own, stage b's: yosys makes a select to 0 a
+        # flip-flop's synchronous reset, whose setup is long.)
+        big_b = reg("big_b", cur.oversize)
+        flow_b = reg("flow_b", rec.tcp.present & (off.l4 != 0))
         pjob = Signal(jl)
-        m.d.comb += [
-            pjob.kind.eq(Mux(cur.oversize, JOB_DROP, JOB_RAW)), pjob.page.eq(cur.page),
-            pjob.end.eq(Mux(cur.oversize, self.max_frame, cur.length)), pjob.count.eq(1),
-            pjob.meta.segs.eq(1), pjob.meta.mss.eq(Mux(flow_pkt, pl, 0)),
+        m.d.sync += [
+            pjob.kind.eq(Mux(big_b, JOB_DROP, JOB_RAW)), pjob.page.eq(cur.page),
+            pjob.end.eq(Mux(big_b, self.max_frame, cur.length)), pjob.count.eq(1),
+            pjob.meta.segs.eq(1), pjob.meta.mss.eq(Mux(flow_b, pl, 0)),
             pjob.meta.profile.eq(rec.cls.profile), pjob.meta.kind.eq(rec.cls.kind),
-            pjob.meta.csum_ok.eq(csum_ok_e),
+            pjob.meta.csum_ok.eq(cbase_a & tcp_ok_d & ~udp_bad),
         ]
 
         # Statistics are computed here and registered (one cycle late, no comb path out).
@@ -644,6 +666,11 @@ class RscEngine(wiring.Component):
         xslot = Signal(range(NI))     # the slot of a pool / timeout / flush-all operation
         X_POOL, X_TIMEOUT, X_ALL = 0, 1, 2
         xop = Signal(2)
+        # X_DO flushes (if there is room): every operation but a timeout not expired. (With
+        # ``xop``, set two cycles before, in one register: it gates the CAM's invalidate.)
+        x_flush = Signal()
+        m.d.sync += x_flush.eq((xop != X_TIMEOUT) |
+                               ((now_next - dr_q.start)[:16] >= self.timeout_us))
         scan = Signal(range(NI))      # timeout / flush-all scan position
         flush_req = Signal()
         with m.If(self.flush_all):
@@ -669,7 +696,9 @@ class RscEngine(wiring.Component):
         # Registered from the RD results, which hold through DEC, so that the index decoded at
         # the CAM's tags, the table's write address and ``older`` comes from a register, not
         # from the branch multiplexer.
-        m.d.sync += open_idx.eq(Mux(~hit & free_any, free_idx, slot))
+        open_oh = Signal(N)           # ``open_idx`` one-hot (``older``'s enables)
+        open_n = Mux(~hit & free_any, free_idx, slot)
+        m.d.sync += [open_idx.eq(open_n), open_oh.eq(Cat(open_n == i for i in range(N)))]
         # The write addresses and the CAM's write index and tag are that register whether or
         # not DEC opens: only the enables (``open_now``, ``cam.we``) come from the decision.
         m.d.comb += [open_at.eq(open_idx), cam.w_index.eq(open_idx), cam.w_tag.eq(tag),
@@ -681,12 +710,13 @@ class RscEngine(wiring.Component):
             # CAM's write wins over its invalidate.)
             m.d.comb += stats.merged.eq(1)
 
-        with m.If(open_now):
-            for i in range(N):
-                with m.If(open_idx == i):
-                    m.d.sync += older[i].eq(0)
-                with m.Else():
-                    m.d.sync += older[i].bit_select(open_idx, 1).eq(1)
+        # (Per bit: an open of i clears row i, an open of j sets column j; each enable is
+        # ``open_now`` and two bits of the registered one-hot index.)
+        for i in range(N):
+            for j in range(N):
+                if j != i:
+                    with m.If(open_now & (open_oh[i] | open_oh[j])):
+                        m.d.sync += older[i][j].eq(~open_oh[i])
 
         def accept():
             m.d.comb += [ing.d.ready.eq(1), stats.packets_in.eq(1)]
@@ -694,6 +724,7 @@ class RscEngine(wiring.Component):
 
         def finish():
             """The decision is complete: take the next descriptor at once if one waits."""
+            m.d.sync += in_dec_r.eq(0)
             with m.If(desc_valid & ~flush_req):
                 accept()
                 m.next = "CAM"
@@ -729,14 +760,19 @@ class RscEngine(wiring.Component):
             "we_room": 1,     # DEC writes the CAM (opens) if the job queue has room
             "inv_room": 1,    # DEC invalidates ``slot`` in the CAM (flushes) if it has room
         }))
-        evict_c = ~no_flow & ~hit & cand_d & ~no_open & ~free_any
-        flush_pass_c = ~no_flow & hit & key_eq_c & ~cand_d
-        merge_c = ~no_flow & hit & key_eq_c & cand_d & cont_c & size_ok_1
-        flush_new_c = ~no_flow & hit & key_eq_c & cand_d & ~(cont_c & size_ok_1)
+        # (The terms of the packet and the CAM result, settled in CMP, registered there: the
+        # branch then combines them with the compare stage's results and ``cand_d`` alone.)
+        hf = reg("hf_1", ~no_flow & hit)
+        hfo = reg("hfo_1", ~no_flow & hit & ~no_open)
+        mo = reg("mo_1", ~no_flow & ~hit & ~no_open)
+        evict_c = mo & cand_d & ~free_any
+        flush_pass_c = hf & key_eq_c & ~cand_d
+        merge_c = hf & key_eq_c & cand_d & cont_c & size_ok_1
+        flush_new_c = hf & key_eq_c & cand_d & ~(cont_c & size_ok_1)
         m.d.sync += [
             br.pass_.eq(no_flow | (~hit & (~cand_d | no_open)) | (hit & ~key_eq_c)),
-            br.coll.eq(~no_flow & hit & ~key_eq_c),
-            br.open.eq(~no_flow & ~hit & cand_d & ~no_open & free_any),
+            br.coll.eq(hf & ~key_eq_c),
+            br.open.eq(mo & cand_d & free_any),
             br.evict.eq(evict_c),
             br.flush_pass.eq(flush_pass_c),
             br.merge.eq(merge_c),
@@ -744,7 +780,7 @@ class RscEngine(wiring.Component):
             br.no_open.eq(no_open),
             # (What DEC does with room in those branches; ``fa_2`` is registered from
             # ``psh | short_1 | segs_1``.)
-            br.we_room.eq(evict_c | (flush_new_c & ~no_open)),
+            br.we_room.eq(evict_c | (hfo & key_eq_c & cand_d & ~(cont_c & size_ok_1))),
             br.inv_room.eq(evict_c | flush_pass_c | flush_new_c |
                            (merge_c & (psh | short_1 | segs_1))),
         ]
@@ -756,6 +792,7 @@ class RscEngine(wiring.Component):
         # the oldest context as ``oldest`` will hold it in X_RD, from its next value).
         xmode = Signal()
         xaddr = Signal(range(NI))
+        in_dec_r, in_xdo_r = Signal(), Signal()   # the state is DEC, X_DO (see below)
         m.d.comb += rsel.eq(Mux(xmode, xaddr, Mux(cam.sel, cam.index, oldest)))
 
         def start_read(x, at=None):
@@ -802,10 +839,12 @@ class RscEngine(wiring.Component):
             with m.State("CMP"):
                 m.next = "CMP2"
             with m.State("CMP2"):
+                m.d.sync += in_dec_r.eq(1)
                 m.next = "DEC"
             with m.State("DEC"):
                 # A branch that issues a job waits for ``room``; opens and plain merges
-                # never wait.
+                # never wait. (``in_dec_r`` holds unless DEC is left: ``finish`` or PASS.)
+                m.d.sync += in_dec_r.eq(1)
                 with m.If(br.pass_):
                     with m.If(room):
                         with m.If(br.coll):
@@ -824,14 +863,16 @@ class RscEngine(wiring.Component):
                 with m.Elif(br.flush_pass):
                     with m.If(room):
                         issue_flush(slot, 0, "other")
+                        m.d.sync += in_dec_r.eq(0)
                         m.next = "PASS"
                 with m.Elif(br.merge):
                     with m.If(~fa_2 | room):
                         m.d.sync += [wb.eq(1), dwe.eq(1), wb_addr.eq(slot)]
                         m.d.sync += [getattr(wb_data, n).eq(getattr(updc, n))
                                      for n, _ in dl]
-                        m.d.comb += [link_w.addr.eq(ctx.tail), link_w.data.eq(cur.page),
-                                     link_w.en.eq(1), stats.merged.eq(1)]
+                        m.d.sync += [link_w.addr.eq(ctx.tail), link_w.data.eq(cur.page),
+                                     link_w.en.eq(1)]
+                        m.d.comb += stats.merged.eq(1)
                         with m.If(fa_2):
                             m.d.comb += issue.eq(1)
                             m.d.sync += [j0.v.eq(1), j0.flush.eq(1), j0.upd.eq(1),
@@ -852,6 +893,7 @@ class RscEngine(wiring.Component):
                         with m.Else():
                             issue_flush(slot, 0, "mismatch")
                         with m.If(br.no_open):
+                            m.d.sync += in_dec_r.eq(0)
                             m.next = "PASS"
                         with m.Else():
                             open_ctx()
@@ -874,23 +916,29 @@ class RscEngine(wiring.Component):
                 with m.If(xop == X_POOL):
                     m.d.sync += xslot.eq(oldest)
                 m.next = "X_RD2"
-            _second_row(m, "X_RD", "X_DO", split, rsel, rd_hi, xslot)
+            _second_row(m, "X_RD", "X_DO", split, rsel, rd_hi, xslot, [in_xdo_r.eq(1)])
             with m.State("X_DO"):
+                # (``in_xdo_r`` holds while X_DO waits for ``room``.)
+                m.d.sync += in_xdo_r.eq(1)
                 with m.Switch(xop):
                     with m.Case(X_POOL):
                         with m.If(room):
                             issue_flush(xslot, 0, "pool")
+                            m.d.sync += in_xdo_r.eq(0)
                             m.next = "IDLE"
                     with m.Case(X_TIMEOUT):
                         with m.If(expired):       # (now - ctx.start)[:16] >= timeout_us
                             with m.If(room):
                                 issue_flush(xslot, 0, "timeout")
+                                m.d.sync += in_xdo_r.eq(0)
                                 m.next = "IDLE"
                         with m.Else():
+                            m.d.sync += in_xdo_r.eq(0)
                             m.next = "IDLE"
                     with m.Default():
                         with m.If(room):
                             issue_flush(xslot, 0, "all")
+                            m.d.sync += in_xdo_r.eq(0)
                             with m.If(scan == N - 1):
                                 m.next = "IDLE"
                             with m.Else():
@@ -902,13 +950,15 @@ class RscEngine(wiring.Component):
         # the state and the registered branch flags in two LUT levels: they reach every tag's
         # clock enable and valid bit across the CAM, and ``older``'s enables. ``xmode`` is 1
         # in X_DO (set on the way into X_RD) and 0 in DEC (set in CAM), so it selects the
-        # invalidated slot.
-        in_dec, in_xdo = fsm.ongoing("DEC"), fsm.ongoing("X_DO")
+        # invalidated slot. The states come from registers of their own (``in_dec_r``,
+        # ``in_xdo_r``: set on the way in, cleared on the way out), not from a decode of the
+        # state register.
+        in_dec, in_xdo = in_dec_r, in_xdo_r
         m.d.comb += [
             open_now.eq(in_dec & (br.open | (room & br.we_room))),
             cam.we.eq(open_now),
             cam.inv.eq(room & ((in_dec & br.inv_room) |
-                               (in_xdo & ((xop != X_TIMEOUT) | expired)))),
+                               (in_xdo & x_flush))),
             cam.inv_index.eq(Mux(xmode, xslot, slot)),
         ]
         return m

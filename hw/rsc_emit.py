@@ -182,7 +182,9 @@ class RscEmitter(wiring.Component):
 
         pb = (self.page_beats - 1).bit_length()
         seg_first = Signal(range(self.pages))
-        drop = jcur_kind == JOB_DROP
+        # The job is a drop: a register loaded at the start (``jcur_kind`` == JOB_DROP in every
+        # READ cycle), as it gates the reads and every register the READ state loads.
+        drop = Signal()
         page_end = pend
         PB_LAST = (1 << pb) - 1 if pb else 0
         m.d.comb += [self.r_page.eq(page), self.r_beat.eq(beat[:pb]),
@@ -230,7 +232,8 @@ class RscEmitter(wiring.Component):
 
         def start(nxt):
             # The first segment: [0, end] of its first page.
-            m.d.sync += [start_r.eq(1), page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
+            m.d.sync += [start_r.eq(1), drop.eq(nxt.kind == JOB_DROP),
+                         page.eq(nxt.page), seg_first.eq(nxt.page), beat.eq(0),
                          seg.eq(0), grab.eq(1), pend.eq(pb == 0),
                          s0.eq(0), at_first.eq(1),
                          left.eq(nxt.end[lw:]), seg_done.eq(nxt.end[lw:] == 0),

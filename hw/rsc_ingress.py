@@ -202,11 +202,12 @@ class RscIngress(wiring.Component):
         store, new_page, room = Signal(init=1), Signal(init=1), Signal(init=1)
         beat_n = Signal(16)
         level_n = Signal(range(self.depth + 1))
+        room_n = Signal()
         assert self.max_frame % W == 0
         fits_n = lt_const(beat_n, self.max_frame // W)     # beat_n * W < max_frame
         m.d.sync += [store.eq(fits_n),
                      new_page.eq(fits_n & (beat_n[:pb] == 0)),
-                     room.eq(level_n != self.depth)]
+                     room.eq(room_n)]
         m.d.comb += self.i.ready.eq((in_pkt | room) & (~new_page | self.alloc_ok))
         take = self.i.valid & self.i.ready
         cur_page = Mux(new_page, self.alloc_page, page)
@@ -351,15 +352,22 @@ class RscIngress(wiring.Component):
         tq_r = tq.read_port(domain="comb")
         m.d.comb += [tq_r.addr.eq(rp), self.d.payload.tag.eq(tq_r.data),
                      self.d.payload.index.eq(rp)]
-        rp_n = (rp + take_d)[:len(rp)]
+        # (The take comes from the decision's branch logic: the pointer's, the level's and
+        # ``d.valid``'s next values are each selected by it between two outcomes computed
+        # without it.)
+        rp1 = (rp + 1)[:len(rp)]
+        rp_n = Mux(take_d, rp1, rp)
         wp_sa = Signal(range(S))
         wp_n = [(wp + en)[:len(wp)] for wp, en in ((wp_d, dq_w.en), (wp_o, oq_w.en),
                                                    (wp_sa, last_d[-2]))]
         m.d.sync += [wp.eq(n) for wp, n in zip((wp_d, wp_o, wp_sa), wp_n)]
         m.d.sync += wp_s.eq(wp_s + sq_w.en)
-        m.d.comb += level_n.eq(level + (take & p.last) - take_d)
+        lv_in = level + (take & p.last)
+        m.d.comb += [level_n.eq(Mux(take_d, lv_in - 1, lv_in)),
+                     room_n.eq(Mux(take_d, lv_in - 1 != self.depth, lv_in != self.depth))]
         m.d.sync += [rp.eq(rp_n), level.eq(level_n),
-                     self.d.valid.eq(Cat(rp_n != wp for wp in wp_n).all())]
+                     self.d.valid.eq(Mux(take_d, Cat(rp1 != wp for wp in wp_n).all(),
+                                         Cat(rp != wp for wp in wp_n).all()))]
         dq_r, sq_r = (q.read_port(domain="comb") for q in (dq, sq))
         # ``lq`` and ``oq`` are read through a register, so what a read returns while its slot
         # is written does not matter if that never happens while the data is used: ``sel`` is
