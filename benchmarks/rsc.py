@@ -5,7 +5,8 @@ simulation, then synthesis.
 
 Scenarios (DESIGN.md section 8, issue 4): plain TCP frames of 1514 and of 64 bytes, offered
 back to back (valid never paused: one beat per cycle, 8 cycles per 64-byte frame at W=8),
-the flows interleaved round robin, 1, 8 and N = 32 of them; the output is always ready. Then
+the flows interleaved round robin, 1, 8, N = 32 and N + 1 of them (then every frame evicts
+the oldest context: it is the flow whose frame comes next); the output is always ready. Then
 a long bulk flow of 1514-byte frames (MSS 1460), which should give aggregates of
 ``(65535 - 40) // 1460`` = 44 segments, the most that fit an IPv4 total length.
 
@@ -30,7 +31,7 @@ def scenarios(quick):
     n = 48 if quick else 192
     out = []
     for size in (1514, 64):
-        for flows in (1, 8, CONTEXTS):
+        for flows in (1, 8, CONTEXTS, CONTEXTS + 1):
             count = n if size == 1514 else 8 * n
             out.append({"name": "line rate", "size": size, "flows": flows,
                         "frames": max(count, 4 * flows)})
