@@ -388,7 +388,8 @@ class RscEngine(wiring.Component):
         # the flush it starts does not wait behind a subtraction and a compare.
         now_next = Mux(tick == self.cycles_per_us - 1, now + 1, now)[:16]
         expired = Signal()
-        m.d.sync += expired.eq((now_next - dr_q.start)[:16] >= self.timeout_us)
+        expired_n = (now_next - dr_q.start)[:16] >= self.timeout_us
+        m.d.sync += expired.eq(expired_n)
 
         # --- the packet being decided (``cur``) and what is derived from it ----------------
         # The descriptor stays in the ingress's slot ``cur_idx`` while it is decided: ``cur`` is
@@ -480,16 +481,16 @@ class RscEngine(wiring.Component):
         pi_c = reg("pi_c", _half_fold(pi_b))
         ub_c = reg("ub_c", _half_fold(ub_b))
         # d
-        tcp_ok_d = reg("tcp_ok_d", _is_ffff(ts_c))
-        udp_ok_d = reg("udp_ok_d", u_zero_a | _is_ffff(us_c))
+        tcp_ok_c, udp_ok_c = _is_ffff(ts_c), u_zero_a | _is_ffff(us_c)
+        tcp_ok_d = reg("tcp_ok_d", tcp_ok_c)
+        udp_ok_d = reg("udp_ok_d", udp_ok_c)
         hdr_base_d = reg("hdr_base_d", _fold17(hb_c), 16)
         p_in_d = reg("p_in_d", _fold17(pi_c), 16)
         u_base_d = reg("u_base_d", _fold17(ub_c), 16)
-        # e
+        # (From stage d's registers: settled from CMP2 on.)
         udp_bad = udp_chk_a & ~udp_ok_d
         # (One register of its own, so the decision's branch sees one bit: settled from CMP2.)
-        cand_d = reg("cand_d", cst_a & len_ok_a & _is_ffff(ts_c) &
-                     ~(udp_chk_a & ~(u_zero_a | _is_ffff(us_c))))
+        cand_d = reg("cand_d", cst_a & len_ok_a & tcp_ok_c & ~(udp_chk_a & ~udp_ok_c))
 
         # A new context from ``cur`` (written in the cycle after DEC; ``now_d``: DEC's time).
         now_d = reg("now_d", now)
@@ -669,8 +670,7 @@ class RscEngine(wiring.Component):
         # X_DO flushes (if there is room): every operation but a timeout not expired. (With
         # ``xop``, set two cycles before, in one register: it gates the CAM's invalidate.)
         x_flush = Signal()
-        m.d.sync += x_flush.eq((xop != X_TIMEOUT) |
-                               ((now_next - dr_q.start)[:16] >= self.timeout_us))
+        m.d.sync += x_flush.eq((xop != X_TIMEOUT) | expired_n)
         scan = Signal(range(NI))      # timeout / flush-all scan position
         flush_req = Signal()
         with m.If(self.flush_all):
